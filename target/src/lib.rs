@@ -1,8 +1,22 @@
 //! The Lamina NVMe/TCP target.
 //!
 //! This crate is the server: it accepts NVMe/TCP connections, runs the admin, I/O and discovery
-//! controllers on top of `lamina-protocol`, and exports `lamina-lvol` volumes as namespaces.
-//! The `lamina` binary in `main.rs` is a thin shell around it.
+//! controllers on top of `lamina-protocol`, exports `lamina-lvol` volumes as namespaces, and
+//! offers the SPDK-compatible JSON-RPC management interface. The `lamina` binary in `main.rs`
+//! is a thin shell around it.
+//!
+//! # Layout
+//! - [`rpc`]: JSON-RPC framing, dispatch, listeners and client.
+//! - [`telemetry`]: logging set-up.
+//! - [`shutdown`]: signals to cancellation.
+//! - [`atomic_file`]: crash-safe file replacement for persisted configuration.
+//! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint.
+
+pub mod atomic_file;
+pub mod http;
+pub mod rpc;
+pub mod shutdown;
+pub mod telemetry;
 
 /// Lamina's version, as the binary and `spdk_get_version` report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
