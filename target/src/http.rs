@@ -90,7 +90,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 fn route(req: &Request<Incoming>, render: &Render, ready: &Readiness) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
-        return text(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n");
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n",
+        );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");

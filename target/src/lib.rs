@@ -6,6 +6,7 @@
 //! is a thin shell around it.
 //!
 //! # Layout
+//! - [`cli`]: the command line of the `lamina` binary.
 //! - [`rpc`]: JSON-RPC framing, dispatch, listeners and client.
 //! - [`telemetry`]: logging set-up.
 //! - [`shutdown`]: signals to cancellation.
@@ -13,6 +14,7 @@
 //! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint.
 
 pub mod atomic_file;
+pub mod cli;
 pub mod http;
 pub mod rpc;
 pub mod shutdown;

@@ -65,7 +65,11 @@ impl RpcClient {
     }
 
     /// Calls `method` with `params` (omitted when `None`) and returns its result.
-    pub async fn call(&mut self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut request = json!({"jsonrpc": "2.0", "id": id, "method": method});
@@ -79,7 +83,8 @@ impl RpcClient {
     }
 
     async fn exchange(&mut self, request: &Value, id: u64) -> Result<Value, ClientError> {
-        let bytes = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.stream
             .write_all(&bytes)
             .await
@@ -103,7 +108,9 @@ impl RpcClient {
 
     fn unpack(mut answer: Value, id: u64) -> Result<Value, ClientError> {
         if answer.get("id") != Some(&json!(id)) {
-            return Err(ClientError::Protocol(format!("answer to another request: {answer}")));
+            return Err(ClientError::Protocol(format!(
+                "answer to another request: {answer}"
+            )));
         }
         if let Some(err) = answer.get_mut("error") {
             let err: RpcError = serde_json::from_value(err.take())

@@ -134,7 +134,11 @@ impl Methods {
         };
         if let Some(observer) = &self.observer {
             // Metrics labels must stay bounded: a name no handler knows is "unknown".
-            let label = if handler.is_some() { request.method.as_str() } else { "unknown" };
+            let label = if handler.is_some() {
+                request.method.as_str()
+            } else {
+                "unknown"
+            };
             let elapsed = started.elapsed().as_secs_f64();
             observer(label, outcome.as_ref().map(|_| ()), elapsed);
         }
@@ -256,9 +260,12 @@ mod tests {
     #[tokio::test]
     async fn missing_and_unknown_params_name_the_parameter() {
         let m = table();
-        let r = call(&m, json!({"jsonrpc":"2.0","id":2,"method":"echo","params":{}}))
-            .await
-            .unwrap();
+        let r = call(
+            &m,
+            json!({"jsonrpc":"2.0","id":2,"method":"echo","params":{}}),
+        )
+        .await
+        .unwrap();
         assert_eq!(r["error"]["code"], -32602);
         assert!(r["error"]["message"].as_str().unwrap().contains("name"));
         let r = call(
@@ -343,7 +350,10 @@ mod tests {
         call(&m, json!({"jsonrpc":"2.0","id":2,"method":"nope"})).await;
         assert_eq!(
             *seen.lock(),
-            vec![("nothing".to_string(), true), ("unknown".to_string(), false)]
+            vec![
+                ("nothing".to_string(), true),
+                ("unknown".to_string(), false)
+            ]
         );
     }
 }

@@ -162,6 +162,9 @@ mod tests {
     fn labels_are_bounded() {
         assert_eq!(RpcError::busy("x").code_label(), "ebusy");
         assert_eq!(RpcError::new(-1234, "x").code_label(), "other");
-        assert_eq!(RpcError::method_not_found("m").code_label(), "method_not_found");
+        assert_eq!(
+            RpcError::method_not_found("m").code_label(),
+            "method_not_found"
+        );
     }
 }

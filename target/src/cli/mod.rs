@@ -1,0 +1,126 @@
+//! The `lamina` command line: `serve` runs the target, `rpc` sends any JSON-RPC method, and
+//! readable subcommands cover daily management work.
+//!
+//! Every `serve` flag can also come from an environment variable `LAMINA_<FLAG>` (containers,
+//! systemd drop-ins); a flag on the command line wins over the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+pub mod rpc;
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./lamina-data";
+/// The RPC socket's file name inside the data directory.
+pub const RPC_SOCKET_NAME: &str = "lamina.sock";
+
+/// Lamina, an NVMe-over-TCP target server.
+#[derive(Debug, Parser)]
+#[command(name = "lamina", version = crate::VERSION, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the NVMe/TCP target.
+    Serve(ServeArgs),
+    /// Send one JSON-RPC request and print its result.
+    Rpc(rpc::RpcArgs),
+}
+
+/// Flags of `lamina serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// NVMe/TCP listen address (repeatable). Default 127.0.0.1:4420.
+    #[arg(
+        long = "listen",
+        value_name = "ADDR:PORT",
+        env = "LAMINA_LISTEN",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<SocketAddr>,
+    /// Data directory: lvstore images, persisted configuration, the RPC socket.
+    #[arg(long, value_name = "DIR", env = "LAMINA_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// JSON-RPC Unix socket. Default DATA_DIR/lamina.sock.
+    #[arg(long, value_name = "PATH", env = "LAMINA_RPC_SOCKET")]
+    pub rpc_socket: Option<PathBuf>,
+    /// Also serve JSON-RPC on this loopback TCP address.
+    #[arg(long, value_name = "ADDR:PORT", env = "LAMINA_RPC_LISTEN")]
+    pub rpc_listen: Option<SocketAddr>,
+    /// Serve /metrics, /healthz and /readyz on this address (port 9440 by convention).
+    #[arg(long, value_name = "ADDR:PORT", env = "LAMINA_METRICS")]
+    pub metrics: Option<SocketAddr>,
+    /// Declarative start-up configuration (TOML, or SPDK JSON from save_config).
+    #[arg(long, value_name = "FILE", env = "LAMINA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter: a level (info, debug) or tracing directives. Default: RUST_LOG, else info.
+    #[arg(long, value_name = "LEVEL", env = "LAMINA_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, env = "LAMINA_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The listen addresses, with the default when none was given.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        if self.listen.is_empty() {
+            vec![SocketAddr::from(([127, 0, 0, 1], 4420))]
+        } else {
+            self.listen.clone()
+        }
+    }
+
+    /// The RPC socket path, with the default when none was given.
+    pub fn rpc_socket_path(&self) -> PathBuf {
+        self.rpc_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(RPC_SOCKET_NAME))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults() {
+        let cli = Cli::try_parse_from(["lamina", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.listen_addrs(), vec!["127.0.0.1:4420".parse().unwrap()]);
+        assert_eq!(
+            args.rpc_socket_path(),
+            PathBuf::from("./lamina-data/lamina.sock")
+        );
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn repeated_listen_and_bad_address() {
+        let cli = Cli::try_parse_from([
+            "lamina",
+            "serve",
+            "--listen",
+            "127.0.0.1:4420",
+            "--listen",
+            "[::1]:4421",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.listen_addrs().len(), 2);
+        assert!(Cli::try_parse_from(["lamina", "serve", "--listen", "nowhere"]).is_err());
+    }
+}
