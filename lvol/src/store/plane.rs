@@ -1,0 +1,107 @@
+//! Per-lvol data-plane coordination: the write gate (writes hold it shared; snapshot, merge and
+//! resize hold it exclusive to switch the map with no write in flight) and the first-write
+//! latches that make concurrent first writes to one unallocated cluster allocate it once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Gate and latches of one lvol.
+#[derive(Debug, Default)]
+pub(crate) struct DataPlane {
+    // An async lock because writes hold it across device I/O; it is write-preferring, so a
+    // snapshot waiting for it is not starved by a stream of writes.
+    pub gate: tokio::sync::RwLock<()>,
+    pub allocating: Mutex<HashMap<u32, Arc<Latch>>>,
+}
+
+/// A one-shot "allocation finished" signal.
+#[derive(Debug, Default)]
+pub(crate) struct Latch {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+impl Latch {
+    /// Waits until [`Latch::open`] was called (returns at once if it was).
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so an open between the check and the await is not lost.
+            notified.as_mut().enable();
+            if self.done.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Releases every waiter.
+    pub(crate) fn open(&self) {
+        self.done.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+/// Who handles a first write to a cluster.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// This caller allocates; dropping the guard releases the followers.
+    Leader(LeaderGuard),
+    /// Another caller is allocating: wait, then look again.
+    Follower(Arc<Latch>),
+}
+
+/// Held by the allocating writer of one cluster.
+#[derive(Debug)]
+pub(crate) struct LeaderGuard {
+    plane: Arc<crate::meta::state::LvolShared>,
+    index: u32,
+    latch: Arc<Latch>,
+}
+
+impl DataPlane {
+    /// Claims the allocation of logical cluster `index` of `lvol`.
+    pub(crate) fn claim(lvol: &Arc<crate::meta::state::LvolShared>, index: u32) -> Claim {
+        let mut map = lvol.plane.allocating.lock();
+        if let Some(latch) = map.get(&index) {
+            return Claim::Follower(Arc::clone(latch));
+        }
+        let latch = Arc::new(Latch::default());
+        map.insert(index, Arc::clone(&latch));
+        Claim::Leader(LeaderGuard {
+            plane: Arc::clone(lvol),
+            index,
+            latch,
+        })
+    }
+}
+
+impl Drop for LeaderGuard {
+    fn drop(&mut self) {
+        self.plane.plane.allocating.lock().remove(&self.index);
+        self.latch.open();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn latch_releases_waiters_opened_before_or_after() {
+        let l = Arc::new(Latch::default());
+        let w = {
+            let l = Arc::clone(&l);
+            tokio::spawn(async move { l.wait().await })
+        };
+        tokio::task::yield_now().await;
+        l.open();
+        w.await.unwrap();
+        l.wait().await;
+    }
+}

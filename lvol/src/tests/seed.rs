@@ -1,0 +1,166 @@
+//! The seed scenario (issue 3 §7; SPDK #3505, Mayastor #2055): lvols — thin, with I/O in
+//! flight, with snapshots and clones — are deleted over and over while 8 threads list lvols
+//! and lvstores and read every property in a tight loop. Zero panics, and every listing is
+//! internally consistent. `LAMINA_SEED_ITERATIONS` scales it (default 2000 iterations, three
+//! deletes each), next to 32 lvols that stay, so listings are not trivially short.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::support::*;
+use crate::{LvolError, LvolInfo, OpenMode, Progress, Registry};
+
+fn check_info(i: &LvolInfo) {
+    assert_eq!(i.alias, format!("{}/{}", i.lvs_name, i.name), "{i:?}");
+    assert_eq!(i.size_bytes, i.num_clusters * i.cluster_size, "{i:?}");
+    assert!(i.num_allocated_clusters <= i.num_clusters, "{i:?}");
+    assert_eq!(i.is_clone, i.parent.is_some(), "{i:?}");
+    assert!(!i.is_snapshot || i.is_read_only, "{i:?}");
+    assert!(i.clones.is_empty() || i.is_read_only, "{i:?}");
+    if !i.is_thin_provisioned && !i.is_clone {
+        assert_eq!(i.num_allocated_clusters, i.num_clusters, "{i:?}");
+    }
+    assert!(!i.is_esnap_clone && !i.is_degraded);
+}
+
+/// One lister: everything a JSON-RPC listing or a metrics scrape reads.
+fn lister(reg: &Registry, stop: &AtomicBool, count: &AtomicU64) {
+    while !stop.load(Ordering::Relaxed) {
+        for s in reg.list_lvstores() {
+            assert!(s.free_clusters <= s.total_data_clusters, "{s:?}");
+        }
+        for i in reg.list_lvols(None) {
+            check_info(&i);
+        }
+        for store in reg.lvstores() {
+            for l in store.lvols() {
+                match l.info() {
+                    Ok(i) => check_info(&i),
+                    Err(LvolError::Deleted) => {}
+                    Err(e) => panic!("unexpected listing error {e}"),
+                }
+                let _ = (
+                    l.num_allocated_clusters(),
+                    l.size_bytes(),
+                    l.is_read_only(),
+                    l.name(),
+                );
+            }
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// I/O on a force-closable descriptor until the lvol is deleted under it.
+async fn io_until_deleted(desc: crate::LvolDesc, seed: u64) -> u64 {
+    let mut i = 0u64;
+    loop {
+        let off = (i % 16) * 4096;
+        let r = if i.is_multiple_of(3) {
+            let mut buf = bytes::BytesMut::new();
+            desc.read(off, 4096, &mut buf).await
+        } else {
+            desc.write(off, pattern(seed + i, 4096), false).await
+        };
+        match r {
+            Ok(()) => i += 1,
+            Err(LvolError::Deleted) => return i,
+            Err(e) => panic!("I/O failed with {e} instead of Deleted"),
+        }
+        if i.is_multiple_of(8) {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+async fn one_round(store: &crate::LvolStore, round: u64) -> u64 {
+    let name = format!("v{round}");
+    let l = store.create_lvol(&name, 2 * MIB, &thin()).await.unwrap();
+    let d = l.open(OpenMode::Shared).unwrap();
+    d.write(0, pattern(round, 8192), false).await.unwrap();
+    drop(d);
+    let s = l.snapshot(&format!("s{round}")).await.unwrap();
+    let c = s.create_clone(&format!("c{round}")).await.unwrap();
+    let io_l = tokio::spawn(io_until_deleted(
+        l.open(OpenMode::ForceClosable).unwrap(),
+        round,
+    ));
+    let io_c = tokio::spawn(io_until_deleted(
+        c.open(OpenMode::ForceClosable).unwrap(),
+        round + 1,
+    ));
+    tokio::task::yield_now().await;
+    let p = Progress::new();
+    match round % 3 {
+        0 => {
+            c.delete(&p).await.unwrap();
+            s.delete(&p).await.unwrap(); // merges into l
+            l.delete(&p).await.unwrap();
+        }
+        1 => {
+            c.delete(&p).await.unwrap();
+            l.delete(&p).await.unwrap();
+            s.delete(&p).await.unwrap(); // no clones left
+        }
+        _ => {
+            assert!(matches!(s.delete(&p).await, Err(LvolError::HasClones(2))));
+            l.delete(&p).await.unwrap();
+            s.delete(&p).await.unwrap(); // merges into c
+            c.delete(&p).await.unwrap();
+        }
+    }
+    let ios = io_l.await.unwrap() + io_c.await.unwrap();
+    assert!(matches!(l.info(), Err(LvolError::Deleted)));
+    ios
+}
+
+#[test]
+fn seed_scenario_listings_race_deletes() {
+    let rounds = scaled("LAMINA_SEED_ITERATIONS", 2000) as u64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (reg, store, _) = rt.block_on(ram_store(64));
+    rt.block_on(async {
+        for i in 0..32 {
+            store
+                .create_lvol(&format!("keep{i}"), MIB, &thin())
+                .await
+                .unwrap();
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let listers: Vec<_> = (0..8)
+        .map(|_| {
+            let (reg, stop, count) = (reg.clone(), Arc::clone(&stop), Arc::clone(&count));
+            std::thread::spawn(move || lister(&reg, &stop, &count))
+        })
+        .collect();
+    let ios = rt.block_on(async {
+        let mut ios = 0;
+        for round in 0..rounds {
+            ios += one_round(&store, round).await;
+        }
+        ios
+    });
+    stop.store(true, Ordering::SeqCst);
+    for t in listers {
+        t.join().expect("a lister panicked");
+    }
+    let listings = count.load(Ordering::SeqCst);
+    eprintln!(
+        "seed scenario: {rounds} rounds, {} deletes, {ios} I/Os racing them, {listings} listings",
+        rounds * 3
+    );
+    assert!(listings > 0);
+    assert!(ios > rounds, "I/O should be in flight around the deletes");
+    assert_eq!(reg.list_lvols(None).len(), 32);
+    let info = store.info().unwrap();
+    rt.block_on(store.flush()).unwrap();
+    assert_eq!(info.lvol_count, 32);
+    // Every cluster came back (parked ones count as free).
+    assert_eq!(info.free_clusters, info.total_data_clusters);
+}
