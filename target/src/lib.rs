@@ -13,12 +13,28 @@
 //! - [`atomic_file`]: crash-safe file replacement for persisted configuration.
 //! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint.
 
+pub mod admin;
 pub mod atomic_file;
+pub mod bdev;
 pub mod cli;
+pub mod command;
+pub mod config;
+pub mod context;
+pub mod controller;
+pub mod discovery;
+pub mod dispatch;
 pub mod http;
+pub mod io;
+pub mod metrics;
+pub mod options;
+pub mod ports;
 pub mod rpc;
+pub mod server;
 pub mod shutdown;
+pub mod stats;
+pub mod subsystem;
 pub mod telemetry;
+pub mod transport;
 
 /// Lamina's version, as the binary and `spdk_get_version` report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,10 +7,7 @@ use lamina_target::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -18,12 +15,18 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(_args) => {
-            eprintln!(
-                "lamina {}: the NVMe/TCP server is not built yet; see README.md",
-                lamina_target::VERSION
-            );
-            ExitCode::FAILURE
+        Command::Serve(args) => {
+            if let Err(e) = lamina_target::telemetry::init(args.log_level.as_deref(), args.log_format) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            match runtime.block_on(lamina_target::server::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Rpc(args) => runtime.block_on(lamina_target::cli::rpc::run(args)),
     }

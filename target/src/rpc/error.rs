@@ -144,6 +144,56 @@ impl RpcError {
     }
 }
 
+impl From<crate::bdev::BdevError> for RpcError {
+    fn from(e: crate::bdev::BdevError) -> Self {
+        use crate::bdev::BdevError;
+        let code = match &e {
+            BdevError::NotFound(_) => ENODEV,
+            BdevError::Exists(_) => EEXIST,
+            BdevError::Claimed { .. } => EBUSY,
+            BdevError::BadName(_) => EINVAL,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<&lamina_lvol::LvolError> for RpcError {
+    fn from(e: &lamina_lvol::LvolError) -> Self {
+        use lamina_lvol::LvolError;
+        let code = match e {
+            LvolError::NotFound(_) | LvolError::Deleted | LvolError::NoLvstore => ENODEV,
+            LvolError::Exists(_) => EEXIST,
+            LvolError::Busy(_) | LvolError::HasClones(_) | LvolError::Unloaded => EBUSY,
+            LvolError::NoSpace { .. } | LvolError::MetadataFull(_) => ENOSPC,
+            LvolError::ReadOnly => EROFS,
+            LvolError::OutOfRange { .. }
+            | LvolError::Misaligned { .. }
+            | LvolError::InvalidArgument(_) => EINVAL,
+            LvolError::Corrupt(_) | LvolError::StoreFailed | LvolError::Device(_) => EIO,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<lamina_lvol::LvolError> for RpcError {
+    fn from(e: lamina_lvol::LvolError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<crate::subsystem::SubsystemError> for RpcError {
+    fn from(e: crate::subsystem::SubsystemError) -> Self {
+        use crate::subsystem::SubsystemError;
+        let code = match &e {
+            SubsystemError::NsidInUse(_) => EEXIST,
+            SubsystemError::BadNsid { .. } | SubsystemError::Discovery => EINVAL,
+            SubsystemError::Full(_) => ENOSPC,
+            SubsystemError::NoNamespace(_) => ENODEV,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,67 @@
 //! Layers: [`framing`] cuts the byte stream into JSON values, [`dispatch`] applies the JSON-RPC
 //! 2.0 rules and routes to method handlers, [`server`] owns the listeners and client
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
-//! the other end used by the CLI and tests.
+//! the other end used by the CLI and tests. The methods live in one file per resource:
+//! [`bdev`], [`lvol`], [`nvmf`], [`framework`].
+//!
+//! Every method that succeeds and is not a pure query persists the configuration (see
+//! [`crate::config`]), so what an operator created is back after a restart or a crash.
 
+pub mod bdev;
 pub mod client;
 pub mod dispatch;
 pub mod error;
+pub mod framework;
 pub mod framing;
+pub mod lvol;
+pub mod nvmf;
 pub mod server;
+
+use std::future::Future;
+use std::sync::Arc;
 
 pub use dispatch::{Methods, Params, RpcResult};
 pub use error::RpcError;
+
+use crate::context::Target;
+
+/// Every method Lamina answers, bound to `target`.
+pub fn methods(target: &Arc<Target>) -> Methods {
+    let mut m = Methods::new();
+    bdev::register(&mut m, target);
+    lvol::register(&mut m, target);
+    nvmf::register(&mut m, target);
+    framework::register(&mut m, target);
+    m
+}
+
+/// Whether a method only reads state (no persistence needed after it).
+fn is_query(name: &str) -> bool {
+    name.contains("_get_")
+        || name.starts_with("get_")
+        || matches!(
+            name,
+            "save_config" | "framework_wait_init" | "rpc_get_methods" | "spdk_get_version"
+        )
+}
+
+/// Registers `f` as `name`, giving it the target; a successful change is persisted.
+pub(crate) fn reg<F, Fut>(m: &mut Methods, t: &Arc<Target>, name: &'static str, f: F)
+where
+    F: Fn(Arc<Target>, Params) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RpcResult> + Send + 'static,
+{
+    let t = t.clone();
+    let f = Arc::new(f);
+    let persist = !is_query(name);
+    m.register(name, move |p| {
+        let (t, f) = (t.clone(), f.clone());
+        async move {
+            let result = f(t.clone(), p).await;
+            if persist && result.is_ok() {
+                crate::config::persist(&t).await;
+            }
+            result
+        }
+    });
+}

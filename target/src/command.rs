@@ -1,0 +1,107 @@
+//! What flows between the transport and the command handlers: a [`Request`] in (the SQE, the
+//! host's data, how much data the host can take back), a [`Completion`] out (status, result
+//! dwords, data for the host, and whether the queue must close afterwards).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use lamina_protocol::nvme::{Sqe, Status, StatusCode};
+
+use crate::context::Target;
+use crate::controller::Controller;
+
+/// One command as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The submission queue entry.
+    pub sqe: Sqe,
+    /// Host-to-controller data (in-capsule or gathered from H2CData), empty if none.
+    pub data: Bytes,
+    /// Controller-to-host bytes the host's SGL describes (0 if none).
+    pub c2h_len: u32,
+}
+
+/// What happens to the queue after the completion is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum After {
+    /// Nothing special.
+    #[default]
+    Continue,
+    /// Close the queue's connection once the completion is sent (Disconnect).
+    CloseQueue,
+}
+
+/// One command's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The command identifier.
+    pub cid: u16,
+    /// The status.
+    pub status: Status,
+    /// Command specific DW0.
+    pub dw0: u32,
+    /// Command specific DW1.
+    pub dw1: u32,
+    /// Data for the host (sent as C2HData when the status is success).
+    pub data: Option<Bytes>,
+    /// What the queue does next.
+    pub after: After,
+}
+
+impl Completion {
+    /// Success with no result.
+    pub fn ok(cid: u16) -> Self {
+        Self::with_status(cid, Status::SUCCESS)
+    }
+
+    /// A completion with `status`.
+    pub fn with_status(cid: u16, status: Status) -> Self {
+        Self {
+            cid,
+            status,
+            dw0: 0,
+            dw1: 0,
+            data: None,
+            after: After::Continue,
+        }
+    }
+
+    /// A failure with `code` and Do Not Retry.
+    pub fn error(cid: u16, code: StatusCode) -> Self {
+        Self::with_status(cid, Status::dnr(code))
+    }
+
+    /// Success carrying data for the host.
+    pub fn data(cid: u16, data: Bytes) -> Self {
+        Self {
+            data: Some(data),
+            ..Self::ok(cid)
+        }
+    }
+
+    /// Success with DW0 set.
+    pub fn dw0(cid: u16, dw0: u32) -> Self {
+        Self { dw0, ..Self::ok(cid) }
+    }
+}
+
+/// A command running.
+pub type CommandFuture = Pin<Box<dyn Future<Output = Completion> + Send + 'static>>;
+
+/// The queue a command arrived on.
+#[derive(Debug, Clone)]
+pub struct QueueCtx {
+    /// The target.
+    pub target: Arc<Target>,
+    /// The controller the queue belongs to.
+    pub ctrl: Arc<Controller>,
+    /// The queue ID (0: admin).
+    pub qid: u16,
+}
+
+/// A completed future for handlers that finish at once.
+pub fn ready(c: Completion) -> CommandFuture {
+    Box::pin(std::future::ready(c))
+}

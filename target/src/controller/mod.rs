@@ -1,0 +1,313 @@
+//! Controllers: one per admin Connect, shared by the admin queue and the I/O queues that join it.
+//!
+//! A controller owns what NVMe keeps per controller: CC/CSTS and their enable and shutdown state
+//! machines ([`properties`]), the features the host set, the I/O queues that joined, the
+//! Asynchronous Event state ([`aer`]), the keep-alive deadline and a supervisor task that tears
+//! the controller down when the host goes silent past KATO ([`supervisor`]). Teardown is one
+//! cancellation token: every queue of the controller holds a child of it, so cancelling it
+//! closes every connection of the controller, which fails their outstanding commands.
+
+pub mod aer;
+pub mod connect;
+pub mod errors;
+pub mod properties;
+pub mod registry;
+pub mod stats;
+pub mod supervisor;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use lamina_protocol::fabrics::{Cc, Csts};
+use lamina_protocol::nvme::Cqe;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use registry::Controllers;
+
+use crate::subsystem::Subsystem;
+use aer::AerState;
+use stats::ControllerStats;
+
+/// What the host set with Set Features, and what the controller granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// Asynchronous Event Configuration (FID 0Bh).
+    pub async_event_config: u32,
+    /// Volatile Write Cache enabled (FID 06h).
+    pub volatile_write_cache: bool,
+    /// The host's Timestamp (FID 0Eh) in ms, and when it was set.
+    pub timestamp: Option<(u64, Instant)>,
+    /// I/O queues granted by Number of Queues (FID 07h), 1-based.
+    pub io_queues_granted: u16,
+    /// Whether Number of Queues was set (it may be set once per controller reset).
+    pub io_queues_set: bool,
+}
+
+/// Identity of the host and the connection that created the controller.
+#[derive(Debug, Clone)]
+pub struct HostIdentity {
+    /// The host NQN from Connect.
+    pub hostnqn: String,
+    /// The host identifier from Connect.
+    pub hostid: [u8; 16],
+    /// The host's address.
+    pub peer: SocketAddr,
+    /// The local address the host connected to.
+    pub local: SocketAddr,
+}
+
+/// One controller.
+#[derive(Debug)]
+pub struct Controller {
+    cntlid: u16,
+    subsystem: Arc<Subsystem>,
+    host: HostIdentity,
+    kato_ms: AtomicU32,
+    sq_flow_control_disabled: bool,
+    regs: Mutex<(Cc, Csts)>,
+    features: Mutex<Features>,
+    io_queues: Mutex<BTreeMap<u16, (u64, CancellationToken)>>,
+    next_queue_id: std::sync::atomic::AtomicU64,
+    max_io_queues: u16,
+    aer: Mutex<AerState>,
+    oob: mpsc::UnboundedSender<Cqe>,
+    cancel: CancellationToken,
+    created: Instant,
+    last_activity_ms: AtomicU32,
+    admin_sqsize: AtomicU16,
+    stats: ControllerStats,
+    errors: Mutex<errors::ErrorLog>,
+}
+
+/// The receiving end of completions generated outside the admin queue's command flow
+/// (Asynchronous Event Request completions); owned by the admin queue's connection.
+pub type OobReceiver = mpsc::UnboundedReceiver<Cqe>;
+
+/// Arguments of [`Controller::new`].
+#[derive(Debug)]
+pub struct NewController {
+    /// The dynamic controller ID.
+    pub cntlid: u16,
+    /// The subsystem.
+    pub subsystem: Arc<Subsystem>,
+    /// Who connected.
+    pub host: HostIdentity,
+    /// KATO from Connect, in ms (0: no keep-alive).
+    pub kato_ms: u32,
+    /// Whether the admin Connect disabled SQ flow control.
+    pub sq_flow_control_disabled: bool,
+    /// The most I/O queues this controller may have.
+    pub max_io_queues: u16,
+    /// The server's root cancellation (teardown follows it).
+    pub parent: CancellationToken,
+}
+
+impl Controller {
+    /// Creates the controller and the receiver of its out-of-band completions.
+    pub fn new(args: NewController) -> (Arc<Self>, OobReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctrl = Self {
+            cntlid: args.cntlid,
+            subsystem: args.subsystem,
+            host: args.host,
+            kato_ms: AtomicU32::new(args.kato_ms),
+            sq_flow_control_disabled: args.sq_flow_control_disabled,
+            regs: Mutex::new((Cc(0), Csts(0))),
+            features: Mutex::new(Features {
+                async_event_config: 0,
+                volatile_write_cache: true,
+                timestamp: None,
+                io_queues_granted: args.max_io_queues,
+                io_queues_set: false,
+            }),
+            io_queues: Mutex::new(BTreeMap::new()),
+            next_queue_id: std::sync::atomic::AtomicU64::new(1),
+            max_io_queues: args.max_io_queues,
+            aer: Mutex::new(AerState::default()),
+            oob: tx,
+            cancel: args.parent.child_token(),
+            created: Instant::now(),
+            last_activity_ms: AtomicU32::new(0),
+            admin_sqsize: AtomicU16::new(0),
+            stats: ControllerStats::default(),
+            errors: Mutex::new(errors::ErrorLog::default()),
+        };
+        (Arc::new(ctrl), rx)
+    }
+
+    /// The controller ID.
+    pub fn cntlid(&self) -> u16 {
+        self.cntlid
+    }
+
+    /// The subsystem.
+    pub fn subsystem(&self) -> &Arc<Subsystem> {
+        &self.subsystem
+    }
+
+    /// Who connected.
+    pub fn host(&self) -> &HostIdentity {
+        &self.host
+    }
+
+    /// Keep Alive Timeout in ms (0: none).
+    pub fn kato_ms(&self) -> u32 {
+        self.kato_ms.load(Ordering::Acquire)
+    }
+
+    /// Sets KATO (Set Features Keep Alive Timer).
+    pub fn set_kato_ms(&self, ms: u32) {
+        self.kato_ms.store(ms, Ordering::Release);
+        self.touch();
+    }
+
+    /// Whether the host disabled SQ flow control (so C2HData may carry SUCCESS).
+    pub fn sq_flow_control_disabled(&self) -> bool {
+        self.sq_flow_control_disabled
+    }
+
+    /// The teardown token; every queue of the controller holds a child of it.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Tears the controller down: every queue closes.
+    pub fn tear_down(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the controller was torn down.
+    pub fn is_torn_down(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Records host activity (any command), which restarts the keep-alive timer.
+    pub fn touch(&self) {
+        let ms = u32::try_from(self.created.elapsed().as_millis()).unwrap_or(u32::MAX);
+        self.last_activity_ms.store(ms, Ordering::Release);
+    }
+
+    /// When the keep-alive timer expires, if KATO is set.
+    pub fn keep_alive_deadline(&self) -> Option<Instant> {
+        let kato = self.kato_ms();
+        (kato != 0).then(|| {
+            let last = u64::from(self.last_activity_ms.load(Ordering::Acquire));
+            self.created + Duration::from_millis(last + u64::from(kato))
+        })
+    }
+
+    /// CC and CSTS now.
+    pub fn registers(&self) -> (Cc, Csts) {
+        *self.regs.lock()
+    }
+
+    /// Whether the host enabled the controller and it is ready (commands other than Fabrics
+    /// ones are refused before).
+    pub fn is_ready(&self) -> bool {
+        let (cc, csts) = self.registers();
+        cc.enabled() && csts.ready()
+    }
+
+    /// The features now.
+    pub fn features(&self) -> Features {
+        *self.features.lock()
+    }
+
+    /// Changes the features.
+    pub fn update_features<R>(&self, f: impl FnOnce(&mut Features) -> R) -> R {
+        f(&mut self.features.lock())
+    }
+
+    /// The most I/O queues this controller may have.
+    pub fn max_io_queues(&self) -> u16 {
+        self.max_io_queues
+    }
+
+    /// Registers I/O queue `qid` and returns its registration (to unregister it with) and the
+    /// token that closes it (a child of the controller's), or why it cannot join.
+    pub fn add_io_queue(&self, qid: u16) -> Result<(u64, CancellationToken), IoQueueRefusal> {
+        let granted = self.features().io_queues_granted;
+        if qid == 0 || qid > granted {
+            return Err(IoQueueRefusal::OutOfRange { granted });
+        }
+        if !self.is_ready() {
+            return Err(IoQueueRefusal::NotReady);
+        }
+        let mut queues = self.io_queues.lock();
+        if queues.contains_key(&qid) {
+            return Err(IoQueueRefusal::Exists);
+        }
+        let token = self.cancel.child_token();
+        let id = self.next_queue_id.fetch_add(1, Ordering::Relaxed);
+        queues.insert(qid, (id, token.clone()));
+        Ok((id, token))
+    }
+
+    /// Closes every I/O queue (controller reset or shutdown).
+    pub fn close_io_queues(&self) {
+        for (_, (_, token)) in std::mem::take(&mut *self.io_queues.lock()) {
+            token.cancel();
+        }
+    }
+
+    /// Unregisters I/O queue `qid` if it is still the registration `id` (a reset may have
+    /// closed it and a new connection taken the QID since).
+    pub fn remove_io_queue(&self, qid: u16, id: u64) {
+        let mut queues = self.io_queues.lock();
+        if queues.get(&qid).is_some_and(|(cur, _)| *cur == id) {
+            queues.remove(&qid);
+        }
+    }
+
+    /// I/O queues connected now.
+    pub fn io_queue_count(&self) -> usize {
+        self.io_queues.lock().len()
+    }
+
+    /// The admin queue size (0's based SQSIZE + 1).
+    pub fn admin_queue_size(&self) -> u16 {
+        self.admin_sqsize.load(Ordering::Acquire)
+    }
+
+    /// Records the admin queue size.
+    pub fn set_admin_queue_size(&self, size: u16) {
+        self.admin_sqsize.store(size, Ordering::Release);
+    }
+
+    /// Per-controller counters (SMART / Health).
+    pub fn stats(&self) -> &ControllerStats {
+        &self.stats
+    }
+
+    /// Sends a completion on the admin queue outside the normal command flow.
+    fn send_oob(&self, cqe: Cqe) {
+        // The admin queue is gone only when the controller is being torn down.
+        let _ = self.oob.send(cqe);
+    }
+}
+
+/// Why an I/O queue cannot join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoQueueRefusal {
+    /// QID 0 or above the granted number of queues.
+    OutOfRange {
+        /// Queues granted.
+        granted: u16,
+    },
+    /// The QID is connected already.
+    Exists,
+    /// The controller is not enabled and ready (CC.EN, CSTS.RDY).
+    NotReady,
+}
+
+impl Controller {
+    /// The I/O queue IDs connected now.
+    pub fn io_queue_ids(&self) -> Vec<u16> {
+        self.io_queues.lock().keys().copied().collect()
+    }
+}

@@ -1,0 +1,224 @@
+//! Controller properties over Fabrics Property Get/Set: CAP, VS, CC and CSTS, with the enable,
+//! reset and shutdown state machines the host polls.
+//!
+//! - CC.EN 0→1: the configuration is checked (4 KiB pages, round-robin arbitration, NVM command
+//!   set, 64/16-byte queue entries when set); a bad one sets CSTS.CFS, as Linux nvmet does,
+//!   otherwise CSTS.RDY becomes 1 at once.
+//! - CC.EN 1→0 (controller reset): CSTS.RDY goes to 0, every I/O queue is closed, the features
+//!   return to their defaults.
+//! - CC.SHN normal or abrupt: CSTS.SHST goes to "occurring", every namespace of the subsystem is
+//!   flushed, then "complete". The flush runs inside the Property Set command, while the host
+//!   polls CSTS with Property Get commands that complete concurrently.
+
+use lamina_protocol::fabrics::{
+    Cap, Cc, Csts, Property, PropertySize, ShutdownNotification, ShutdownStatus, Vs,
+};
+use lamina_protocol::nvme::{Status, StatusCode};
+
+use super::Controller;
+
+/// CAP.TO: how long the host waits for CSTS.RDY, in 500 ms units (7.5 s, as Linux nvmet).
+pub const CAP_TIMEOUT_500MS: u8 = 15;
+
+/// The NVMe version the controllers report (1.3.0: what the Linux host needs for the
+/// Namespace Identification Descriptor list).
+pub const VERSION: Vs = Vs::V1_3;
+
+impl Controller {
+    /// CAP for a controller whose I/O queues may hold `max_queue_depth` entries.
+    pub fn cap(max_queue_depth: u16) -> Cap {
+        Cap::new(
+            max_queue_depth.saturating_sub(1),
+            CAP_TIMEOUT_500MS,
+            Cap::CSS_NVM,
+            0,
+            0,
+        )
+    }
+
+    /// Property Get.
+    pub fn property_get(
+        &self,
+        offset: Property,
+        size: PropertySize,
+        max_queue_depth: u16,
+    ) -> Result<u64, Status> {
+        let invalid = Status::dnr(StatusCode::INVALID_FIELD);
+        if offset.size() != Some(size) {
+            return Err(invalid);
+        }
+        let (cc, csts) = self.registers();
+        match offset {
+            Property::CAP => Ok(Self::cap(max_queue_depth).0),
+            Property::VS => Ok(u64::from(VERSION.0)),
+            Property::CC => Ok(u64::from(cc.0)),
+            Property::CSTS => Ok(u64::from(csts.0)),
+            _ => Err(invalid),
+        }
+    }
+
+    /// Property Set. Only CC is writable over Fabrics.
+    pub async fn property_set(
+        &self,
+        offset: Property,
+        size: PropertySize,
+        value: u64,
+    ) -> Result<(), Status> {
+        let invalid = Status::dnr(StatusCode::INVALID_FIELD);
+        if offset != Property::CC || size != PropertySize::Four {
+            return Err(invalid);
+        }
+        let new = Cc(u32::try_from(value & 0xffff_ffff).map_err(|_| invalid)?);
+        let shutdown = self.write_cc(new);
+        if shutdown {
+            self.shut_down().await;
+        }
+        Ok(())
+    }
+
+    /// Applies a CC write; returns whether a shutdown must now run.
+    fn write_cc(&self, new: Cc) -> bool {
+        let mut regs = self.regs.lock();
+        let (old, mut csts) = *regs;
+        let mut reset = false;
+        if new.enabled() && !old.enabled() {
+            csts = if cc_is_valid(new) {
+                Csts::new(true, false, ShutdownStatus::Normal)
+            } else {
+                Csts(Csts::CFS)
+            };
+        } else if !new.enabled() && old.enabled() {
+            csts = Csts::new(false, false, ShutdownStatus::Normal);
+            reset = true;
+        }
+        let shutdown = matches!(
+            new.shn(),
+            ShutdownNotification::Normal | ShutdownNotification::Abrupt
+        ) && !matches!(
+            old.shn(),
+            ShutdownNotification::Normal | ShutdownNotification::Abrupt
+        );
+        if shutdown {
+            csts = Csts((csts.0 & !(0b11 << 2)) | (1 << 2));
+        }
+        *regs = (new, csts);
+        drop(regs);
+        if reset {
+            self.reset();
+        }
+        shutdown
+    }
+
+    /// Controller reset: I/O queues go, features return to their defaults.
+    fn reset(&self) {
+        tracing::info!(cntlid = self.cntlid, "controller reset by the host");
+        self.close_io_queues();
+        let max = self.max_io_queues;
+        self.update_features(|f| {
+            f.async_event_config = 0;
+            f.io_queues_granted = max;
+            f.io_queues_set = false;
+        });
+    }
+
+    /// Flushes every namespace, then reports the shutdown complete.
+    async fn shut_down(&self) {
+        tracing::info!(cntlid = self.cntlid, "controller shutdown requested by the host");
+        for ns in self.subsystem.namespaces() {
+            let Some(_guard) = ns.enter() else { continue };
+            if let Err(e) = ns.backend().flush().await {
+                tracing::warn!(cntlid = self.cntlid, nsid = ns.nsid(), error = %e,
+                    "flush during controller shutdown failed");
+            }
+        }
+        let mut regs = self.regs.lock();
+        let csts = regs.1;
+        regs.1 = Csts((csts.0 & !(0b11 << 2)) | (2 << 2));
+    }
+}
+
+/// Checks CC at enable time: 4 KiB pages, round-robin, the NVM command set, and the NVM queue
+/// entry sizes when the host set them (64-byte SQEs, 16-byte CQEs).
+fn cc_is_valid(cc: Cc) -> bool {
+    let entries_ok = (cc.iosqes() == 0 && cc.iocqes() == 0) || (cc.iosqes() == 6 && cc.iocqes() == 4);
+    cc.mps() == 0 && cc.ams() == 0 && cc.css() == 0 && entries_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{Controller, HostIdentity, NewController};
+    use crate::subsystem::{Subsystem, SubsystemConfig};
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    fn ctrl() -> Arc<Controller> {
+        let sub = Arc::new(Subsystem::new(SubsystemConfig {
+            nqn: "nqn.test".into(),
+            serial_number: "s".into(),
+            model_number: "m".into(),
+            allow_any_host: true,
+            max_namespaces: 1,
+        }));
+        Controller::new(NewController {
+            cntlid: 1,
+            subsystem: sub,
+            host: HostIdentity {
+                hostnqn: "h".into(),
+                hostid: [0; 16],
+                peer: "127.0.0.1:1".parse().unwrap(),
+                local: "127.0.0.1:4420".parse().unwrap(),
+            },
+            kato_ms: 0,
+            sq_flow_control_disabled: false,
+            max_io_queues: 4,
+            parent: CancellationToken::new(),
+        })
+        .0
+    }
+
+    #[tokio::test]
+    async fn enable_then_shutdown() {
+        let c = ctrl();
+        let csts = |c: &Controller| Csts(u32::try_from(c.property_get(Property::CSTS, PropertySize::Four, 128).unwrap()).unwrap());
+        assert!(!csts(&c).ready());
+        c.property_set(Property::CC, PropertySize::Four, u64::from(Cc::enable(0, 0).0))
+            .await
+            .unwrap();
+        assert!(csts(&c).ready());
+        assert!(c.is_ready());
+        let shn = Cc::enable(0, 0).0 | (1 << 14);
+        c.property_set(Property::CC, PropertySize::Four, u64::from(shn)).await.unwrap();
+        assert_eq!(csts(&c).shst(), ShutdownStatus::Complete);
+    }
+
+    #[tokio::test]
+    async fn bad_configuration_sets_cfs_and_reset_clears_ready() {
+        let c = ctrl();
+        let bad = Cc::enable(0, 1).0; // 8 KiB pages
+        c.property_set(Property::CC, PropertySize::Four, u64::from(bad)).await.unwrap();
+        let (_, csts) = c.registers();
+        assert!(csts.fatal());
+        assert!(!csts.ready());
+
+        let c = ctrl();
+        c.property_set(Property::CC, PropertySize::Four, u64::from(Cc::enable(0, 0).0))
+            .await
+            .unwrap();
+        let (_, token) = c.add_io_queue(1).unwrap();
+        c.property_set(Property::CC, PropertySize::Four, 0).await.unwrap();
+        assert!(!c.registers().1.ready());
+        assert!(token.is_cancelled(), "reset closes I/O queues");
+    }
+
+    #[test]
+    fn gets_check_offset_and_size() {
+        let c = ctrl();
+        let cap = c.property_get(Property::CAP, PropertySize::Eight, 128).unwrap();
+        assert_eq!(Cap(cap).mqes(), 127);
+        assert_eq!(Cap(cap).timeout(), CAP_TIMEOUT_500MS);
+        assert_eq!(c.property_get(Property::VS, PropertySize::Four, 128).unwrap(), 0x10300);
+        assert!(c.property_get(Property::CAP, PropertySize::Four, 128).is_err());
+        assert!(c.property_get(Property::AQA, PropertySize::Four, 128).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Routing a command to its handler: Fabrics commands on any queue, admin commands on the admin
+//! queue, NVM I/O commands on I/O queues. Everything but Fabrics commands waits for the host to
+//! enable the controller (CC.EN = 1, CSTS.RDY = 1): before, Command Sequence Error.
+
+use lamina_protocol::fabrics::{
+    FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
+};
+use lamina_protocol::nvme::{AdminOpcode, StatusCode};
+
+use crate::command::{After, Completion, CommandFuture, QueueCtx, Request, ready};
+
+/// What became of a command.
+pub enum Started {
+    /// It runs as this future.
+    Running(CommandFuture),
+    /// It was parked (an Asynchronous Event Request) and completes later out of band.
+    Parked,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running(_) => "Running",
+            Self::Parked => "Parked",
+        })
+    }
+}
+
+/// Starts a command on a bound queue.
+pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
+    if req.sqe.opcode == AdminOpcode::FABRICS.0 {
+        return Started::Running(fabrics(ctx, &req));
+    }
+    if !ctx.ctrl.is_ready() {
+        return Started::Running(ready(Completion::error(
+            req.sqe.cid,
+            StatusCode::COMMAND_SEQUENCE_ERROR,
+        )));
+    }
+    if ctx.qid == 0 {
+        crate::admin::execute(ctx, req)
+    } else {
+        Started::Running(crate::io::execute(ctx, req))
+    }
+}
+
+/// Fabrics commands other than Connect (which the transport handles as it binds the queue).
+fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
+    let cid = req.sqe.cid;
+    let invalid = Completion::error(cid, StatusCode::INVALID_FIELD);
+    match fabrics_command_type(&req.sqe) {
+        Some(FabricsCommandType::PROPERTY_GET) if ctx.qid == 0 => {
+            let Ok(cmd) = PropertyGet::try_from(&req.sqe) else { return ready(invalid) };
+            let depth = ctx.target.options().max_queue_depth;
+            ready(match ctx.ctrl.property_get(cmd.offset, cmd.size, depth) {
+                Ok(v) => Completion {
+                    dw0: u32::try_from(v & 0xffff_ffff).unwrap_or(0),
+                    dw1: u32::try_from(v >> 32).unwrap_or(0),
+                    ..Completion::ok(cid)
+                },
+                Err(status) => Completion::with_status(cid, status),
+            })
+        }
+        Some(FabricsCommandType::PROPERTY_SET) if ctx.qid == 0 => {
+            let Ok(cmd) = PropertySet::try_from(&req.sqe) else { return ready(invalid) };
+            let ctrl = ctx.ctrl.clone();
+            Box::pin(async move {
+                match ctrl.property_set(cmd.offset, cmd.size, cmd.value).await {
+                    Ok(()) => Completion::ok(cid),
+                    Err(status) => Completion::with_status(cid, status),
+                }
+            })
+        }
+        Some(FabricsCommandType::DISCONNECT) => ready(Completion {
+            after: After::CloseQueue,
+            ..Completion::ok(cid)
+        }),
+        Some(FabricsCommandType::CONNECT) => {
+            ready(Completion::error(cid, StatusCode::COMMAND_SEQUENCE_ERROR))
+        }
+        // Property commands on an I/O queue, authentication (never required by Lamina: the
+        // Connect response does not ask for it) and unknown types.
+        _ => ready(Completion::error(cid, StatusCode::INVALID_OPCODE)),
+    }
+}

@@ -1,0 +1,84 @@
+//! NVMe/TCP ports: the addresses the target listens on, each with a port ID for the discovery
+//! log page and its accept loop.
+//!
+//! A port is started the first time an address is asked for (`--listen`, or a subsystem's
+//! `nvmf_subsystem_add_listener`) and runs until shutdown: the discovery subsystem is reachable
+//! on every port, and which NVM subsystems a connection may reach is decided per subsystem
+//! (its listener list) at Connect time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::context::Target;
+
+/// One listening address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Port {
+    /// The port ID reported in the discovery log page.
+    pub id: u16,
+    /// The bound address (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+}
+
+/// Every port.
+#[derive(Debug, Default)]
+pub struct Ports {
+    ports: Mutex<BTreeMap<SocketAddr, Port>>,
+}
+
+impl Ports {
+    /// No ports.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Listens on `addr` unless already listening there; returns the port.
+    pub async fn listen(&self, target: &Arc<Target>, addr: SocketAddr) -> std::io::Result<Port> {
+        if let Some(p) = self.get(addr) {
+            return Ok(p);
+        }
+        let listener = crate::transport::listen(addr).await?;
+        let bound = listener.local_addr()?;
+        let port = {
+            let mut ports = self.ports.lock();
+            if let Some(p) = ports.get(&bound) {
+                return Ok(*p);
+            }
+            let id = u16::try_from(ports.len() + 1).unwrap_or(u16::MAX);
+            let port = Port { id, addr: bound };
+            ports.insert(bound, port);
+            port
+        };
+        tracing::info!(addr = %bound, portid = port.id, "NVMe/TCP listener up");
+        let (t, c) = (target.clone(), target.cancel.child_token());
+        target
+            .tracker
+            .spawn(crate::transport::accept_loop(listener, t, c));
+        Ok(port)
+    }
+
+    /// The port at exactly `addr`.
+    pub fn get(&self, addr: SocketAddr) -> Option<Port> {
+        self.ports.lock().get(&addr).copied()
+    }
+
+    /// The port a connection with local address `local` arrived on (a wildcard port matches any
+    /// local address on its port number).
+    pub fn arrived_on(&self, local: SocketAddr) -> Option<Port> {
+        let ports = self.ports.lock();
+        ports.get(&local).copied().or_else(|| {
+            ports
+                .values()
+                .find(|p| p.addr.port() == local.port() && p.addr.ip().is_unspecified())
+                .copied()
+        })
+    }
+
+    /// Every port, by address.
+    pub fn list(&self) -> Vec<Port> {
+        self.ports.lock().values().copied().collect()
+    }
+}

@@ -1,0 +1,269 @@
+//! Base device methods, as SPDK names and shapes them: `bdev_malloc_create`,
+//! `bdev_malloc_delete`, `bdev_aio_create`, `bdev_aio_delete`, `bdev_null_create`,
+//! `bdev_null_delete`, and `bdev_get_bdevs` (which lists lvols as bdevs too, with their
+//! `driver_specific.lvol` section, as SPDK does).
+//!
+//! Creating an aio bdev examines it: an lvstore found on the device is loaded with its lvols,
+//! which is how lvstores come back after a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lamina_lvol::device::{Device, FileDevice, FileOptions, NullDevice, RamDevice};
+use lamina_lvol::{LvolError, LvolInfo};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::dispatch::{Methods, Params, RpcResult};
+use super::error::RpcError;
+use crate::bdev::{Bdev, BdevKind};
+use crate::context::Target;
+
+/// Registers the methods.
+pub fn register(m: &mut Methods, t: &Arc<Target>) {
+    super::reg(m, t, "bdev_malloc_create", malloc_create);
+    super::reg(m, t, "bdev_malloc_delete", delete_bdev);
+    super::reg(m, t, "bdev_aio_create", aio_create);
+    super::reg(m, t, "bdev_aio_delete", delete_bdev);
+    super::reg(m, t, "bdev_null_create", null_create);
+    super::reg(m, t, "bdev_null_delete", delete_bdev);
+    super::reg(m, t, "bdev_get_bdevs", get_bdevs);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MallocCreate {
+    name: Option<String>,
+    num_blocks: u64,
+    block_size: u32,
+    uuid: Option<Uuid>,
+    #[serde(default)]
+    optimal_io_boundary: Option<u32>,
+    #[serde(default)]
+    md_size: Option<u32>,
+    #[serde(default)]
+    md_interleave: Option<bool>,
+    #[serde(default)]
+    dif_type: Option<u32>,
+    #[serde(default)]
+    dif_is_head_of_md: Option<bool>,
+    #[serde(default)]
+    physical_block_size: Option<u32>,
+}
+
+async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: MallocCreate = p.parse()?;
+    if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
+        return Err(RpcError::invalid("metadata and DIF are not supported"));
+    }
+    let _ = (p.optimal_io_boundary, p.md_interleave, p.dif_is_head_of_md, p.physical_block_size);
+    let size = p
+        .num_blocks
+        .checked_mul(u64::from(p.block_size))
+        .filter(|s| *s > 0)
+        .ok_or_else(|| RpcError::invalid_params("num_blocks * block_size must be positive"))?;
+    let dev = RamDevice::new(size, p.block_size).map_err(|e| RpcError::invalid(e.to_string()))?;
+    let name = p.name.unwrap_or_else(|| next_name(&t, "Malloc"));
+    let bdev = t.bdevs.insert(&name, p.uuid, BdevKind::Malloc, dev.into()).map_err(RpcError::from)?;
+    tracing::info!(bdev = %name, size, "malloc bdev created");
+    Ok(json!(bdev.name()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AioCreate {
+    name: String,
+    filename: PathBuf,
+    #[serde(default)]
+    block_size: Option<u32>,
+    #[serde(default)]
+    readonly: Option<bool>,
+    #[serde(default)]
+    fallocate: Option<bool>,
+    #[serde(default)]
+    uuid: Option<Uuid>,
+}
+
+async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: AioCreate = p.parse()?;
+    if p.readonly == Some(true) {
+        return Err(RpcError::invalid("read-only aio bdevs are not supported"));
+    }
+    let _ = p.fallocate;
+    if t.bdevs.contains(&p.name) {
+        return Err(RpcError::exists(format!("bdev '{}' already exists", p.name)));
+    }
+    let opts = FileOptions {
+        block_size: p.block_size.filter(|b| *b != 0),
+        ..FileOptions::default()
+    };
+    let filename = p.filename.clone();
+    let dev = tokio::task::spawn_blocking(move || FileDevice::open(&filename, &opts))
+        .await
+        .map_err(RpcError::internal)?
+        .map_err(|e| RpcError::new(super::error::ENOENT, format!("{}: {e}", p.filename.display())))?;
+    let kind = BdevKind::Aio { filename: p.filename.clone() };
+    let bdev = t.bdevs.insert(&p.name, p.uuid, kind, dev.into()).map_err(RpcError::from)?;
+    tracing::info!(bdev = %p.name, file = %p.filename.display(), "aio bdev created");
+    examine(&t, &bdev).await;
+    Ok(json!(bdev.name()))
+}
+
+/// Looks for an lvstore on a new bdev and loads it (SPDK's examine).
+pub async fn examine(t: &Arc<Target>, bdev: &Arc<Bdev>) {
+    match t.lvols.load_lvstore(bdev.device().clone(), bdev.name()).await {
+        Ok(store) => {
+            if bdev.try_claim(crate::bdev::Claim::Lvstore).is_err() {
+                tracing::warn!(bdev = %bdev.name(), "bdev already claimed while loading its lvstore");
+            }
+            tracing::info!(bdev = %bdev.name(), lvstore = %store.name(),
+                lvols = store.lvols().len(), "lvstore loaded");
+        }
+        Err(LvolError::NoLvstore) => {}
+        Err(e) => tracing::warn!(bdev = %bdev.name(), error = %e, "lvstore on bdev not loaded"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NullCreate {
+    name: String,
+    num_blocks: u64,
+    block_size: u32,
+    #[serde(default)]
+    uuid: Option<Uuid>,
+    #[serde(default)]
+    md_size: Option<u32>,
+    #[serde(default)]
+    dif_type: Option<u32>,
+    #[serde(default)]
+    dif_is_head_of_md: Option<bool>,
+    #[serde(default)]
+    physical_block_size: Option<u32>,
+}
+
+async fn null_create(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: NullCreate = p.parse()?;
+    if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
+        return Err(RpcError::invalid("metadata and DIF are not supported"));
+    }
+    let _ = (p.dif_is_head_of_md, p.physical_block_size);
+    let size = p
+        .num_blocks
+        .checked_mul(u64::from(p.block_size))
+        .filter(|s| *s > 0)
+        .ok_or_else(|| RpcError::invalid_params("num_blocks * block_size must be positive"))?;
+    let dev = NullDevice::new(size, p.block_size).map_err(|e| RpcError::invalid(e.to_string()))?;
+    let bdev = t.bdevs.insert(&p.name, p.uuid, BdevKind::Null, dev.into()).map_err(RpcError::from)?;
+    Ok(json!(bdev.name()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBdev {
+    name: String,
+}
+
+async fn delete_bdev(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: DeleteBdev = p.parse()?;
+    let bdev = t.bdevs.remove(&p.name).map_err(RpcError::from)?;
+    if let Device::File(f) = bdev.device() {
+        tracing::info!(bdev = %p.name, file = %f.path().display(), "aio bdev deleted");
+    } else {
+        tracing::info!(bdev = %p.name, "bdev deleted");
+    }
+    Ok(json!(true))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GetBdevs {
+    name: Option<String>,
+    #[serde(default)]
+    timeout: Option<u64>,
+}
+
+async fn get_bdevs(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: GetBdevs = p.parse()?;
+    let _ = p.timeout;
+    let mut out = Vec::new();
+    if let Some(name) = &p.name {
+        if let Ok(b) = t.bdevs.get(name) {
+            out.push(base_bdev_json(&b));
+        } else {
+            let lvol = t.lvols.lvol(name).map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
+            let info = lvol.info().map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
+            out.push(lvol_bdev_json(&info));
+        }
+        return Ok(Value::Array(out));
+    }
+    out.extend(t.bdevs.list().iter().map(|b| base_bdev_json(b)));
+    // Listings read each lvol through its own handle: a deleted one is skipped, never half-read.
+    out.extend(t.lvols.list_lvols(None).iter().map(lvol_bdev_json));
+    Ok(Value::Array(out))
+}
+
+fn base_bdev_json(b: &Bdev) -> Value {
+    let mut v = json!({
+        "name": b.name(),
+        "aliases": [],
+        "product_name": b.kind().product_name(),
+        "block_size": b.block_size(),
+        "num_blocks": b.num_blocks(),
+        "uuid": b.uuid().to_string(),
+        "claimed": b.claim().is_some(),
+        "zoned": false,
+        "supported_io_types": io_types(),
+        "driver_specific": {},
+    });
+    if let Some(c) = b.claim() {
+        v["claim_type"] = json!(match c {
+            crate::bdev::Claim::Lvstore => "read_many_write_one",
+            crate::bdev::Claim::Namespace { .. } => "exclusive_write",
+        });
+    }
+    if let BdevKind::Aio { filename } = b.kind() {
+        v["driver_specific"] = json!({"aio": {"filename": filename.display().to_string(),
+            "block_size_override": true, "readonly": false}});
+    }
+    v
+}
+
+fn lvol_bdev_json(i: &LvolInfo) -> Value {
+    json!({
+        "name": i.uuid.to_string(),
+        "aliases": [i.alias],
+        "product_name": "Logical Volume",
+        "block_size": i.block_size,
+        "num_blocks": i.size_bytes / u64::from(i.block_size.max(1)),
+        "uuid": i.uuid.to_string(),
+        "claimed": false,
+        "zoned": false,
+        "supported_io_types": io_types(),
+        "driver_specific": {"lvol": {
+            "lvol_store_uuid": i.lvs_uuid.to_string(),
+            "base_bdev": i.base_bdev,
+            "thin_provision": i.is_thin_provisioned,
+            "num_allocated_clusters": i.num_allocated_clusters,
+            "snapshot": i.is_snapshot,
+            "clone": i.is_clone,
+            "esnap_clone": false,
+            "base_snapshot": i.parent.as_ref().map(|p| p.name.clone()),
+            "clones": i.clones.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        }},
+    })
+}
+
+fn io_types() -> Value {
+    json!({"read": true, "write": true, "unmap": true, "write_zeroes": true, "flush": true,
+        "reset": true, "compare": true, "compare_and_write": false, "abort": false,
+        "nvme_admin": false, "nvme_io": false})
+}
+
+fn next_name(t: &Target, prefix: &str) -> String {
+    (0..u32::MAX)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| !t.bdevs.contains(n))
+        .unwrap_or_else(|| format!("{prefix}{}", Uuid::new_v4()))
+}

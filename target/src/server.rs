@@ -1,0 +1,247 @@
+//! `lamina serve`: bring the target up from its data directory, serve until a signal, shut down
+//! cleanly.
+//!
+//! Start-up, in order: the persisted configuration (`DATA_DIR/lamina.json`) is replayed, or on
+//! a fresh data directory the embedded default is created (a sparse 16 GiB file `lvs0.img`
+//! holding lvstore `lvs0` with a 1 GiB thin lvol `vol0`, exported as namespace 1 of
+//! `nqn.2026-11.io.lamina:default` to any host); a `--config` file is applied on top (creating
+//! what is missing); the `--listen` ports open; the RPC socket and the metrics endpoint come
+//! up; readiness is set; the attach commands are printed.
+//!
+//! Shutdown (SIGINT/SIGTERM): the root token is cancelled, so listeners stop accepting and every
+//! connection stops reading, lets its in-flight commands finish and sends their completions;
+//! then every lvstore is flushed, the configuration persisted, and the process exits 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::cli::ServeArgs;
+use crate::context::Target;
+use crate::http::Readiness;
+use crate::options::TransportOptions;
+use crate::rpc::Methods;
+use crate::rpc::server::RpcServerConfig;
+
+/// The default subsystem's NQN.
+pub const DEFAULT_NQN: &str = "nqn.2026-11.io.lamina:default";
+/// The default lvstore file's name.
+pub const DEFAULT_IMAGE: &str = "lvs0.img";
+/// Its virtual size.
+pub const DEFAULT_IMAGE_BYTES: u64 = 16 << 30;
+/// The default lvol's size.
+pub const DEFAULT_LVOL_MIB: u64 = 1024;
+/// How long shutdown waits for tasks.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running target.
+#[derive(Debug)]
+pub struct Running {
+    /// The target.
+    pub target: Arc<Target>,
+    /// The RPC methods.
+    pub methods: Arc<Methods>,
+    /// The RPC socket path.
+    pub rpc_socket: PathBuf,
+    /// The metrics endpoint, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The NVMe/TCP ports.
+    pub ports: Vec<SocketAddr>,
+    /// Readiness for `/readyz`.
+    pub ready: Arc<Readiness>,
+}
+
+/// Starts everything; returns once the target serves.
+pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let target = Target::new(TransportOptions::default());
+    let methods = Arc::new(crate::rpc::methods(&target));
+    let state = data_dir.join(crate::config::STATE_FILE);
+    let listen = args.listen_addrs();
+    if state.exists() {
+        let cfg = crate::config::read_json(&state)
+            .context("the persisted configuration is damaged; fix or move it away to start fresh")?;
+        let r = crate::config::replay(&methods, &cfg).await;
+        tracing::info!(ok = r.ok, failed = r.failed, file = %state.display(), "configuration restored");
+    } else if args.config.is_none() {
+        create_default(&methods, &data_dir, &listen).await?;
+    }
+    if let Some(path) = &args.config {
+        apply_config_file(&methods, path).await?;
+    }
+    let mut ports = Vec::new();
+    for addr in &listen {
+        let port = target
+            .ports
+            .listen(&target, *addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        ports.push(port.addr);
+    }
+    *target.state_path.write() = Some(state);
+    crate::config::persist(&target).await;
+
+    let rpc_socket = args.rpc_socket_path();
+    let unix = crate::rpc::server::bind_unix(&rpc_socket)
+        .await
+        .with_context(|| format!("cannot open the RPC socket {}", rpc_socket.display()))?;
+    target.tracker.spawn(crate::rpc::server::serve_unix(
+        unix,
+        rpc_socket.clone(),
+        methods.clone(),
+        RpcServerConfig::default(),
+        target.cancel.clone(),
+        target.tracker.clone(),
+    ));
+    if let Some(addr) = args.rpc_listen {
+        let l = crate::rpc::server::bind_tcp(addr).await?;
+        target.tracker.spawn(crate::rpc::server::serve_tcp(
+            l,
+            methods.clone(),
+            RpcServerConfig::default(),
+            target.cancel.clone(),
+            target.tracker.clone(),
+        ));
+    }
+    let ready = Arc::new(Readiness::default());
+    let metrics_addr = match args.metrics {
+        Some(addr) => Some(start_metrics(&target, addr, ready.clone()).await?),
+        None => None,
+    };
+    ready.set(true);
+    Ok(Running { target, methods, rpc_socket, metrics_addr, ports, ready })
+}
+
+async fn start_metrics(target: &Arc<Target>, addr: SocketAddr, ready: Arc<Readiness>) -> anyhow::Result<SocketAddr> {
+    let listener = crate::http::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let render: crate::http::Render = {
+        let t = target.clone();
+        Arc::new(move || crate::metrics::render(&t))
+    };
+    target.tracker.spawn(crate::http::serve(
+        listener,
+        render,
+        ready,
+        target.cancel.clone(),
+        target.tracker.clone(),
+    ));
+    tracing::info!(%bound, "metrics endpoint up (/metrics, /healthz, /readyz)");
+    Ok(bound)
+}
+
+/// Calls one method during start-up; an error stops the start.
+async fn call(methods: &Methods, method: &str, params: Value) -> anyhow::Result<Value> {
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let answer = methods.handle_value(req).await.unwrap_or(Value::Null);
+    if let Some(e) = answer.get("error") {
+        anyhow::bail!("{method} failed: {}", e["message"].as_str().unwrap_or("unknown error"));
+    }
+    Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// Creates the embedded default; safe to repeat after a crash half-way through.
+async fn create_default(methods: &Methods, data_dir: &Path, listen: &[SocketAddr]) -> anyhow::Result<()> {
+    let image = data_dir.join(DEFAULT_IMAGE);
+    if !image.exists() {
+        let f = std::fs::File::create(&image).with_context(|| format!("cannot create {}", image.display()))?;
+        f.set_len(DEFAULT_IMAGE_BYTES)?;
+        f.sync_all()?;
+    }
+    call(methods, "bdev_aio_create", json!({"name": "lvs0_base",
+        "filename": image.display().to_string(), "block_size": 4096})).await?;
+    let stores = call(methods, "bdev_lvol_get_lvstores", json!({})).await?;
+    if !stores.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "lvs0")) {
+        call(methods, "bdev_lvol_create_lvstore", json!({"bdev_name": "lvs0_base", "lvs_name": "lvs0"})).await?;
+    }
+    let lvols = call(methods, "bdev_lvol_get_lvols", json!({"lvs_name": "lvs0"})).await?;
+    if !lvols.as_array().is_some_and(|a| a.iter().any(|l| l["name"] == "vol0")) {
+        call(methods, "bdev_lvol_create", json!({"lvs_name": "lvs0", "lvol_name": "vol0",
+            "size_in_mib": DEFAULT_LVOL_MIB, "thin_provision": true})).await?;
+    }
+    call(methods, "nvmf_create_transport", json!({"trtype": "TCP"})).await?;
+    let serial: String = format!("LAMINA{}", uuid::Uuid::new_v4().simple())
+        .chars()
+        .take(20)
+        .collect::<String>()
+        .to_uppercase();
+    call(methods, "nvmf_create_subsystem", json!({"nqn": DEFAULT_NQN, "allow_any_host": true,
+        "serial_number": serial, "model_number": "Lamina"})).await?;
+    for addr in listen {
+        call(methods, "nvmf_subsystem_add_listener", json!({"nqn": DEFAULT_NQN,
+            "listen_address": crate::rpc::nvmf::ListenAddress::from_socket_addr(*addr)})).await?;
+    }
+    call(methods, "nvmf_subsystem_add_ns", json!({"nqn": DEFAULT_NQN,
+        "namespace": {"nsid": 1, "bdev_name": "lvs0/vol0"}})).await?;
+    tracing::info!(data_dir = %data_dir.display(), "embedded default created");
+    Ok(())
+}
+
+/// Applies a `--config` file: SPDK JSON (`save_config`) or Lamina TOML.
+async fn apply_config_file(methods: &Methods, path: &Path) -> anyhow::Result<()> {
+    let cfg = crate::config::read_json(path).context("--config")?;
+    let r = crate::config::replay(methods, &cfg).await;
+    tracing::info!(ok = r.ok, failed = r.failed, file = %path.display(), "--config applied");
+    Ok(())
+}
+
+/// How to attach each subsystem, as printed at start-up.
+pub fn attach_help(target: &Target) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for s in target.subsystems.list() {
+        if s.kind() == crate::subsystem::SubsystemKind::Discovery {
+            continue;
+        }
+        for addr in s.listeners() {
+            let (ip, port) = (addr.ip(), addr.port());
+            let _ = writeln!(
+                out,
+                "Serving {nqn} on {addr}. Attach it from a Linux host (modprobe nvme-tcp):\n  \
+                 nvme discover -t tcp -a {ip} -s {port}\n  \
+                 nvme connect -t tcp -a {ip} -s {port} -n {nqn}",
+                nqn = s.nqn()
+            );
+        }
+    }
+    out
+}
+
+/// Runs `lamina serve` until a signal; `Ok` after a clean shutdown.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let running = start(&args).await?;
+    let target = running.target.clone();
+    println!("{}", attach_help(&target).trim_end());
+    println!("JSON-RPC: {} (lamina rpc --socket {} rpc_get_methods)",
+        running.rpc_socket.display(), running.rpc_socket.display());
+    let signal = crate::shutdown::cancel_on_signal(target.cancel.clone()).await?;
+    tracing::info!(signal, "shutting down: draining connections");
+    shutdown(&running).await;
+    Ok(())
+}
+
+/// Stops everything and makes data durable.
+pub async fn shutdown(running: &Running) {
+    let target = &running.target;
+    running.ready.set(false);
+    target.cancel.cancel();
+    target.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, target.tracker.wait()).await.is_err() {
+        tracing::warn!("some tasks did not finish within {SHUTDOWN_TIMEOUT:?}");
+    }
+    for store in target.lvols.lvstores() {
+        if let Err(e) = store.flush().await {
+            tracing::error!(lvstore = %store.name(), error = %e, "flush at shutdown failed");
+        }
+    }
+    crate::config::persist(target).await;
+    tracing::info!("shutdown complete");
+}

@@ -1,0 +1,274 @@
+//! One NVMe/TCP connection, which is one queue: the IC exchange, then a single task that reads
+//! PDUs, runs commands concurrently and writes their completions.
+//!
+//! Only this module touches the `TcpStream`. The task owns all queue state without locks: the
+//! framer and read buffer, the in-flight command futures (polled here, so a command never hops
+//! threads to complete), the H2C transfers, and the output queue written with vectored
+//! non-blocking writes. It ends when the host closes the connection or disconnects, when a
+//! protocol violation is answered with a C2HTermReq, when the controller is torn down (KATO,
+//! reset, admin queue gone), or at shutdown, when it stops reading and lets in-flight commands
+//! finish for up to [`DRAIN_TIMEOUT`] before closing.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use lamina_protocol::tcp::{Fes, IcResp, Pda, TermReq, TxParams};
+use lamina_protocol::{DecodeError, Framer, FramerConfig, Pdu};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::output::Output;
+use super::queue::{Queue, QueueExit};
+use crate::command::CommandFuture;
+use crate::context::Target;
+use crate::options::ADMIN_IN_CAPSULE_DATA;
+
+/// How long a new connection may take to send its ICReq.
+pub const IC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight commands may take to finish at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stop reading new PDUs while this much output waits for a slow host.
+const OUT_HIGH_WATER: usize = 8 * 1024 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum ConnError {
+    /// The socket failed or the host went away.
+    Io(io::Error),
+    /// The host broke the protocol; a C2HTermReq was sent.
+    Violation(String),
+    /// The host sent an H2CTermReq.
+    HostTerminated(Fes),
+    /// No ICReq in time.
+    Timeout,
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The socket side of a queue.
+#[derive(Debug)]
+pub struct Wire {
+    /// The TCP stream.
+    pub stream: TcpStream,
+    /// Bytes read and not yet decoded.
+    pub rbuf: BytesMut,
+    /// The decoder.
+    pub framer: Framer,
+    /// Digest and alignment parameters for sending.
+    pub tx: TxParams,
+    /// Bytes to send.
+    pub out: Output,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The host's address.
+    pub peer: SocketAddr,
+}
+
+impl Wire {
+    /// Reads what the socket has, without blocking; `Ok(0)` means the host closed.
+    pub fn read_available(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            match self.stream.try_read_buf(&mut self.rbuf) {
+                Ok(0) => return if total == 0 { Ok(0) } else { Ok(total) },
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return if total == 0 { Err(e) } else { Ok(total) };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Decodes the next buffered PDU.
+    pub fn next_pdu(&mut self) -> Result<Option<Pdu>, DecodeError> {
+        let pdu = self.framer.decode(&mut self.rbuf);
+        match &pdu {
+            Ok(Some(p)) => self.out.stats().on_pdu_rx(p.pdu_type().0),
+            Err(DecodeError::HeaderDigest { .. }) => {
+                self.out.stats().header_digest_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(DecodeError::DataDigest { .. }) => {
+                self.out.stats().data_digest_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        pdu
+    }
+
+    /// Sends a C2HTermReq for `term` and flushes what can be flushed.
+    pub fn terminate(&mut self, term: &TermReq) {
+        self.out.push_term_req(term, self.tx);
+        let _ = self.out.flush(&self.stream);
+    }
+
+    /// Writes until the output queue is empty or `deadline` passes.
+    pub async fn flush_all(&mut self, deadline: Duration) -> io::Result<()> {
+        let flush = async {
+            while !self.out.flush(&self.stream)? {
+                self.stream.writable().await?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(deadline, flush)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// Whether reading should pause because the host does not read its completions.
+    pub fn is_backlogged(&self) -> bool {
+        self.out.queued_bytes() > OUT_HIGH_WATER
+    }
+}
+
+/// Serves one accepted connection to its end.
+pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationToken) {
+    let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let span = tracing::info_span!("conn", %peer, qid = tracing::field::Empty,
+        cntlid = tracing::field::Empty, hostnqn = tracing::field::Empty);
+    let stats = target.transport_stats.clone();
+    crate::stats::gauge_add(&stats.connections, 1);
+    stats.connections_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = async move {
+        let opts = target.options();
+        let mut framer_cfg = FramerConfig::target();
+        framer_cfg.max_data_len = opts.io_unit_size;
+        framer_cfg.max_in_capsule_data = opts.in_capsule_data_size.max(ADMIN_IN_CAPSULE_DATA);
+        framer_cfg.max_plen = opts
+            .io_unit_size
+            .max(framer_cfg.max_in_capsule_data)
+            .saturating_add(256);
+        let mut wire = Wire {
+            stream,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            framer: Framer::new(framer_cfg),
+            tx: TxParams::INITIAL,
+            out: Output::new(target.transport_stats.clone()),
+            local,
+            peer,
+        };
+        if let Err(e) = handshake(&mut wire, opts.io_unit_size).await {
+            log_end(&e);
+            return;
+        }
+        let queue = Queue::new(target, local, peer);
+        match queue.run(&mut wire, cancel).await {
+            Ok(exit) => tracing::debug!(?exit, "connection closed"),
+            Err(e) => log_end(&e),
+        }
+    };
+    tracing::Instrument::instrument(run, span).await;
+    crate::stats::gauge_add(&stats.connections, -1);
+}
+
+fn log_end(e: &ConnError) {
+    match e {
+        ConnError::Io(e) => tracing::debug!(error = %e, "connection closed"),
+        ConnError::Violation(what) => {
+            tracing::warn!(violation = %what, "protocol violation: sent C2HTermReq, closing");
+        }
+        ConnError::HostTerminated(fes) => {
+            tracing::warn!(?fes, "host terminated the connection (H2CTermReq)");
+        }
+        ConnError::Timeout => tracing::debug!("no ICReq in time: closing"),
+    }
+}
+
+/// The ICReq/ICResp exchange.
+async fn handshake(wire: &mut Wire, maxh2cdata: u32) -> Result<(), ConnError> {
+    let pdu = tokio::time::timeout(IC_TIMEOUT, read_one(wire))
+        .await
+        .map_err(|_| ConnError::Timeout)??;
+    let Pdu::IcReq(req) = pdu else {
+        return Err(violation(wire, Fes::PDU_SEQUENCE_ERROR, 0, "first PDU is not an ICReq"));
+    };
+    let resp = IcResp {
+        pfv: 0,
+        cpda: Pda(0),
+        digests: req.digests,
+        maxh2cdata,
+    };
+    wire.out.push_pdu(&Pdu::IcResp(resp), TxParams::INITIAL);
+    wire.flush_all(IC_TIMEOUT).await?;
+    wire.framer.set_digests(req.digests);
+    wire.tx = TxParams {
+        digests: req.digests,
+        peer_pda: req.hpda,
+    };
+    Ok(())
+}
+
+/// Reads until one PDU decodes.
+async fn read_one(wire: &mut Wire) -> Result<Pdu, ConnError> {
+    loop {
+        match wire.next_pdu() {
+            Ok(Some(pdu)) => return Ok(pdu),
+            Ok(None) => {}
+            Err(e) => return Err(decode_failure(wire, &e)),
+        }
+        wire.stream.readable().await?;
+        match wire.read_available() {
+            Ok(0) => return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Answers a fatal decode error with its TermReq.
+pub fn decode_failure(wire: &mut Wire, e: &DecodeError) -> ConnError {
+    if let Some(term) = e.term_req() {
+        wire.terminate(&term);
+    }
+    ConnError::Violation(e.to_string())
+}
+
+/// Sends a TermReq for a violation found above the codec.
+pub fn violation(wire: &mut Wire, fes: Fes, fei: u32, what: &str) -> ConnError {
+    let term = TermReq {
+        fes,
+        fei: if fes.has_fei() { fei } else { 0 },
+        header: bytes::Bytes::new(),
+    };
+    wire.terminate(&term);
+    ConnError::Violation(what.to_owned())
+}
+
+/// Polls a set of running commands.
+pub type Running = FuturesUnordered<CommandFuture>;
+
+/// Why the queue loop ended without error.
+pub fn describe(exit: &QueueExit) -> &'static str {
+    match exit {
+        QueueExit::HostClosed => "host closed the connection",
+        QueueExit::Disconnected => "host disconnected the queue",
+        QueueExit::TornDown => "controller torn down",
+        QueueExit::Shutdown => "target shutting down",
+    }
+}
+
+/// Waits for the next completion of `running`, or forever if none.
+pub async fn next_completion(running: &mut Running) -> Option<crate::command::Completion> {
+    if running.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    running.next().await
+}

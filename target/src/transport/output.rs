@@ -1,0 +1,155 @@
+//! The send side of a connection: PDUs queued as `Bytes` segments (headers encoded into a
+//! reusable scratch buffer, payloads as the `Bytes` the backend produced) and written with
+//! vectored, non-blocking writes, coalescing everything that is ready into as few syscalls as
+//! the kernel accepts.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
+use lamina_protocol::tcp::{C2hData, CapsuleResp, DataTrailer, R2t, TermReq, TxParams};
+use lamina_protocol::{Pdu, nvme::Cqe};
+use tokio::net::TcpStream;
+
+use crate::stats::TransportStats;
+
+/// Most segments handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Scratch space reserved at a time for encoded headers.
+const SCRATCH_CHUNK: usize = 16 * 1024;
+
+/// The queue of bytes to send.
+#[derive(Debug)]
+pub struct Output {
+    segments: VecDeque<Bytes>,
+    queued_bytes: usize,
+    scratch: BytesMut,
+    stats: std::sync::Arc<TransportStats>,
+}
+
+impl Output {
+    /// An empty queue counting into `stats`.
+    pub fn new(stats: std::sync::Arc<TransportStats>) -> Self {
+        Self {
+            segments: VecDeque::new(),
+            queued_bytes: 0,
+            scratch: BytesMut::new(),
+            stats,
+        }
+    }
+
+    /// The transport counters this queue counts into.
+    pub fn stats(&self) -> &TransportStats {
+        &self.stats
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.queued_bytes += b.len();
+            self.segments.push_back(b);
+        }
+    }
+
+    fn scratch(&mut self) -> &mut BytesMut {
+        if self.scratch.capacity() - self.scratch.len() < 512 {
+            self.scratch.reserve(SCRATCH_CHUNK);
+        }
+        &mut self.scratch
+    }
+
+    fn take_scratch(&mut self) -> Bytes {
+        self.scratch.split().freeze()
+    }
+
+    /// Queues a PDU that carries no data, encoded whole.
+    pub fn push_pdu(&mut self, pdu: &Pdu, tx: TxParams) {
+        self.stats.on_pdu_tx(pdu.pdu_type().0);
+        if pdu.encode(tx, self.scratch()).is_ok() {
+            let b = self.take_scratch();
+            self.push(b);
+        }
+    }
+
+    /// Queues a response capsule.
+    pub fn push_cqe(&mut self, cqe: Cqe, tx: TxParams) {
+        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::CAPSULE_RESP.0);
+        CapsuleResp { cqe }.encode(tx, self.scratch());
+        let b = self.take_scratch();
+        self.push(b);
+    }
+
+    /// Queues an R2T.
+    pub fn push_r2t(&mut self, r2t: &R2t, tx: TxParams) {
+        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::R2T.0);
+        r2t.encode(tx, self.scratch());
+        let b = self.take_scratch();
+        self.push(b);
+    }
+
+    /// Queues a C2HData PDU: its header from the scratch buffer, its payload as given.
+    pub fn push_c2h_data(&mut self, pdu: &C2hData, tx: TxParams) {
+        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::C2H_DATA.0);
+        let trailer = pdu.encode_head(tx, self.scratch());
+        let head = self.take_scratch();
+        if let Ok(DataTrailer { data, data_digest }) = trailer {
+            self.push(head);
+            self.push(data);
+            if let Some(d) = data_digest {
+                self.push(Bytes::copy_from_slice(&d));
+            }
+        }
+    }
+
+    /// Queues a C2HTermReq.
+    pub fn push_term_req(&mut self, term: &TermReq, tx: TxParams) {
+        self.stats.on_term_req(term.fes.0);
+        self.push_pdu(&Pdu::C2hTermReq(term.clone()), tx);
+    }
+
+    /// Writes as much as the socket takes without blocking. `Ok(true)` when everything was
+    /// sent.
+    pub fn flush(&mut self, stream: &TcpStream) -> io::Result<bool> {
+        while !self.segments.is_empty() {
+            let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
+            let mut n = 0;
+            for (slot, seg) in iov.iter_mut().zip(self.segments.iter()) {
+                *slot = IoSlice::new(seg);
+                n += 1;
+            }
+            let written = match stream.try_write_vectored(&iov[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(w) => w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            self.advance(written);
+        }
+        Ok(true)
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        self.queued_bytes -= written;
+        while written > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                return;
+            };
+            if front.len() <= written {
+                written -= front.len();
+                self.segments.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+}
