@@ -250,7 +250,8 @@ mod tests {
         let b = Bdevs::new();
         b.insert("Malloc0", None, BdevKind::Malloc, ram()).unwrap();
         assert_eq!(
-            b.insert("Malloc0", None, BdevKind::Malloc, ram()).unwrap_err(),
+            b.insert("Malloc0", None, BdevKind::Malloc, ram())
+                .unwrap_err(),
             BdevError::Exists("Malloc0".into())
         );
         assert!(matches!(

@@ -83,7 +83,10 @@ impl Completion {
 
     /// Success with DW0 set.
     pub fn dw0(cid: u16, dw0: u32) -> Self {
-        Self { dw0, ..Self::ok(cid) }
+        Self {
+            dw0,
+            ..Self::ok(cid)
+        }
     }
 }
 

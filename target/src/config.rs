@@ -49,7 +49,9 @@ fn bdev_config(t: &Target) -> Vec<Value> {
 
 fn nvmf_config(t: &Target) -> Vec<Value> {
     let mut out = Vec::new();
-    if t.transport_created.load(std::sync::atomic::Ordering::Acquire) {
+    if t.transport_created
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         let o = t.options();
         out.push(json!({"method": "nvmf_create_transport", "params": {
             "trtype": "TCP",
@@ -85,9 +87,11 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
                 Backend::Lvol(d) => d.lvol().uuid().to_string(),
                 Backend::Bdev(b) => b.name().to_owned(),
             };
-            out.push(json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": nqn,
+            out.push(
+                json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": nqn,
                 "namespace": {"nsid": ns.nsid(), "bdev_name": bdev_name,
-                    "uuid": ns.uuid().to_string(), "nguid": nguid}}}));
+                    "uuid": ns.uuid().to_string(), "nguid": nguid}}}),
+            );
         }
     }
     out
@@ -181,13 +185,20 @@ pub async fn replay(methods: &Methods, config: &Value) -> Replayed {
     sections.sort_by_key(rank);
     let mut done = Replayed::default();
     for section in sections {
-        let calls = section.get("config").and_then(Value::as_array).cloned().unwrap_or_default();
+        let calls = section
+            .get("config")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for call in calls {
             let Some(method) = call.get("method").and_then(Value::as_str) else {
                 continue;
             };
             if !methods.contains(method) {
-                tracing::warn!(method, "configuration entry skipped: method not supported by Lamina");
+                tracing::warn!(
+                    method,
+                    "configuration entry skipped: method not supported by Lamina"
+                );
                 done.failed += 1;
                 continue;
             }

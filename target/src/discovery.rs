@@ -35,14 +35,22 @@ pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
         if sub.kind() == SubsystemKind::Discovery || !sub.host_allowed(&host.hostnqn) {
             continue;
         }
-        let Ok(nqn) = Nqn::new(sub.nqn()) else { continue };
+        let Ok(nqn) = Nqn::new(sub.nqn()) else {
+            continue;
+        };
         for addr in sub.listeners() {
             let reported = if addr.ip().is_unspecified() {
                 SocketAddr::new(local.ip(), addr.port())
             } else {
                 addr
             };
-            entries.push(entry(SubType::NVME, nqn.clone(), reported, portid_of(addr), asqsz));
+            entries.push(entry(
+                SubType::NVME,
+                nqn.clone(),
+                reported,
+                portid_of(addr),
+                asqsz,
+            ));
         }
     }
     let page = DiscoveryLogPage::new(target.subsystems.generation(), entries);
@@ -51,10 +59,20 @@ pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
     b.freeze()
 }
 
-fn entry(subtype: SubType, subnqn: Nqn, addr: SocketAddr, portid: u16, asqsz: u16) -> DiscoveryLogEntry {
+fn entry(
+    subtype: SubType,
+    subnqn: Nqn,
+    addr: SocketAddr,
+    portid: u16,
+    asqsz: u16,
+) -> DiscoveryLogEntry {
     DiscoveryLogEntry {
         trtype: TrType::TCP,
-        adrfam: if addr.is_ipv4() { AdrFam::IPV4 } else { AdrFam::IPV6 },
+        adrfam: if addr.is_ipv4() {
+            AdrFam::IPV4
+        } else {
+            AdrFam::IPV6
+        },
         subtype,
         treq: Treq(Treq::NOT_SPECIFIED.0 | Treq::DISABLE_SQFLOW),
         portid,

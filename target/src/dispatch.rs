@@ -7,7 +7,7 @@ use lamina_protocol::fabrics::{
 };
 use lamina_protocol::nvme::{AdminOpcode, StatusCode};
 
-use crate::command::{After, Completion, CommandFuture, QueueCtx, Request, ready};
+use crate::command::{After, CommandFuture, Completion, QueueCtx, Request, ready};
 
 /// What became of a command.
 pub enum Started {
@@ -50,7 +50,9 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
     let invalid = Completion::error(cid, StatusCode::INVALID_FIELD);
     match fabrics_command_type(&req.sqe) {
         Some(FabricsCommandType::PROPERTY_GET) if ctx.qid == 0 => {
-            let Ok(cmd) = PropertyGet::try_from(&req.sqe) else { return ready(invalid) };
+            let Ok(cmd) = PropertyGet::try_from(&req.sqe) else {
+                return ready(invalid);
+            };
             let depth = ctx.target.options().max_queue_depth;
             ready(match ctx.ctrl.property_get(cmd.offset, cmd.size, depth) {
                 Ok(v) => Completion {
@@ -62,7 +64,9 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
             })
         }
         Some(FabricsCommandType::PROPERTY_SET) if ctx.qid == 0 => {
-            let Ok(cmd) = PropertySet::try_from(&req.sqe) else { return ready(invalid) };
+            let Ok(cmd) = PropertySet::try_from(&req.sqe) else {
+                return ready(invalid);
+            };
             let ctrl = ctx.ctrl.clone();
             Box::pin(async move {
                 match ctrl.property_set(cmd.offset, cmd.size, cmd.value).await {

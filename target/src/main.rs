@@ -7,7 +7,10 @@ use lamina_target::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -16,7 +19,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => {
-            if let Err(e) = lamina_target::telemetry::init(args.log_level.as_deref(), args.log_format) {
+            if let Err(e) =
+                lamina_target::telemetry::init(args.log_level.as_deref(), args.log_format)
+            {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }

@@ -65,8 +65,9 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     let state = data_dir.join(crate::config::STATE_FILE);
     let listen = args.listen_addrs();
     if state.exists() {
-        let cfg = crate::config::read_json(&state)
-            .context("the persisted configuration is damaged; fix or move it away to start fresh")?;
+        let cfg = crate::config::read_json(&state).context(
+            "the persisted configuration is damaged; fix or move it away to start fresh",
+        )?;
         let r = crate::config::replay(&methods, &cfg).await;
         tracing::info!(ok = r.ok, failed = r.failed, file = %state.display(), "configuration restored");
     } else if args.config.is_none() {
@@ -115,10 +116,21 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         None => None,
     };
     ready.set(true);
-    Ok(Running { target, methods, rpc_socket, metrics_addr, ports, ready })
+    Ok(Running {
+        target,
+        methods,
+        rpc_socket,
+        metrics_addr,
+        ports,
+        ready,
+    })
 }
 
-async fn start_metrics(target: &Arc<Target>, addr: SocketAddr, ready: Arc<Readiness>) -> anyhow::Result<SocketAddr> {
+async fn start_metrics(
+    target: &Arc<Target>,
+    addr: SocketAddr,
+    ready: Arc<Readiness>,
+) -> anyhow::Result<SocketAddr> {
     let listener = crate::http::bind(addr)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
@@ -143,29 +155,58 @@ async fn call(methods: &Methods, method: &str, params: Value) -> anyhow::Result<
     let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let answer = methods.handle_value(req).await.unwrap_or(Value::Null);
     if let Some(e) = answer.get("error") {
-        anyhow::bail!("{method} failed: {}", e["message"].as_str().unwrap_or("unknown error"));
+        anyhow::bail!(
+            "{method} failed: {}",
+            e["message"].as_str().unwrap_or("unknown error")
+        );
     }
     Ok(answer.get("result").cloned().unwrap_or(Value::Null))
 }
 
 /// Creates the embedded default; safe to repeat after a crash half-way through.
-async fn create_default(methods: &Methods, data_dir: &Path, listen: &[SocketAddr]) -> anyhow::Result<()> {
+async fn create_default(
+    methods: &Methods,
+    data_dir: &Path,
+    listen: &[SocketAddr],
+) -> anyhow::Result<()> {
     let image = data_dir.join(DEFAULT_IMAGE);
     if !image.exists() {
-        let f = std::fs::File::create(&image).with_context(|| format!("cannot create {}", image.display()))?;
+        let f = std::fs::File::create(&image)
+            .with_context(|| format!("cannot create {}", image.display()))?;
         f.set_len(DEFAULT_IMAGE_BYTES)?;
         f.sync_all()?;
     }
-    call(methods, "bdev_aio_create", json!({"name": "lvs0_base",
-        "filename": image.display().to_string(), "block_size": 4096})).await?;
+    call(
+        methods,
+        "bdev_aio_create",
+        json!({"name": "lvs0_base",
+        "filename": image.display().to_string(), "block_size": 4096}),
+    )
+    .await?;
     let stores = call(methods, "bdev_lvol_get_lvstores", json!({})).await?;
-    if !stores.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "lvs0")) {
-        call(methods, "bdev_lvol_create_lvstore", json!({"bdev_name": "lvs0_base", "lvs_name": "lvs0"})).await?;
+    if !stores
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s["name"] == "lvs0"))
+    {
+        call(
+            methods,
+            "bdev_lvol_create_lvstore",
+            json!({"bdev_name": "lvs0_base", "lvs_name": "lvs0"}),
+        )
+        .await?;
     }
     let lvols = call(methods, "bdev_lvol_get_lvols", json!({"lvs_name": "lvs0"})).await?;
-    if !lvols.as_array().is_some_and(|a| a.iter().any(|l| l["name"] == "vol0")) {
-        call(methods, "bdev_lvol_create", json!({"lvs_name": "lvs0", "lvol_name": "vol0",
-            "size_in_mib": DEFAULT_LVOL_MIB, "thin_provision": true})).await?;
+    if !lvols
+        .as_array()
+        .is_some_and(|a| a.iter().any(|l| l["name"] == "vol0"))
+    {
+        call(
+            methods,
+            "bdev_lvol_create",
+            json!({"lvs_name": "lvs0", "lvol_name": "vol0",
+            "size_in_mib": DEFAULT_LVOL_MIB, "thin_provision": true}),
+        )
+        .await?;
     }
     call(methods, "nvmf_create_transport", json!({"trtype": "TCP"})).await?;
     let serial: String = format!("LAMINA{}", uuid::Uuid::new_v4().simple())
@@ -173,14 +214,29 @@ async fn create_default(methods: &Methods, data_dir: &Path, listen: &[SocketAddr
         .take(20)
         .collect::<String>()
         .to_uppercase();
-    call(methods, "nvmf_create_subsystem", json!({"nqn": DEFAULT_NQN, "allow_any_host": true,
-        "serial_number": serial, "model_number": "Lamina"})).await?;
+    call(
+        methods,
+        "nvmf_create_subsystem",
+        json!({"nqn": DEFAULT_NQN, "allow_any_host": true,
+        "serial_number": serial, "model_number": "Lamina"}),
+    )
+    .await?;
     for addr in listen {
-        call(methods, "nvmf_subsystem_add_listener", json!({"nqn": DEFAULT_NQN,
-            "listen_address": crate::rpc::nvmf::ListenAddress::from_socket_addr(*addr)})).await?;
+        call(
+            methods,
+            "nvmf_subsystem_add_listener",
+            json!({"nqn": DEFAULT_NQN,
+            "listen_address": crate::rpc::nvmf::ListenAddress::from_socket_addr(*addr)}),
+        )
+        .await?;
     }
-    call(methods, "nvmf_subsystem_add_ns", json!({"nqn": DEFAULT_NQN,
-        "namespace": {"nsid": 1, "bdev_name": "lvs0/vol0"}})).await?;
+    call(
+        methods,
+        "nvmf_subsystem_add_ns",
+        json!({"nqn": DEFAULT_NQN,
+        "namespace": {"nsid": 1, "bdev_name": "lvs0/vol0"}}),
+    )
+    .await?;
     tracing::info!(data_dir = %data_dir.display(), "embedded default created");
     Ok(())
 }
@@ -220,8 +276,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let running = start(&args).await?;
     let target = running.target.clone();
     println!("{}", attach_help(&target).trim_end());
-    println!("JSON-RPC: {} (lamina rpc --socket {} rpc_get_methods)",
-        running.rpc_socket.display(), running.rpc_socket.display());
+    println!(
+        "JSON-RPC: {} (lamina rpc --socket {} rpc_get_methods)",
+        running.rpc_socket.display(),
+        running.rpc_socket.display()
+    );
     let signal = crate::shutdown::cancel_on_signal(target.cancel.clone()).await?;
     tracing::info!(signal, "shutting down: draining connections");
     shutdown(&running).await;
@@ -234,7 +293,10 @@ pub async fn shutdown(running: &Running) {
     running.ready.set(false);
     target.cancel.cancel();
     target.tracker.close();
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, target.tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, target.tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some tasks did not finish within {SHUTDOWN_TIMEOUT:?}");
     }
     for store in target.lvols.lvstores() {

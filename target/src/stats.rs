@@ -172,7 +172,9 @@ impl NsStats {
 
     /// Commands completed of `class`.
     pub fn commands(&self, class: OpClass) -> u64 {
-        self.commands.get(class.index()).map_or(0, |c| c.load(Ordering::Relaxed))
+        self.commands
+            .get(class.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// The latency histogram of `class`.
@@ -312,7 +314,14 @@ mod tests {
         assert_eq!(s.commands(OpClass::Write), 1);
         assert_eq!(s.bytes_written(), 4096);
         let errors = s.errors();
-        assert_eq!(errors.iter().find(|(l, _)| *l == "lba_out_of_range").unwrap().1, 1);
+        assert_eq!(
+            errors
+                .iter()
+                .find(|(l, _)| *l == "lba_out_of_range")
+                .unwrap()
+                .1,
+            1
+        );
         s.begin();
         s.end(OpClass::Read, Duration::ZERO, Some((7, 7)));
         assert_eq!(s.errors().last().unwrap(), &("other", 1));

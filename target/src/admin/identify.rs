@@ -12,8 +12,8 @@ use lamina_protocol::nvme::identify::{
     Cns, Csi, IdentifyController, IdentifyControllerNvm, IdentifyNamespace, LbaFormat,
     NsIdDescriptor, NsIdList,
 };
-use lamina_protocol::nvme::{Identify, Status, StatusCode, Sqe};
 use lamina_protocol::nvme::strings::Nqn;
+use lamina_protocol::nvme::{Identify, Sqe, Status, StatusCode};
 
 use crate::command::{Completion, QueueCtx};
 use crate::controller::aer::AERL;
@@ -76,7 +76,11 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         mdts: opts.mdts(),
         cntlid: ctx.ctrl.cntlid(),
         ver: VERSION.0,
-        oaes: if discovery { OAES_DISCOVERY_CHANGE } else { OAES_NS_ATTRIBUTE },
+        oaes: if discovery {
+            OAES_DISCOVERY_CHANGE
+        } else {
+            OAES_NS_ATTRIBUTE
+        },
         ctratt: CTRATT,
         cntrltype: if discovery { 2 } else { 1 },
         acl: 3,
@@ -143,7 +147,10 @@ fn namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
     }
     let mut b = BytesMut::with_capacity(IdentifyNamespace::SIZE);
     // An inactive NSID within range reads as all zeros (NVMe Base 2.0 §5.17.2.1).
-    let data = sub.namespace(nsid).map(|ns| namespace_data(&ns)).unwrap_or_default();
+    let data = sub
+        .namespace(nsid)
+        .map(|ns| namespace_data(&ns))
+        .unwrap_or_default();
     data.encode(&mut b);
     Ok(b.freeze())
 }

@@ -125,7 +125,11 @@ fn effects() -> Bytes {
         log.admin[usize::from(op.0)] = supported;
     }
     let changes_content = CommandEffects(CommandEffects::CSUPP | CommandEffects::LBCC);
-    for op in [IoOpcode::WRITE, IoOpcode::WRITE_ZEROES, IoOpcode::DATASET_MANAGEMENT] {
+    for op in [
+        IoOpcode::WRITE,
+        IoOpcode::WRITE_ZEROES,
+        IoOpcode::DATASET_MANAGEMENT,
+    ] {
         log.io[usize::from(op.0)] = changes_content;
     }
     for op in [IoOpcode::READ, IoOpcode::FLUSH, IoOpcode::COMPARE] {

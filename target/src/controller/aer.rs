@@ -53,7 +53,8 @@ impl AerState {
     fn drain(&mut self) -> Vec<(u16, AsyncEvent)> {
         let mut out = Vec::new();
         while !self.outstanding.is_empty() && !self.pending.is_empty() {
-            if let (Some(cid), Some(ev)) = (self.outstanding.pop_front(), self.pending.pop_front()) {
+            if let (Some(cid), Some(ev)) = (self.outstanding.pop_front(), self.pending.pop_front())
+            {
                 out.push((cid, ev));
             }
         }

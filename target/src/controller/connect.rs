@@ -95,14 +95,24 @@ pub fn connect(
     let subsystem = target
         .subsystems
         .get(data.subnqn.as_str())
-        .filter(|s| s.kind() == crate::subsystem::SubsystemKind::Discovery || s.listens_on(site.local))
-        .ok_or_else(|| invalid(cid, ConnectInvalidParameter::data(offset(connect_data_offsets::SUBNQN))))?;
+        .filter(|s| {
+            s.kind() == crate::subsystem::SubsystemKind::Discovery || s.listens_on(site.local)
+        })
+        .ok_or_else(|| {
+            invalid(
+                cid,
+                ConnectInvalidParameter::data(offset(connect_data_offsets::SUBNQN)),
+            )
+        })?;
     if !subsystem.host_allowed(data.hostnqn.as_str()) {
         return Err(refuse(cid, StatusCode::CONNECT_INVALID_HOST, None));
     }
     if cmd.is_admin() {
         if data.cntlid != ConnectData::DYNAMIC_CNTLID {
-            return Err(invalid(cid, ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID))));
+            return Err(invalid(
+                cid,
+                ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)),
+            ));
         }
         let host = HostIdentity {
             hostnqn: data.hostnqn.as_str().to_owned(),
@@ -117,8 +127,13 @@ pub fn connect(
                 subsystem: subsystem.clone(),
                 host,
                 kato_ms: cmd.kato_ms,
-                sq_flow_control_disabled: cmd.cattr & ConnectCommand::CATTR_DISABLE_SQ_FLOW_CONTROL != 0,
-                max_io_queues: if is_discovery { 0 } else { opts.max_io_qpairs_per_ctrlr },
+                sq_flow_control_disabled: cmd.cattr & ConnectCommand::CATTR_DISABLE_SQ_FLOW_CONTROL
+                    != 0,
+                max_io_queues: if is_discovery {
+                    0
+                } else {
+                    opts.max_io_qpairs_per_ctrlr
+                },
                 parent: target.cancel.clone(),
             })
         });
@@ -127,9 +142,15 @@ pub fn connect(
         };
         ctrl.set_admin_queue_size(cmd.sqsize.saturating_add(1));
         ctrl.touch();
-        target.tracker.spawn(supervise(ctrl.clone(), target.clone()));
+        target
+            .tracker
+            .spawn(supervise(ctrl.clone(), target.clone()));
         let mut cqe = Cqe::new(cid, Status::SUCCESS);
-        cqe.dw0 = ConnectSuccess { cntlid: ctrl.cntlid(), authreq: 0 }.dw0();
+        cqe.dw0 = ConnectSuccess {
+            cntlid: ctrl.cntlid(),
+            authreq: 0,
+        }
+        .dw0();
         return Ok((Joined::Admin { ctrl, oob }, cqe));
     }
     let ctrl = target
@@ -140,29 +161,51 @@ pub fn connect(
                 && Arc::ptr_eq(c.subsystem(), &subsystem)
                 && c.host().hostnqn == data.hostnqn.as_str()
         })
-        .ok_or_else(|| invalid(cid, ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID))))?;
+        .ok_or_else(|| {
+            invalid(
+                cid,
+                ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)),
+            )
+        })?;
     let (registration, token) = ctrl.add_io_queue(cmd.qid).map_err(|r| match r {
-        IoQueueRefusal::OutOfRange { .. } => {
-            invalid(cid, ConnectInvalidParameter::sqe(ConnectCommand::QID_OFFSET))
-        }
+        IoQueueRefusal::OutOfRange { .. } => invalid(
+            cid,
+            ConnectInvalidParameter::sqe(ConnectCommand::QID_OFFSET),
+        ),
         IoQueueRefusal::Exists | IoQueueRefusal::NotReady => {
             refuse(cid, StatusCode::COMMAND_SEQUENCE_ERROR, None)
         }
     })?;
     ctrl.touch();
     let mut cqe = Cqe::new(cid, Status::SUCCESS);
-    cqe.dw0 = ConnectSuccess { cntlid: ctrl.cntlid(), authreq: 0 }.dw0();
+    cqe.dw0 = ConnectSuccess {
+        cntlid: ctrl.cntlid(),
+        authreq: 0,
+    }
+    .dw0();
     Ok((
-        Joined::Io { ctrl, qid: cmd.qid, registration, token },
+        Joined::Io {
+            ctrl,
+            qid: cmd.qid,
+            registration,
+            token,
+        },
         cqe,
     ))
 }
 
 /// SQSIZE is 0's based: at least 1 (two entries), at most what the queue type allows.
 fn check_sqsize(cmd: &ConnectCommand, opts: &TransportOptions) -> Result<(), Cqe> {
-    let max = if cmd.is_admin() { opts.max_aq_depth } else { opts.max_queue_depth };
+    let max = if cmd.is_admin() {
+        opts.max_aq_depth
+    } else {
+        opts.max_queue_depth
+    };
     if cmd.sqsize == 0 || u32::from(cmd.sqsize) + 1 > u32::from(max) {
-        return Err(invalid(cmd.cid, ConnectInvalidParameter::sqe(ConnectCommand::SQSIZE_OFFSET)));
+        return Err(invalid(
+            cmd.cid,
+            ConnectInvalidParameter::sqe(ConnectCommand::SQSIZE_OFFSET),
+        ));
     }
     Ok(())
 }

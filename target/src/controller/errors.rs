@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
-use lamina_protocol::nvme::log_page::ErrorInfoEntry;
 use lamina_protocol::nvme::Status;
+use lamina_protocol::nvme::log_page::ErrorInfoEntry;
 
 use super::Controller;
 

@@ -123,7 +123,10 @@ impl Controller {
 
     /// Flushes every namespace, then reports the shutdown complete.
     async fn shut_down(&self) {
-        tracing::info!(cntlid = self.cntlid, "controller shutdown requested by the host");
+        tracing::info!(
+            cntlid = self.cntlid,
+            "controller shutdown requested by the host"
+        );
         for ns in self.subsystem.namespaces() {
             let Some(_guard) = ns.enter() else { continue };
             if let Err(e) = ns.backend().flush().await {
@@ -140,7 +143,8 @@ impl Controller {
 /// Checks CC at enable time: 4 KiB pages, round-robin, the NVM command set, and the NVM queue
 /// entry sizes when the host set them (64-byte SQEs, 16-byte CQEs).
 fn cc_is_valid(cc: Cc) -> bool {
-    let entries_ok = (cc.iosqes() == 0 && cc.iocqes() == 0) || (cc.iosqes() == 6 && cc.iocqes() == 4);
+    let entries_ok =
+        (cc.iosqes() == 0 && cc.iocqes() == 0) || (cc.iosqes() == 6 && cc.iocqes() == 4);
     cc.mps() == 0 && cc.ams() == 0 && cc.css() == 0 && entries_ok
 }
 
@@ -180,15 +184,29 @@ mod tests {
     #[tokio::test]
     async fn enable_then_shutdown() {
         let c = ctrl();
-        let csts = |c: &Controller| Csts(u32::try_from(c.property_get(Property::CSTS, PropertySize::Four, 128).unwrap()).unwrap());
+        let csts = |c: &Controller| {
+            Csts(
+                u32::try_from(
+                    c.property_get(Property::CSTS, PropertySize::Four, 128)
+                        .unwrap(),
+                )
+                .unwrap(),
+            )
+        };
         assert!(!csts(&c).ready());
-        c.property_set(Property::CC, PropertySize::Four, u64::from(Cc::enable(0, 0).0))
-            .await
-            .unwrap();
+        c.property_set(
+            Property::CC,
+            PropertySize::Four,
+            u64::from(Cc::enable(0, 0).0),
+        )
+        .await
+        .unwrap();
         assert!(csts(&c).ready());
         assert!(c.is_ready());
         let shn = Cc::enable(0, 0).0 | (1 << 14);
-        c.property_set(Property::CC, PropertySize::Four, u64::from(shn)).await.unwrap();
+        c.property_set(Property::CC, PropertySize::Four, u64::from(shn))
+            .await
+            .unwrap();
         assert_eq!(csts(&c).shst(), ShutdownStatus::Complete);
     }
 
@@ -196,17 +214,25 @@ mod tests {
     async fn bad_configuration_sets_cfs_and_reset_clears_ready() {
         let c = ctrl();
         let bad = Cc::enable(0, 1).0; // 8 KiB pages
-        c.property_set(Property::CC, PropertySize::Four, u64::from(bad)).await.unwrap();
+        c.property_set(Property::CC, PropertySize::Four, u64::from(bad))
+            .await
+            .unwrap();
         let (_, csts) = c.registers();
         assert!(csts.fatal());
         assert!(!csts.ready());
 
         let c = ctrl();
-        c.property_set(Property::CC, PropertySize::Four, u64::from(Cc::enable(0, 0).0))
+        c.property_set(
+            Property::CC,
+            PropertySize::Four,
+            u64::from(Cc::enable(0, 0).0),
+        )
+        .await
+        .unwrap();
+        let (_, token) = c.add_io_queue(1).unwrap();
+        c.property_set(Property::CC, PropertySize::Four, 0)
             .await
             .unwrap();
-        let (_, token) = c.add_io_queue(1).unwrap();
-        c.property_set(Property::CC, PropertySize::Four, 0).await.unwrap();
         assert!(!c.registers().1.ready());
         assert!(token.is_cancelled(), "reset closes I/O queues");
     }
@@ -214,11 +240,23 @@ mod tests {
     #[test]
     fn gets_check_offset_and_size() {
         let c = ctrl();
-        let cap = c.property_get(Property::CAP, PropertySize::Eight, 128).unwrap();
+        let cap = c
+            .property_get(Property::CAP, PropertySize::Eight, 128)
+            .unwrap();
         assert_eq!(Cap(cap).mqes(), 127);
         assert_eq!(Cap(cap).timeout(), CAP_TIMEOUT_500MS);
-        assert_eq!(c.property_get(Property::VS, PropertySize::Four, 128).unwrap(), 0x10300);
-        assert!(c.property_get(Property::CAP, PropertySize::Four, 128).is_err());
-        assert!(c.property_get(Property::AQA, PropertySize::Four, 128).is_err());
+        assert_eq!(
+            c.property_get(Property::VS, PropertySize::Four, 128)
+                .unwrap(),
+            0x10300
+        );
+        assert!(
+            c.property_get(Property::CAP, PropertySize::Four, 128)
+                .is_err()
+        );
+        assert!(
+            c.property_get(Property::AQA, PropertySize::Four, 128)
+                .is_err()
+        );
     }
 }

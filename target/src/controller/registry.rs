@@ -39,7 +39,10 @@ impl Controllers {
 
     /// Allocates a CNTLID and registers the controller `make` builds with it; `None` when all
     /// CNTLIDs are in use.
-    pub fn register<T>(&self, make: impl FnOnce(u16) -> (Arc<Controller>, T)) -> Option<(Arc<Controller>, T)> {
+    pub fn register<T>(
+        &self,
+        make: impl FnOnce(u16) -> (Arc<Controller>, T),
+    ) -> Option<(Arc<Controller>, T)> {
         for _ in 0..=MAX_CNTLID {
             let id = self.next.fetch_add(1, Ordering::Relaxed);
             let id = (id % MAX_CNTLID) + 1;

@@ -20,7 +20,7 @@ use lamina_protocol::nvme::{
     DatasetManagement, DsmRange, IoOpcode, ReadWrite, Sqe, Status, StatusCode, WriteZeroes,
 };
 
-use crate::command::{Completion, CommandFuture, QueueCtx, Request, ready};
+use crate::command::{CommandFuture, Completion, QueueCtx, Request, ready};
 use crate::controller::Controller;
 use crate::controller::errors::CommandError;
 use crate::stats::OpClass;
@@ -45,7 +45,10 @@ pub fn execute(ctx: &QueueCtx, req: Request) -> CommandFuture {
         return flush_all(ctx.ctrl.clone(), cid);
     }
     let Some(ns) = ctx.ctrl.subsystem().namespace(req.sqe.nsid) else {
-        return ready(Completion::error(cid, StatusCode::INVALID_NAMESPACE_OR_FORMAT));
+        return ready(Completion::error(
+            cid,
+            StatusCode::INVALID_NAMESPACE_OR_FORMAT,
+        ));
     };
     let io = Io {
         ctrl: ctx.ctrl.clone(),
@@ -77,7 +80,8 @@ fn counted(
     ns.stats().begin();
     Box::pin(async move {
         let c = fut.await;
-        let failed = (c.status != Status::SUCCESS).then_some((c.status.code.sct.0, c.status.code.sc));
+        let failed =
+            (c.status != Status::SUCCESS).then_some((c.status.code.sct.0, c.status.code.sc));
         ns.stats().end(class, started.elapsed(), failed);
         c
     })
@@ -129,7 +133,9 @@ fn parse_rw(sqe: &Sqe) -> Result<ReadWrite, Status> {
 }
 
 async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
     let result = async {
         let cmd = parse_rw(&sqe)?;
         let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
@@ -141,7 +147,11 @@ async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
         }
         let len = usize::try_from(len).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
         let mut buf = BytesMut::with_capacity(len);
-        io.ns.backend().read(offset, len, &mut buf).await.map_err(|e| lvol_err(&e))?;
+        io.ns
+            .backend()
+            .read(offset, len, &mut buf)
+            .await
+            .map_err(|e| lvol_err(&e))?;
         io.ctrl.stats().on_read(len as u64);
         io.ns.stats().add_read(len as u64);
         Ok(Completion::data(io.cid, buf.freeze()))
@@ -151,7 +161,9 @@ async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
 }
 
 async fn write(io: Io, sqe: Sqe, data: Bytes) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
     let result = async {
         let cmd = parse_rw(&sqe)?;
         let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
@@ -163,7 +175,11 @@ async fn write(io: Io, sqe: Sqe, data: Bytes) -> Completion {
         }
         // With the volatile write cache disabled every write is written through.
         let fua = cmd.fua || !io.ctrl.features().volatile_write_cache;
-        io.ns.backend().write(offset, data, fua).await.map_err(|e| lvol_err(&e))?;
+        io.ns
+            .backend()
+            .write(offset, data, fua)
+            .await
+            .map_err(|e| lvol_err(&e))?;
         io.ctrl.stats().on_write(len);
         io.ns.stats().add_written(len);
         Ok(Completion::ok(io.cid))
@@ -173,7 +189,9 @@ async fn write(io: Io, sqe: Sqe, data: Bytes) -> Completion {
 }
 
 async fn compare(io: Io, sqe: Sqe, data: Bytes) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
     let result = async {
         let cmd = parse_rw(&sqe)?;
         let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
@@ -181,7 +199,11 @@ async fn compare(io: Io, sqe: Sqe, data: Bytes) -> Completion {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
         }
         let mut buf = BytesMut::with_capacity(data.len());
-        io.ns.backend().read(offset, data.len(), &mut buf).await.map_err(|e| lvol_err(&e))?;
+        io.ns
+            .backend()
+            .read(offset, data.len(), &mut buf)
+            .await
+            .map_err(|e| lvol_err(&e))?;
         if buf[..] != data[..] {
             return Err(Status::dnr(StatusCode::COMPARE_FAILURE));
         }
@@ -192,8 +214,15 @@ async fn compare(io: Io, sqe: Sqe, data: Bytes) -> Completion {
 }
 
 async fn flush(io: Io) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
-    let result = io.ns.backend().flush().await.map(|()| Completion::ok(io.cid));
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
+    let result = io
+        .ns
+        .backend()
+        .flush()
+        .await
+        .map(|()| Completion::ok(io.cid));
     io.finish(result.map_err(|e| lvol_err(&e)), 0)
 }
 
@@ -211,9 +240,12 @@ fn flush_all(ctrl: Arc<Controller>, cid: u16) -> CommandFuture {
 }
 
 async fn write_zeroes(io: Io, sqe: Sqe) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
     let result = async {
-        let cmd = WriteZeroes::try_from(&sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
+        let cmd =
+            WriteZeroes::try_from(&sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
         let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
         if io.ns.backend().is_read_only() {
             return Err(Status::dnr(StatusCode::NAMESPACE_WRITE_PROTECTED));
@@ -232,9 +264,12 @@ async fn write_zeroes(io: Io, sqe: Sqe) -> Completion {
 }
 
 async fn dataset_management(io: Io, sqe: Sqe, data: Bytes) -> Completion {
-    let Some(_guard) = io.ns.enter() else { return io.closed() };
+    let Some(_guard) = io.ns.enter() else {
+        return io.closed();
+    };
     let result = async {
-        let cmd = DatasetManagement::try_from(&sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
+        let cmd = DatasetManagement::try_from(&sqe)
+            .map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
         if data.len() != cmd.data_len() {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
         }
@@ -254,7 +289,11 @@ async fn dataset_management(io: Io, sqe: Sqe, data: Bytes) -> Completion {
         }
         for (offset, len) in checked {
             if len > 0 {
-                io.ns.backend().deallocate(offset, len).await.map_err(|e| lvol_err(&e))?;
+                io.ns
+                    .backend()
+                    .deallocate(offset, len)
+                    .await
+                    .map_err(|e| lvol_err(&e))?;
             }
         }
         Ok(Completion::ok(io.cid))

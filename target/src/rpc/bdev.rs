@@ -57,7 +57,12 @@ async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
     if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
         return Err(RpcError::invalid("metadata and DIF are not supported"));
     }
-    let _ = (p.optimal_io_boundary, p.md_interleave, p.dif_is_head_of_md, p.physical_block_size);
+    let _ = (
+        p.optimal_io_boundary,
+        p.md_interleave,
+        p.dif_is_head_of_md,
+        p.physical_block_size,
+    );
     let size = p
         .num_blocks
         .checked_mul(u64::from(p.block_size))
@@ -65,7 +70,10 @@ async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
         .ok_or_else(|| RpcError::invalid_params("num_blocks * block_size must be positive"))?;
     let dev = RamDevice::new(size, p.block_size).map_err(|e| RpcError::invalid(e.to_string()))?;
     let name = p.name.unwrap_or_else(|| next_name(&t, "Malloc"));
-    let bdev = t.bdevs.insert(&name, p.uuid, BdevKind::Malloc, dev.into()).map_err(RpcError::from)?;
+    let bdev = t
+        .bdevs
+        .insert(&name, p.uuid, BdevKind::Malloc, dev.into())
+        .map_err(RpcError::from)?;
     tracing::info!(bdev = %name, size, "malloc bdev created");
     Ok(json!(bdev.name()))
 }
@@ -92,7 +100,10 @@ async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
     }
     let _ = p.fallocate;
     if t.bdevs.contains(&p.name) {
-        return Err(RpcError::exists(format!("bdev '{}' already exists", p.name)));
+        return Err(RpcError::exists(format!(
+            "bdev '{}' already exists",
+            p.name
+        )));
     }
     let opts = FileOptions {
         block_size: p.block_size.filter(|b| *b != 0),
@@ -102,9 +113,19 @@ async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
     let dev = tokio::task::spawn_blocking(move || FileDevice::open(&filename, &opts))
         .await
         .map_err(RpcError::internal)?
-        .map_err(|e| RpcError::new(super::error::ENOENT, format!("{}: {e}", p.filename.display())))?;
-    let kind = BdevKind::Aio { filename: p.filename.clone() };
-    let bdev = t.bdevs.insert(&p.name, p.uuid, kind, dev.into()).map_err(RpcError::from)?;
+        .map_err(|e| {
+            RpcError::new(
+                super::error::ENOENT,
+                format!("{}: {e}", p.filename.display()),
+            )
+        })?;
+    let kind = BdevKind::Aio {
+        filename: p.filename.clone(),
+    };
+    let bdev = t
+        .bdevs
+        .insert(&p.name, p.uuid, kind, dev.into())
+        .map_err(RpcError::from)?;
     tracing::info!(bdev = %p.name, file = %p.filename.display(), "aio bdev created");
     examine(&t, &bdev).await;
     Ok(json!(bdev.name()))
@@ -112,7 +133,11 @@ async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
 
 /// Looks for an lvstore on a new bdev and loads it (SPDK's examine).
 pub async fn examine(t: &Arc<Target>, bdev: &Arc<Bdev>) {
-    match t.lvols.load_lvstore(bdev.device().clone(), bdev.name()).await {
+    match t
+        .lvols
+        .load_lvstore(bdev.device().clone(), bdev.name())
+        .await
+    {
         Ok(store) => {
             if bdev.try_claim(crate::bdev::Claim::Lvstore).is_err() {
                 tracing::warn!(bdev = %bdev.name(), "bdev already claimed while loading its lvstore");
@@ -155,7 +180,10 @@ async fn null_create(t: Arc<Target>, p: Params) -> RpcResult {
         .filter(|s| *s > 0)
         .ok_or_else(|| RpcError::invalid_params("num_blocks * block_size must be positive"))?;
     let dev = NullDevice::new(size, p.block_size).map_err(|e| RpcError::invalid(e.to_string()))?;
-    let bdev = t.bdevs.insert(&p.name, p.uuid, BdevKind::Null, dev.into()).map_err(RpcError::from)?;
+    let bdev = t
+        .bdevs
+        .insert(&p.name, p.uuid, BdevKind::Null, dev.into())
+        .map_err(RpcError::from)?;
     Ok(json!(bdev.name()))
 }
 
@@ -192,8 +220,13 @@ async fn get_bdevs(t: Arc<Target>, p: Params) -> RpcResult {
         if let Ok(b) = t.bdevs.get(name) {
             out.push(base_bdev_json(&b));
         } else {
-            let lvol = t.lvols.lvol(name).map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
-            let info = lvol.info().map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
+            let lvol = t
+                .lvols
+                .lvol(name)
+                .map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
+            let info = lvol
+                .info()
+                .map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
             out.push(lvol_bdev_json(&info));
         }
         return Ok(Value::Array(out));

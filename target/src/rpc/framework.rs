@@ -15,11 +15,7 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "spdk_get_version", version);
     super::reg(m, t, "save_config", save_config);
     super::reg(m, t, "framework_wait_init", wait_init);
-    let names: Vec<&'static str> = m
-        .names()
-        .into_iter()
-        .chain(["rpc_get_methods"])
-        .collect();
+    let names: Vec<&'static str> = m.names().into_iter().chain(["rpc_get_methods"]).collect();
     m.register("rpc_get_methods", move |p: Params| {
         let names = names.clone();
         async move {

@@ -67,7 +67,11 @@ async fn create_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
     bdev.try_claim(Claim::Lvstore).map_err(|holder| {
         RpcError::busy(format!("bdev '{}' is in use by {holder}", p.bdev_name))
     })?;
-    match t.lvols.create_lvstore(bdev.device().clone(), bdev.name(), &p.lvs_name, &opts).await {
+    match t
+        .lvols
+        .create_lvstore(bdev.device().clone(), bdev.name(), &p.lvs_name, &opts)
+        .await
+    {
         Ok(store) => {
             tracing::info!(lvstore = %p.lvs_name, bdev = %p.bdev_name, "lvstore created");
             Ok(json!(store.uuid().to_string()))
@@ -159,11 +163,18 @@ async fn create(t: Arc<Target>, p: Params) -> RpcResult {
             .checked_mul(1024 * 1024)
             .ok_or_else(|| RpcError::invalid_params("size_in_mib is too large"))?,
         (None, Some(bytes)) => bytes,
-        _ => return Err(RpcError::invalid_params("give size_in_mib (or size in bytes), not both")),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "give size_in_mib (or size in bytes), not both",
+            ));
+        }
     };
-    let store = StoreSelector { uuid: p.uuid, lvs_name: p.lvs_name }
-        .resolve(&t)?
-        .ok_or_else(|| RpcError::invalid_params("give the lvstore: uuid or lvs_name"))?;
+    let store = StoreSelector {
+        uuid: p.uuid,
+        lvs_name: p.lvs_name,
+    }
+    .resolve(&t)?
+    .ok_or_else(|| RpcError::invalid_params("give the lvstore: uuid or lvs_name"))?;
     let opts = LvolOptions {
         thin: p.thin_provision,
         clear_method: parse_clear(p.clear_method.as_deref())?,
@@ -184,7 +195,11 @@ struct GetLvols {
 
 async fn get_lvols(t: Arc<Target>, p: Params) -> RpcResult {
     let p: GetLvols = p.parse()?;
-    let store = StoreSelector { uuid: p.lvs_uuid, lvs_name: p.lvs_name }.resolve(&t)?;
+    let store = StoreSelector {
+        uuid: p.lvs_uuid,
+        lvs_name: p.lvs_name,
+    }
+    .resolve(&t)?;
     let infos = t.lvols.list_lvols(store.as_ref());
     Ok(Value::Array(infos.iter().map(lvol_json).collect()))
 }

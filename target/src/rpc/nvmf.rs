@@ -15,7 +15,9 @@ use super::error::RpcError;
 use crate::bdev::Claim;
 use crate::context::Target;
 use crate::options::TransportOptions;
-use crate::subsystem::{Backend, DISCOVERY_NQN, Namespace, Subsystem, SubsystemConfig, SubsystemKind};
+use crate::subsystem::{
+    Backend, DISCOVERY_NQN, Namespace, Subsystem, SubsystemConfig, SubsystemKind,
+};
 
 /// Registers the methods.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
@@ -120,7 +122,10 @@ async fn get_transports(t: Arc<Target>, p: Params) -> RpcResult {
     }
     let p: Get = p.parse()?;
     let _ = p.tgt_name;
-    if p.trtype.as_deref().is_some_and(|tr| !tr.eq_ignore_ascii_case("tcp")) {
+    if p.trtype
+        .as_deref()
+        .is_some_and(|tr| !tr.eq_ignore_ascii_case("tcp"))
+    {
         return Err(RpcError::not_found("no such transport"));
     }
     if !t.transport_created.load(Ordering::Acquire) {
@@ -179,10 +184,14 @@ async fn create_subsystem(t: Arc<Target>, p: Params) -> RpcResult {
     let sn = p.serial_number.unwrap_or_else(|| DEFAULT_SN.to_owned());
     let mn = p.model_number.unwrap_or_else(|| DEFAULT_MN.to_owned());
     if sn.len() > 20 || !sn.is_ascii() {
-        return Err(RpcError::invalid_params("serial_number: at most 20 ASCII characters"));
+        return Err(RpcError::invalid_params(
+            "serial_number: at most 20 ASCII characters",
+        ));
     }
     if mn.len() > 40 || !mn.is_ascii() {
-        return Err(RpcError::invalid_params("model_number: at most 40 ASCII characters"));
+        return Err(RpcError::invalid_params(
+            "model_number: at most 40 ASCII characters",
+        ));
     }
     let max_namespaces = match p.max_namespaces {
         None | Some(0) => DEFAULT_MAX_NAMESPACES,
@@ -260,12 +269,14 @@ impl ListenAddress {
     /// The socket address, checked.
     pub fn to_socket_addr(&self) -> Result<SocketAddr, RpcError> {
         if !self.trtype.eq_ignore_ascii_case("tcp") {
-            return Err(RpcError::invalid_params(format!("trtype '{}': only TCP", self.trtype)));
+            return Err(RpcError::invalid_params(format!(
+                "trtype '{}': only TCP",
+                self.trtype
+            )));
         }
-        let ip: IpAddr = self
-            .traddr
-            .parse()
-            .map_err(|_| RpcError::invalid_params(format!("traddr '{}' is not an IP address", self.traddr)))?;
+        let ip: IpAddr = self.traddr.parse().map_err(|_| {
+            RpcError::invalid_params(format!("traddr '{}' is not an IP address", self.traddr))
+        })?;
         let port: u16 = self
             .trsvcid
             .as_deref()
@@ -276,7 +287,9 @@ impl ListenAddress {
             let ok = (fam.eq_ignore_ascii_case("ipv4") && ip.is_ipv4())
                 || (fam.eq_ignore_ascii_case("ipv6") && ip.is_ipv6());
             if !ok {
-                return Err(RpcError::invalid_params(format!("adrfam '{fam}' does not match traddr")));
+                return Err(RpcError::invalid_params(format!(
+                    "adrfam '{fam}' does not match traddr"
+                )));
             }
         }
         Ok(SocketAddr::new(ip, port))
@@ -314,13 +327,17 @@ async fn add_listener(t: Arc<Target>, p: Params) -> RpcResult {
     }
     let sub = subsystem(&t, &p.nqn)?;
     let addr = p.listen_address.to_socket_addr()?;
-    let port = t
-        .ports
-        .listen(&t, addr)
-        .await
-        .map_err(|e| RpcError::new(super::error::EINVAL, format!("cannot listen on {addr}: {e}")))?;
+    let port = t.ports.listen(&t, addr).await.map_err(|e| {
+        RpcError::new(
+            super::error::EINVAL,
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })?;
     if sub.kind() == SubsystemKind::Nvme && !sub.add_listener(port.addr) {
-        return Err(RpcError::exists(format!("{} already listens on {addr}", p.nqn)));
+        return Err(RpcError::exists(format!(
+            "{} already listens on {addr}",
+            p.nqn
+        )));
     }
     t.subsystems.bump_generation();
     Ok(json!(true))
@@ -331,7 +348,10 @@ async fn remove_listener(t: Arc<Target>, p: Params) -> RpcResult {
     let sub = nvm_subsystem(&t, &p.nqn)?;
     let addr = p.listen_address.to_socket_addr()?;
     if !sub.remove_listener(addr) {
-        return Err(RpcError::not_found(format!("{} does not listen on {addr}", p.nqn)));
+        return Err(RpcError::not_found(format!(
+            "{} does not listen on {addr}",
+            p.nqn
+        )));
     }
     t.subsystems.bump_generation();
     Ok(json!(true))
@@ -390,14 +410,19 @@ fn parse_nguid(s: &str) -> Result<[u8; 16], RpcError> {
     }
     let mut out = [0u8; 16];
     for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+            .map_err(|_| bad())?;
     }
     Ok(out)
 }
 
 async fn add_ns(t: Arc<Target>, p: Params) -> RpcResult {
     let p: AddNs = p.parse()?;
-    let _ = (p.tgt_name, p.namespace.anagrpid, p.namespace.no_auto_visible);
+    let _ = (
+        p.tgt_name,
+        p.namespace.anagrpid,
+        p.namespace.no_auto_visible,
+    );
     if p.namespace.eui64.is_some() || p.namespace.ptpl_file.is_some() {
         return Err(RpcError::invalid("eui64 and ptpl_file are not supported"));
     }
@@ -413,7 +438,13 @@ async fn add_ns(t: Arc<Target>, p: Params) -> RpcResult {
         Backend::Lvol(d) => d.lvol().uuid().to_string(),
         Backend::Bdev(b) => b.name().to_owned(),
     };
-    let ns = Arc::new(Namespace::new(nsid, name.clone(), backend, p.namespace.uuid, nguid));
+    let ns = Arc::new(Namespace::new(
+        nsid,
+        name.clone(),
+        backend,
+        p.namespace.uuid,
+        nguid,
+    ));
     if let Err(e) = sub.add_namespace(ns.clone()) {
         release_backend(&t, &ns);
         return Err(e.into());
@@ -428,12 +459,16 @@ fn open_backend(t: &Target, name: &str, nqn: &str, nsid: u32) -> Result<Backend,
         let desc = lvol.open(OpenMode::Export).map_err(RpcError::from)?;
         return Ok(Backend::Lvol(desc));
     }
-    let bdev = t
-        .bdevs
-        .get(name)
-        .map_err(|_| RpcError::not_found(format!("bdev '{name}' not found (neither an lvol nor a bdev)")))?;
-    bdev.try_claim(Claim::Namespace { nqn: nqn.to_owned(), nsid })
-        .map_err(|holder| RpcError::busy(format!("bdev '{name}' is in use by {holder}")))?;
+    let bdev = t.bdevs.get(name).map_err(|_| {
+        RpcError::not_found(format!(
+            "bdev '{name}' not found (neither an lvol nor a bdev)"
+        ))
+    })?;
+    bdev.try_claim(Claim::Namespace {
+        nqn: nqn.to_owned(),
+        nsid,
+    })
+    .map_err(|holder| RpcError::busy(format!("bdev '{name}' is in use by {holder}")))?;
     Ok(Backend::Bdev(bdev))
 }
 
@@ -482,12 +517,18 @@ async fn add_host(t: Arc<Target>, p: Params) -> RpcResult {
     let p: HostParams = p.parse()?;
     let _ = p.tgt_name;
     if p.psk.is_some() || p.dhchap_key.is_some() || p.dhchap_ctrlr_key.is_some() {
-        return Err(RpcError::invalid("TLS PSKs and DH-HMAC-CHAP keys are not supported"));
+        return Err(RpcError::invalid(
+            "TLS PSKs and DH-HMAC-CHAP keys are not supported",
+        ));
     }
-    lamina_protocol::nvme::Nqn::new(&p.host).map_err(|e| RpcError::invalid_params(format!("host: {e}")))?;
+    lamina_protocol::nvme::Nqn::new(&p.host)
+        .map_err(|e| RpcError::invalid_params(format!("host: {e}")))?;
     let sub = nvm_subsystem(&t, &p.nqn)?;
     if !sub.add_host(&p.host) {
-        return Err(RpcError::exists(format!("host {} is already allowed on {}", p.host, p.nqn)));
+        return Err(RpcError::exists(format!(
+            "host {} is already allowed on {}",
+            p.host, p.nqn
+        )));
     }
     t.subsystems.bump_generation();
     Ok(json!(true))
@@ -497,7 +538,10 @@ async fn remove_host(t: Arc<Target>, p: Params) -> RpcResult {
     let p: HostParams = p.parse()?;
     let sub = nvm_subsystem(&t, &p.nqn)?;
     if !sub.remove_host(&p.host) {
-        return Err(RpcError::not_found(format!("host {} is not on {}'s allow-list", p.host, p.nqn)));
+        return Err(RpcError::not_found(format!(
+            "host {} is not on {}'s allow-list",
+            p.host, p.nqn
+        )));
     }
     // A removed host loses its controllers, as in SPDK.
     for ctrl in t.controllers.of_subsystem(&p.nqn) {
@@ -541,16 +585,25 @@ async fn get_subsystems(t: Arc<Target>, p: Params) -> RpcResult {
         Some(n) => vec![subsystem(&t, n)?],
         None => t.subsystems.list(),
     };
-    Ok(Value::Array(subs.iter().map(|s| subsystem_json(&t, s)).collect()))
+    Ok(Value::Array(
+        subs.iter().map(|s| subsystem_json(&t, s)).collect(),
+    ))
 }
 
 /// One element of `nvmf_get_subsystems`.
 pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
     let discovery = s.kind() == SubsystemKind::Discovery;
     let listeners: Vec<ListenAddress> = if discovery {
-        t.ports.list().into_iter().map(|p| ListenAddress::from_socket_addr(p.addr)).collect()
+        t.ports
+            .list()
+            .into_iter()
+            .map(|p| ListenAddress::from_socket_addr(p.addr))
+            .collect()
     } else {
-        s.listeners().into_iter().map(ListenAddress::from_socket_addr).collect()
+        s.listeners()
+            .into_iter()
+            .map(ListenAddress::from_socket_addr)
+            .collect()
     };
     let mut v = json!({
         "nqn": s.nqn(),
@@ -565,7 +618,8 @@ pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
         v["max_namespaces"] = json!(s.max_namespaces());
         v["min_cntlid"] = json!(1);
         v["max_cntlid"] = json!(crate::controller::registry::MAX_CNTLID);
-        v["namespaces"] = Value::Array(s.namespaces().iter().map(|ns| namespace_json(ns)).collect());
+        v["namespaces"] =
+            Value::Array(s.namespaces().iter().map(|ns| namespace_json(ns)).collect());
     }
     v
 }
@@ -648,10 +702,12 @@ async fn get_stats(t: Arc<Target>, p: Params) -> RpcResult {
 /// Upper-case hexadecimal, as SPDK prints NGUIDs.
 pub fn hex_upper(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02X}");
+            s
+        })
 }
 
 /// The discovery NQN, for callers that list subsystems.

@@ -290,7 +290,13 @@ mod tests {
         let b = bdevs
             .insert(&format!("m{nsid}"), None, BdevKind::Malloc, dev)
             .unwrap();
-        Arc::new(Namespace::new(nsid, b.name().into(), Backend::Bdev(b), None, None))
+        Arc::new(Namespace::new(
+            nsid,
+            b.name().into(),
+            Backend::Bdev(b),
+            None,
+            None,
+        ))
     }
 
     #[test]
@@ -337,7 +343,10 @@ mod tests {
         let remover = tokio::spawn(async move { s2.remove_namespace(1).await });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(s.namespace(1).is_none(), "unpublished before draining");
-        assert!(!remover.is_finished(), "removal waits for the in-flight command");
+        assert!(
+            !remover.is_finished(),
+            "removal waits for the in-flight command"
+        );
         drop(guard);
         remover.await.unwrap().unwrap();
         assert!(held.enter().is_none());

@@ -132,7 +132,10 @@ mod tests {
         let g0 = r.generation();
         r.create(cfg("nqn.b")).unwrap();
         r.create(cfg("nqn.a")).unwrap();
-        assert_eq!(r.create(cfg("nqn.a")).unwrap_err(), SubsystemExists("nqn.a".into()));
+        assert_eq!(
+            r.create(cfg("nqn.a")).unwrap_err(),
+            SubsystemExists("nqn.a".into())
+        );
         let names: Vec<String> = r.list().iter().map(|s| s.nqn().to_owned()).collect();
         assert_eq!(names, vec![DISCOVERY_NQN, "nqn.a", "nqn.b"]);
         assert!(r.generation() > g0);

@@ -100,10 +100,16 @@ impl Wire {
         match &pdu {
             Ok(Some(p)) => self.out.stats().on_pdu_rx(p.pdu_type().0),
             Err(DecodeError::HeaderDigest { .. }) => {
-                self.out.stats().header_digest_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.out
+                    .stats()
+                    .header_digest_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Err(DecodeError::DataDigest { .. }) => {
-                self.out.stats().data_digest_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.out
+                    .stats()
+                    .data_digest_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             _ => {}
         }
@@ -145,7 +151,9 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationT
         cntlid = tracing::field::Empty, hostnqn = tracing::field::Empty);
     let stats = target.transport_stats.clone();
     crate::stats::gauge_add(&stats.connections, 1);
-    stats.connections_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .connections_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = async move {
         let opts = target.options();
         let mut framer_cfg = FramerConfig::target();
@@ -197,7 +205,12 @@ async fn handshake(wire: &mut Wire, maxh2cdata: u32) -> Result<(), ConnError> {
         .await
         .map_err(|_| ConnError::Timeout)??;
     let Pdu::IcReq(req) = pdu else {
-        return Err(violation(wire, Fes::PDU_SEQUENCE_ERROR, 0, "first PDU is not an ICReq"));
+        return Err(violation(
+            wire,
+            Fes::PDU_SEQUENCE_ERROR,
+            0,
+            "first PDU is not an ICReq",
+        ));
     };
     let resp = IcResp {
         pfv: 0,

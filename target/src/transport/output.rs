@@ -82,7 +82,8 @@ impl Output {
 
     /// Queues a response capsule.
     pub fn push_cqe(&mut self, cqe: Cqe, tx: TxParams) {
-        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::CAPSULE_RESP.0);
+        self.stats
+            .on_pdu_tx(lamina_protocol::tcp::PduType::CAPSULE_RESP.0);
         CapsuleResp { cqe }.encode(tx, self.scratch());
         let b = self.take_scratch();
         self.push(b);
@@ -98,7 +99,8 @@ impl Output {
 
     /// Queues a C2HData PDU: its header from the scratch buffer, its payload as given.
     pub fn push_c2h_data(&mut self, pdu: &C2hData, tx: TxParams) {
-        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::C2H_DATA.0);
+        self.stats
+            .on_pdu_tx(lamina_protocol::tcp::PduType::C2H_DATA.0);
         let trailer = pdu.encode_head(tx, self.scratch());
         let head = self.take_scratch();
         if let Ok(DataTrailer { data, data_digest }) = trailer {

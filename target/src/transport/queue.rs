@@ -13,9 +13,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lamina_protocol::Pdu;
-use lamina_protocol::fabrics::{ConnectCommand, ConnectData, FabricsCommandType, fabrics_command_type};
+use lamina_protocol::fabrics::{
+    ConnectCommand, ConnectData, FabricsCommandType, fabrics_command_type,
+};
 use lamina_protocol::nvme::{AdminOpcode, Cqe, DataDirection, Sqe, Status, StatusCode};
-use lamina_protocol::tcp::{C2hData, CapsuleCmd, DataLocation, Fes, H2cData, PduType, R2t, TermReq};
+use lamina_protocol::tcp::{
+    C2hData, CapsuleCmd, DataLocation, Fes, H2cData, PduType, R2t, TermReq,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{
@@ -66,7 +70,10 @@ pub struct Queue {
 impl Queue {
     /// A new, unbound queue.
     pub fn new(target: Arc<Target>, local: SocketAddr, peer: SocketAddr) -> Self {
-        let depth = target.options().max_queue_depth.max(target.options().max_aq_depth);
+        let depth = target
+            .options()
+            .max_queue_depth
+            .max(target.options().max_aq_depth);
         Self {
             target,
             site: ConnectSite { local, peer },
@@ -80,20 +87,31 @@ impl Queue {
     }
 
     /// Runs the queue until it ends.
-    pub async fn run(mut self, wire: &mut Wire, root: CancellationToken) -> Result<QueueExit, ConnError> {
+    pub async fn run(
+        mut self,
+        wire: &mut Wire,
+        root: CancellationToken,
+    ) -> Result<QueueExit, ConnError> {
         let result = self.serve(wire, &root).await;
         self.unbind();
         result
     }
 
-    async fn serve(&mut self, wire: &mut Wire, root: &CancellationToken) -> Result<QueueExit, ConnError> {
+    async fn serve(
+        &mut self,
+        wire: &mut Wire,
+        root: &CancellationToken,
+    ) -> Result<QueueExit, ConnError> {
         loop {
             wire.out.flush(&wire.stream)?;
             if self.closing && self.running.is_empty() {
                 wire.flush_all(DRAIN_TIMEOUT).await?;
                 return Ok(QueueExit::Disconnected);
             }
-            let token = self.bound.as_ref().map_or_else(|| root.clone(), |b| b.token.clone());
+            let token = self
+                .bound
+                .as_ref()
+                .map_or_else(|| root.clone(), |b| b.token.clone());
             let want_read = !self.closing && !wire.is_backlogged();
             let oob = self.bound.as_mut().and_then(|b| b.oob.as_mut());
             tokio::select! {
@@ -117,7 +135,11 @@ impl Queue {
     }
 
     /// The queue's token fired: shutdown drains, teardown just closes.
-    async fn on_cancel(&mut self, wire: &mut Wire, root: &CancellationToken) -> Result<QueueExit, ConnError> {
+    async fn on_cancel(
+        &mut self,
+        wire: &mut Wire,
+        root: &CancellationToken,
+    ) -> Result<QueueExit, ConnError> {
         if !root.is_cancelled() {
             return Ok(QueueExit::TornDown);
         }
@@ -146,7 +168,11 @@ impl Queue {
             match wire.next_pdu() {
                 Ok(Some(pdu)) => self.on_pdu(wire, pdu)?,
                 Ok(None) => return Ok(false),
-                Err(lamina_protocol::DecodeError::DataDigest { command_id, pdu_type, .. }) => {
+                Err(lamina_protocol::DecodeError::DataDigest {
+                    command_id,
+                    pdu_type,
+                    ..
+                }) => {
                     self.on_data_digest_error(wire, pdu_type, command_id);
                 }
                 Err(e) => return Err(decode_failure(wire, &e)),
@@ -162,14 +188,23 @@ impl Queue {
             }
             Pdu::H2cData(data) => self.on_h2c_data(wire, &data),
             Pdu::H2cTermReq(t) => Err(ConnError::HostTerminated(t.fes)),
-            _ => Err(violation(wire, Fes::PDU_SEQUENCE_ERROR, 0, "unexpected PDU after the IC exchange")),
+            _ => Err(violation(
+                wire,
+                Fes::PDU_SEQUENCE_ERROR,
+                0,
+                "unexpected PDU after the IC exchange",
+            )),
         }
     }
 
     /// Data digest mismatch: the command fails with Transient Transport Error (NVMe/TCP 1.0);
     /// the stream stays in sync, so the connection lives on.
     fn on_data_digest_error(&mut self, wire: &mut Wire, pdu_type: PduType, cid: u16) {
-        tracing::warn!(cid, ?pdu_type, "data digest error: completing the command with Transient Transport Error");
+        tracing::warn!(
+            cid,
+            ?pdu_type,
+            "data digest error: completing the command with Transient Transport Error"
+        );
         if pdu_type == PduType::CAPSULE_CMD {
             // The capsule took an SQ slot even though its command never starts.
             self.sqhd = self.next_sqhd();
@@ -198,17 +233,41 @@ impl Queue {
         };
         let direction = direction_of(&sqe);
         match (location, direction) {
-            (DataLocation::InCapsule(_), DataDirection::HostToController | DataDirection::Bidirectional) => {
-                self.dispatch(wire, Request { sqe, data: cmd.data, c2h_len: 0 });
+            (
+                DataLocation::InCapsule(_),
+                DataDirection::HostToController | DataDirection::Bidirectional,
+            ) => {
+                self.dispatch(
+                    wire,
+                    Request {
+                        sqe,
+                        data: cmd.data,
+                        c2h_len: 0,
+                    },
+                );
             }
             (DataLocation::Transport(len), DataDirection::HostToController) => {
                 self.start_transfer(wire, sqe, len);
             }
             (DataLocation::Transport(len), DataDirection::ControllerToHost) => {
-                self.dispatch(wire, Request { sqe, data: Bytes::new(), c2h_len: len });
+                self.dispatch(
+                    wire,
+                    Request {
+                        sqe,
+                        data: Bytes::new(),
+                        c2h_len: len,
+                    },
+                );
             }
             (DataLocation::None, _) => {
-                self.dispatch(wire, Request { sqe, data: Bytes::new(), c2h_len: 0 });
+                self.dispatch(
+                    wire,
+                    Request {
+                        sqe,
+                        data: Bytes::new(),
+                        c2h_len: 0,
+                    },
+                );
             }
             _ => self.send_completion(wire, Completion::error(sqe.cid, StatusCode::INVALID_FIELD)),
         }
@@ -224,14 +283,25 @@ impl Queue {
     }
 
     fn start_transfer(&mut self, wire: &mut Wire, sqe: Sqe, len: u32) {
-        let max = self.target.options().max_io_size.max(crate::options::ADMIN_IN_CAPSULE_DATA);
+        let max = self
+            .target
+            .options()
+            .max_io_size
+            .max(crate::options::ADMIN_IN_CAPSULE_DATA);
         if len > max {
-            return self.send_completion(wire, Completion::error(sqe.cid, StatusCode::INVALID_FIELD));
+            return self
+                .send_completion(wire, Completion::error(sqe.cid, StatusCode::INVALID_FIELD));
         }
         let Some(ttag) = self.transfers.start(sqe, len) else {
-            return self.send_completion(wire, Completion::error(sqe.cid, StatusCode::INTERNAL_ERROR));
+            return self
+                .send_completion(wire, Completion::error(sqe.cid, StatusCode::INTERNAL_ERROR));
         };
-        let r2t = R2t { cccid: sqe.cid, ttag, r2to: 0, r2tl: len };
+        let r2t = R2t {
+            cccid: sqe.cid,
+            ttag,
+            r2to: 0,
+            r2tl: len,
+        };
         wire.out.push_r2t(&r2t, wire.tx);
     }
 
@@ -239,7 +309,14 @@ impl Queue {
         match self.transfers.on_data(pdu) {
             Ok(None) => Ok(()),
             Ok(Some((sqe, data))) => {
-                self.dispatch(wire, Request { sqe, data, c2h_len: 0 });
+                self.dispatch(
+                    wire,
+                    Request {
+                        sqe,
+                        data,
+                        c2h_len: 0,
+                    },
+                );
                 Ok(())
             }
             Err(v) => Err(Self::h2c_violation(wire, pdu, v)),
@@ -267,7 +344,10 @@ impl Queue {
             return self.send_completion(wire, c);
         }
         let Some(bound) = &self.bound else {
-            return self.send_completion(wire, Completion::error(sqe.cid, StatusCode::COMMAND_SEQUENCE_ERROR));
+            return self.send_completion(
+                wire,
+                Completion::error(sqe.cid, StatusCode::COMMAND_SEQUENCE_ERROR),
+            );
         };
         match crate::dispatch::execute(&bound.ctx, req) {
             crate::dispatch::Started::Running(f) => self.running.push(f),
@@ -287,7 +367,9 @@ impl Queue {
             Ok(d) => d,
             Err(e) => {
                 let mut c = Completion::error(cid, StatusCode::CONNECT_INVALID_PARAMETERS);
-                if let Some(p) = lamina_protocol::fabrics::ConnectInvalidParameter::from_data_error(&e) {
+                if let Some(p) =
+                    lamina_protocol::fabrics::ConnectInvalidParameter::from_data_error(&e)
+                {
                     c.dw0 = p.dw0();
                 } else {
                     c.status = Status::dnr(StatusCode::INVALID_FIELD);
@@ -298,12 +380,18 @@ impl Queue {
         match connect(&self.target, &cmd, &data, self.site) {
             Ok((joined, cqe)) => {
                 self.bind(joined, cmd.sqsize.saturating_add(1));
-                Completion { dw0: cqe.dw0, ..Completion::ok(cid) }
+                Completion {
+                    dw0: cqe.dw0,
+                    ..Completion::ok(cid)
+                }
             }
             Err(cqe) => {
                 tracing::info!(subnqn = %data.subnqn.as_str(), hostnqn = %data.hostnqn.as_str(),
                     qid = cmd.qid, status = ?cqe.status.code, "connect refused");
-                Completion { dw0: cqe.dw0, ..Completion::with_status(cid, cqe.status) }
+                Completion {
+                    dw0: cqe.dw0,
+                    ..Completion::with_status(cid, cqe.status)
+                }
             }
         }
     }
@@ -315,30 +403,55 @@ impl Queue {
         span.record("hostnqn", ctrl.host().hostnqn.as_str());
         let (qid, token, oob, registration) = match joined {
             Joined::Admin { ctrl, oob } => (0, ctrl.cancel_token().child_token(), Some(oob), None),
-            Joined::Io { qid, registration, token, .. } => (qid, token, None, Some(registration)),
+            Joined::Io {
+                qid,
+                registration,
+                token,
+                ..
+            } => (qid, token, None, Some(registration)),
         };
         span.record("qid", qid);
-        let gauge = if qid == 0 { &self.target.transport_stats.admin_queues } else { &self.target.transport_stats.io_queues };
+        let gauge = if qid == 0 {
+            &self.target.transport_stats.admin_queues
+        } else {
+            &self.target.transport_stats.io_queues
+        };
         crate::stats::gauge_add(gauge, 1);
         if qid == 0 {
             tracing::info!(subnqn = %ctrl.subsystem().nqn(), "host connected: controller created");
         } else {
             tracing::debug!("I/O queue connected");
         }
-        let ctx = QueueCtx { target: self.target.clone(), ctrl, qid };
-        self.bound = Some(Bound { ctx, token, oob, registration, sqsize });
+        let ctx = QueueCtx {
+            target: self.target.clone(),
+            ctrl,
+            qid,
+        };
+        self.bound = Some(Bound {
+            ctx,
+            token,
+            oob,
+            registration,
+            sqsize,
+        });
     }
 
     /// Releases the queue's hold on its controller.
     fn unbind(&mut self) {
         let Some(b) = self.bound.take() else { return };
         let stats = &self.target.transport_stats;
-        let gauge = if b.ctx.qid == 0 { &stats.admin_queues } else { &stats.io_queues };
+        let gauge = if b.ctx.qid == 0 {
+            &stats.admin_queues
+        } else {
+            &stats.io_queues
+        };
         crate::stats::gauge_add(gauge, -1);
         let ctrl = &b.ctx.ctrl;
         if b.ctx.qid == 0 {
             if !ctrl.is_torn_down() {
-                tracing::info!("host disconnected: admin queue closed, tearing the controller down");
+                tracing::info!(
+                    "host disconnected: admin queue closed, tearing the controller down"
+                );
             }
             ctrl.tear_down();
         } else if let Some(reg) = b.registration {

@@ -8,9 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 use lamina_protocol::nvme::Sqe;
-use lamina_protocol::tcp::{
-    DATA_CCCID_OFFSET, DATA_DATAO_OFFSET, DATA_TTAG_OFFSET, Fes, H2cData,
-};
+use lamina_protocol::tcp::{DATA_CCCID_OFFSET, DATA_DATAO_OFFSET, DATA_TTAG_OFFSET, Fes, H2cData};
 
 /// One command waiting for its data.
 #[derive(Debug)]
@@ -145,10 +143,7 @@ impl Transfers {
             field_offset: offset(DATA_TTAG_OFFSET),
             what: "H2CData for an unknown transfer tag",
         };
-        let slot = self
-            .slots
-            .get_mut(usize::from(pdu.ttag))
-            .ok_or(unknown)?;
+        let slot = self.slots.get_mut(usize::from(pdu.ttag)).ok_or(unknown)?;
         let transfer = slot.as_mut().ok_or(unknown)?;
         if !transfer.accept(pdu)? {
             return Ok(None);
