@@ -6,6 +6,11 @@
 //! methods at start-up. Lvstores and lvols are not in it: they live on their own devices and
 //! come back when their base bdev is created again (examine). The same replay loads a
 //! `--config` file written by SPDK's `save_config`.
+//!
+//! `--config FILE` also takes Lamina's declarative TOML (see [`declarative`] for the format):
+//! a file ending in `.json`, or whose first character is `{`, is SPDK JSON; anything else is
+//! TOML. Either way the file creates what is missing and leaves what exists: a JSON call that
+//! answers `-EEXIST` counts as "already there", not as a failure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +22,9 @@ use crate::context::Target;
 use crate::rpc::Methods;
 use crate::rpc::nvmf::ListenAddress;
 use crate::subsystem::{Backend, SubsystemKind};
+
+mod apply;
+pub mod declarative;
 
 /// The state file's name inside the data directory.
 pub const STATE_FILE: &str = "lamina.json";
@@ -97,8 +105,8 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
     out
 }
 
-/// Writes the configuration to the state file, if there is one. Failures are logged: the
-/// change itself is done, and the next successful write carries it.
+/// Writes the configuration to the state file, if there is one and it changed. Failures are
+/// logged: the change itself is done, and the next successful write carries it.
 pub async fn persist(t: &Arc<Target>) {
     let Some(path) = t.state_path.read().clone() else {
         return;
@@ -108,6 +116,10 @@ pub async fn persist(t: &Arc<Target>) {
         // Under the lock, the snapshot and the write are one step: files land in order.
         let _guard = t2.persist_lock.lock();
         let text = serde_json::to_vec_pretty(&save_config(&t2)).map_err(std::io::Error::other)?;
+        // Most changes (every lvol method) leave the file as it is: skip the fsyncs then.
+        if std::fs::read(&path).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
         crate::atomic_file::write(&path, &text)
     })
     .await;
@@ -163,6 +175,8 @@ pub fn read_json(path: &Path) -> Result<Value, ConfigError> {
 pub struct Replayed {
     /// Calls that succeeded.
     pub ok: usize,
+    /// Calls answered `-EEXIST`: what they create is already there.
+    pub existing: usize,
     /// Calls that failed (each logged).
     pub failed: usize,
 }
@@ -172,6 +186,16 @@ pub struct Replayed {
 /// that fails is logged and the rest still run, so one missing device does not take every
 /// subsystem down with it.
 pub async fn replay(methods: &Methods, config: &Value) -> Replayed {
+    replay_except(methods, config, |_, _| false).await
+}
+
+/// [`replay`], counting the calls `exists(method, params)` says are already done as existing
+/// instead of making them.
+async fn replay_except(
+    methods: &Methods,
+    config: &Value,
+    exists: impl Fn(&str, &Value) -> bool,
+) -> Replayed {
     let mut sections: Vec<&Value> = config
         .get("subsystems")
         .and_then(Value::as_array)
@@ -185,33 +209,133 @@ pub async fn replay(methods: &Methods, config: &Value) -> Replayed {
     sections.sort_by_key(rank);
     let mut done = Replayed::default();
     for section in sections {
-        let calls = section
-            .get("config")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for call in calls {
+        let calls = section.get("config").and_then(Value::as_array);
+        for call in calls.into_iter().flatten() {
             let Some(method) = call.get("method").and_then(Value::as_str) else {
                 continue;
             };
-            if !methods.contains(method) {
-                tracing::warn!(
-                    method,
-                    "configuration entry skipped: method not supported by Lamina"
-                );
-                done.failed += 1;
+            let params = call.get("params").cloned().unwrap_or(Value::Null);
+            if exists(method, &params) {
+                done.existing += 1;
                 continue;
             }
-            let request = json!({"jsonrpc": "2.0", "id": 1, "method": method,
-                "params": call.get("params").cloned().unwrap_or(Value::Null)});
-            let answer = methods.handle_value(request).await.unwrap_or(Value::Null);
-            if let Some(err) = answer.get("error") {
-                tracing::error!(method, error = %err, "configuration entry failed");
-                done.failed += 1;
-            } else {
-                done.ok += 1;
-            }
+            replay_call(methods, method, params, &mut done).await;
         }
     }
     done
+}
+
+async fn replay_call(methods: &Methods, method: &str, params: Value, done: &mut Replayed) {
+    if !methods.contains(method) {
+        tracing::warn!(
+            method,
+            "configuration entry skipped: method not supported by Lamina"
+        );
+        done.failed += 1;
+        return;
+    }
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let answer = methods.handle_value(request).await.unwrap_or(Value::Null);
+    match answer.get("error") {
+        Some(err) if err.get("code") == Some(&json!(crate::rpc::error::EEXIST)) => {
+            tracing::debug!(method, error = %err, "configuration entry already there");
+            done.existing += 1;
+        }
+        Some(err) => {
+            tracing::error!(method, error = %err, "configuration entry failed");
+            done.failed += 1;
+        }
+        None => done.ok += 1,
+    }
+}
+
+/// Whether an `nvmf_subsystem_add_ns` call is already done: its NSID exports its bdev. (Adding
+/// it again would answer -EBUSY, the bdev being held by that very namespace.)
+fn namespace_exists(t: &Target, method: &str, params: &Value) -> bool {
+    if method != "nvmf_subsystem_add_ns" {
+        return false;
+    }
+    let nqn = params.get("nqn").and_then(Value::as_str).unwrap_or("");
+    let ns = params.get("namespace").unwrap_or(&Value::Null);
+    let nsid = ns.get("nsid").and_then(Value::as_u64);
+    let bdev = ns.get("bdev_name").and_then(Value::as_str).unwrap_or("");
+    let name = t
+        .lvols
+        .lvol(bdev)
+        .map_or_else(|_| bdev.to_owned(), |l| l.uuid().to_string());
+    let (Some(sub), Some(nsid)) = (t.subsystems.get(nqn), nsid) else {
+        return false;
+    };
+    u32::try_from(nsid)
+        .ok()
+        .and_then(|n| sub.namespace(n))
+        .is_some_and(|n| n.bdev_name() == name)
+}
+
+/// A `--config` file, in either format.
+#[derive(Debug)]
+pub enum ConfigFile {
+    /// SPDK's `save_config` JSON.
+    Spdk(Value),
+    /// Lamina's declarative TOML.
+    Lamina(declarative::LaminaConfig),
+}
+
+/// Reads a `--config` file, telling the formats apart by extension, else by content.
+pub fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let is_json = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => true,
+        Some("toml") => false,
+        _ => text.trim_start().starts_with('{'),
+    };
+    if is_json {
+        return read_json(path).map(ConfigFile::Spdk);
+    }
+    declarative::LaminaConfig::parse(&text)
+        .map(ConfigFile::Lamina)
+        .map_err(|why| ConfigError::Invalid {
+            path: path.to_owned(),
+            why,
+        })
+}
+
+/// What applying a `--config` file did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FileApplied {
+    /// Objects created.
+    pub created: usize,
+    /// Objects that were already there.
+    pub existing: usize,
+    /// Entries that failed (each logged).
+    pub failed: usize,
+}
+
+/// Reads and applies a `--config` file: creates what is missing, leaves what exists.
+pub async fn apply_file(
+    t: &Arc<Target>,
+    methods: &Methods,
+    path: &Path,
+) -> Result<FileApplied, ConfigError> {
+    Ok(match read_file(path)? {
+        ConfigFile::Spdk(v) => {
+            let r = replay_except(methods, &v, |m, p| namespace_exists(t, m, p)).await;
+            FileApplied {
+                created: r.ok,
+                existing: r.existing,
+                failed: r.failed,
+            }
+        }
+        ConfigFile::Lamina(cfg) => {
+            let r = declarative::apply(t, methods, &cfg).await;
+            FileApplied {
+                created: r.created,
+                existing: r.existing,
+                failed: r.failed,
+            }
+        }
+    })
 }

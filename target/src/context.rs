@@ -46,6 +46,8 @@ pub struct Target {
     pub state_path: RwLock<Option<PathBuf>>,
     /// Serialises configuration writes so the file always holds the newest state.
     pub persist_lock: parking_lot::Mutex<()>,
+    /// Long lvol operations in progress (inflate, decouple, clearing deletes, thick creates).
+    pub operations: crate::rpc::operations::Operations,
 }
 
 impl Target {
@@ -64,6 +66,7 @@ impl Target {
             transport_created: AtomicBool::new(false),
             state_path: RwLock::new(None),
             persist_lock: parking_lot::Mutex::new(()),
+            operations: crate::rpc::operations::Operations::new(),
         })
     }
 

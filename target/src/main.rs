@@ -34,5 +34,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Rpc(args) => runtime.block_on(lamina_target::cli::rpc::run(args)),
+        Command::Lvstore(args) => runtime.block_on(lamina_target::cli::lvstore::run(args)),
+        Command::Lvol(args) => runtime.block_on(lamina_target::cli::lvol::run(args)),
+        Command::Subsystem(args) => runtime.block_on(lamina_target::cli::subsystem::run(args)),
+        Command::Bdev(args) => runtime.block_on(lamina_target::cli::bdev::run(args)),
     }
 }

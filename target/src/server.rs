@@ -63,7 +63,17 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     let target = Target::new(TransportOptions::default());
     let methods = Arc::new(crate::rpc::methods(&target));
     let state = data_dir.join(crate::config::STATE_FILE);
-    let listen = args.listen_addrs();
+    // Ports first, so the embedded default listens on the addresses actually bound (port 0
+    // picks one) and a replayed listener on the same address reuses the port.
+    let mut ports = Vec::new();
+    for addr in args.listen_addrs() {
+        let port = target
+            .ports
+            .listen(&target, addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        ports.push(port.addr);
+    }
     if state.exists() {
         let cfg = crate::config::read_json(&state).context(
             "the persisted configuration is damaged; fix or move it away to start fresh",
@@ -71,19 +81,10 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         let r = crate::config::replay(&methods, &cfg).await;
         tracing::info!(ok = r.ok, failed = r.failed, file = %state.display(), "configuration restored");
     } else if args.config.is_none() {
-        create_default(&methods, &data_dir, &listen).await?;
+        create_default(&methods, &data_dir, &ports).await?;
     }
     if let Some(path) = &args.config {
-        apply_config_file(&methods, path).await?;
-    }
-    let mut ports = Vec::new();
-    for addr in &listen {
-        let port = target
-            .ports
-            .listen(&target, *addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        ports.push(port.addr);
+        apply_config_file(&target, &methods, path).await?;
     }
     *target.state_path.write() = Some(state);
     crate::config::persist(&target).await;
@@ -242,10 +243,16 @@ async fn create_default(
 }
 
 /// Applies a `--config` file: SPDK JSON (`save_config`) or Lamina TOML.
-async fn apply_config_file(methods: &Methods, path: &Path) -> anyhow::Result<()> {
-    let cfg = crate::config::read_json(path).context("--config")?;
-    let r = crate::config::replay(methods, &cfg).await;
-    tracing::info!(ok = r.ok, failed = r.failed, file = %path.display(), "--config applied");
+async fn apply_config_file(
+    target: &Arc<Target>,
+    methods: &Methods,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let r = crate::config::apply_file(target, methods, path)
+        .await
+        .context("--config")?;
+    tracing::info!(created = r.created, existing = r.existing, failed = r.failed,
+        file = %path.display(), "--config applied");
     Ok(())
 }
 

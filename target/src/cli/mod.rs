@@ -3,6 +3,18 @@
 //!
 //! Every `serve` flag can also come from an environment variable `LAMINA_<FLAG>` (containers,
 //! systemd drop-ins); a flag on the command line wins over the variable.
+//!
+//! The management subcommands (`lvstore`, `lvol`, `subsystem`, `bdev`) talk to a running server
+//! over its JSON-RPC socket (`--socket PATH`, env `LAMINA_RPC_SOCKET`, default
+//! `./lamina-data/lamina.sock`), print a table or a sentence, or the JSON-RPC result with
+//! `--json`, and exit with a stable code: 0 success, 1 the server refused (JSON-RPC error),
+//! 2 usage error, 3 server unreachable (see [`session`]).
+//!
+//! # Layout
+//! - [`rpc`]: `lamina rpc METHOD [PARAMS]`, any method.
+//! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`]: the readable subcommands.
+//! - [`session`]: flags, connection, errors and exit codes they share; [`size`]: human sizes;
+//!   [`table`]: text tables; [`progress`]: progress bars for long operations.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +23,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+pub mod bdev;
+pub mod lvol;
+pub mod lvstore;
+pub mod progress;
 pub mod rpc;
+pub mod session;
+pub mod size;
+pub mod subsystem;
+pub mod table;
 
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./lamina-data";
@@ -34,6 +54,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send one JSON-RPC request and print its result.
     Rpc(rpc::RpcArgs),
+    /// Manage lvol stores: create, list, delete, rename, grow.
+    Lvstore(lvstore::LvstoreArgs),
+    /// Manage logical volumes: create, list, delete, resize, rename, snapshot, clone, inflate.
+    Lvol(lvol::LvolArgs),
+    /// Manage NVMe-oF subsystems: create, list, delete, namespaces, listeners, hosts.
+    Subsystem(subsystem::SubsystemArgs),
+    /// Manage base bdevs: files, block devices, memory.
+    Bdev(bdev::BdevArgs),
 }
 
 /// Flags of `lamina serve`.

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::dispatch::{Methods, Params, RpcResult};
 use crate::context::Target;
 
-/// Registers the methods. `rpc_get_methods` lists the table as it is once everything is
-/// registered, so it is added last by [`super::methods`]'s caller through [`finish`].
+/// Registers the methods. `rpc_get_methods` answers with the names registered before it, so
+/// [`super::methods`] registers this group last.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "spdk_get_version", version);
     super::reg(m, t, "save_config", save_config);

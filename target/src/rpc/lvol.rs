@@ -1,5 +1,12 @@
-//! Lvstore and lvol methods, as SPDK names and shapes them (`bdev_lvol_*`). An lvol is
-//! addressed by UUID or by its alias `lvs_name/lvol_name`; an lvstore by `uuid` or `lvs_name`.
+//! Lvstore methods and lvol create/list/delete, as SPDK names and shapes them (`bdev_lvol_*`):
+//! `bdev_lvol_create_lvstore`, `bdev_lvol_get_lvstores`, `bdev_lvol_delete_lvstore`,
+//! `bdev_lvol_rename_lvstore`, `bdev_lvol_grow_lvstore`, `bdev_lvol_create`,
+//! `bdev_lvol_get_lvols`, `bdev_lvol_delete` (the other lvol methods are in
+//! [`super::lvol_ops`]). An lvol is addressed by UUID or by its alias `lvs_name/lvol_name`; an
+//! lvstore by `uuid` or `lvs_name`.
+//!
+//! A thick create and a delete that clears its clusters can take long on a large lvol: they
+//! register their progress in [`super::operations`] while they run.
 //!
 //! Listings take a snapshot of refcounted handles and read each lvol through its own handle:
 //! an lvol deleted meanwhile is absent from the answer, never half-read (the SPDK crash this
@@ -7,7 +14,9 @@
 
 use std::sync::Arc;
 
-use lamina_lvol::{ClearMethod, LvolInfo, LvolOptions, LvolStore, LvstoreInfo, LvstoreOptions};
+use lamina_lvol::{
+    ClearMethod, LvolError, LvolInfo, LvolOptions, LvolStore, LvstoreInfo, LvstoreOptions, Progress,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -25,6 +34,9 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "bdev_lvol_create", create);
     super::reg(m, t, "bdev_lvol_get_lvols", get_lvols);
     super::reg(m, t, "bdev_lvol_delete", delete);
+    super::reg(m, t, "bdev_lvol_rename_lvstore", rename_lvstore);
+    super::reg(m, t, "bdev_lvol_grow_lvstore", grow_lvstore);
+    super::lvol_ops::register(m, t);
 }
 
 fn parse_clear(s: Option<&str>) -> Result<ClearMethod, RpcError> {
@@ -180,9 +192,21 @@ async fn create(t: Arc<Target>, p: Params) -> RpcResult {
         clear_method: parse_clear(p.clear_method.as_deref())?,
         ..LvolOptions::default()
     };
-    let lvol = store.create_lvol(&p.lvol_name, size, &opts).await?;
-    tracing::info!(lvol = %format!("{}/{}", store.name(), p.lvol_name), size, thin = p.thin_provision,
-        "lvol created");
+    let alias = format!("{}/{}", store.name(), p.lvol_name);
+    // A thick lvol's clusters are zeroed before it exists: long on a large lvol, so listed.
+    let op = (!p.thin_provision).then(|| {
+        t.operations
+            .start("bdev_lvol_create", &alias, "", &opts.progress)
+    });
+    let result = store
+        .create_lvol(&p.lvol_name, size, &opts)
+        .await
+        .map_err(RpcError::from);
+    if let Some(op) = op {
+        op.finish(&result);
+    }
+    let lvol = result?;
+    tracing::info!(lvol = %alias, size, thin = p.thin_provision, "lvol created");
     Ok(json!(lvol.uuid().to_string()))
 }
 
@@ -229,9 +253,78 @@ struct LvolName {
 async fn delete(t: Arc<Target>, p: Params) -> RpcResult {
     let p: LvolName = p.parse()?;
     let lvol = t.lvols.lvol(&p.name)?;
-    let alias = lvol.info().map_or_else(|_| p.name.clone(), |i| i.alias);
-    lvol.delete(&lamina_lvol::Progress::default()).await?;
-    tracing::info!(lvol = %alias, "lvol deleted");
+    let info = lvol.info()?;
+    let progress = Progress::new();
+    // Clearing the freed clusters is what takes long; a delete that clears nothing is quick.
+    let op = (info.clear_method != ClearMethod::None).then(|| {
+        t.operations.start(
+            "bdev_lvol_delete",
+            &info.alias,
+            &info.uuid.to_string(),
+            &progress,
+        )
+    });
+    let result = match lvol.delete(&progress).await {
+        Err(LvolError::Busy(_)) if lvol.is_exported() => Err(exported_busy(&t, &info)),
+        other => other.map_err(RpcError::from),
+    };
+    if let Some(op) = op {
+        op.finish(&result);
+    }
+    result?;
+    tracing::info!(lvol = %info.alias, "lvol deleted");
+    Ok(json!(true))
+}
+
+/// `-EBUSY` for an exported lvol, naming the namespaces that export it.
+fn exported_busy(t: &Target, info: &LvolInfo) -> RpcError {
+    let users: Vec<String> = super::lvol_ops::namespaces_of(t, info.uuid)
+        .iter()
+        .map(|(s, nsid)| format!("namespace {nsid} of {}", s.nqn()))
+        .collect();
+    let users = if users.is_empty() {
+        "a namespace".to_owned()
+    } else {
+        users.join(", ")
+    };
+    RpcError::busy(format!(
+        "lvol {} is exported as {users}: remove the namespace first (nvmf_subsystem_remove_ns)",
+        info.alias
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameLvstore {
+    old_name: String,
+    new_name: String,
+}
+
+async fn rename_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
+    let p: RenameLvstore = p.parse()?;
+    // SPDK answers -ENOENT (not -ENODEV) for an unknown lvstore here; scripts may match on it.
+    let store = t.lvols.lvstore(&p.old_name).map_err(|_| {
+        RpcError::new(
+            super::error::ENOENT,
+            format!(
+                "lvstore {} not found: bdev_lvol_get_lvstores lists them",
+                p.old_name
+            ),
+        )
+    })?;
+    t.lvols.rename_lvstore(&store, &p.new_name).await?;
+    tracing::info!(old = %p.old_name, new = %p.new_name, "lvstore renamed");
+    Ok(json!(true))
+}
+
+async fn grow_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
+    let sel: StoreSelector = p.parse()?;
+    let store = sel
+        .resolve(&t)?
+        .ok_or_else(|| RpcError::invalid_params("give uuid or lvs_name"))?;
+    let info = store.grow().await?;
+    tracing::info!(lvstore = %info.name, total_data_clusters = info.total_data_clusters,
+        "lvstore grown");
     Ok(json!(true))
 }
 

@@ -4,10 +4,13 @@
 //! 2.0 rules and routes to method handlers, [`server`] owns the listeners and client
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
 //! the other end used by the CLI and tests. The methods live in one file per resource:
-//! [`bdev`], [`lvol`], [`nvmf`], [`framework`].
+//! [`bdev`], [`lvol`] (lvstores, lvol create/list/delete), [`lvol_ops`] (the other lvol
+//! methods), [`nvmf`], [`framework`]. [`operations`] tracks the progress of long lvol operations
+//! for the Lamina-specific `lamina_get_operations`.
 //!
 //! Every method that succeeds and is not a pure query persists the configuration (see
-//! [`crate::config`]), so what an operator created is back after a restart or a crash.
+//! [`crate::config`]), so what an operator created is back after a restart or a crash; the
+//! write (and its fsyncs) is skipped when the file would not change, as after lvol methods.
 
 pub mod bdev;
 pub mod client;
@@ -16,7 +19,9 @@ pub mod error;
 pub mod framework;
 pub mod framing;
 pub mod lvol;
+pub mod lvol_ops;
 pub mod nvmf;
+pub mod operations;
 pub mod server;
 
 use std::future::Future;

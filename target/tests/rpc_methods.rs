@@ -1,0 +1,612 @@
+//! Every JSON-RPC method against an in-process target: result shapes as SPDK documents them,
+//! missing and wrong parameters (-32602 naming the parameter), and each error code (-32601,
+//! -ENODEV, -EEXIST, -EBUSY, -ENOSPC, -EINVAL, SPDK's -ENOENT for an unknown lvstore rename).
+//! The main test records the methods it called and fails if `rpc_get_methods` lists one it
+//! did not exercise.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns; a panic is a failure
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use lamina_target::rpc::client::RpcClient;
+use lamina_target::rpc::error::{
+    EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, INVALID_PARAMS, METHOD_NOT_FOUND,
+};
+use lamina_target::subsystem::SubsystemEvent;
+use serde_json::{Value, json};
+use support::TestServer;
+
+/// A client that remembers which methods it called.
+struct Rpc {
+    c: RpcClient,
+    seen: BTreeSet<String>,
+}
+
+impl Rpc {
+    async fn new(s: &TestServer) -> Self {
+        Self {
+            c: s.client().await,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    async fn ok(&mut self, method: &str, params: Value) -> Value {
+        self.seen.insert(method.to_owned());
+        support::ok(&mut self.c, method, params).await
+    }
+
+    async fn err(&mut self, method: &str, params: Value, code: i32) -> String {
+        self.seen.insert(method.to_owned());
+        support::err(&mut self.c, method, params, code).await
+    }
+}
+
+const NQN: &str = "nqn.2026-11.io.lamina:test";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_with_its_errors() {
+    let s = TestServer::start().await;
+    let mut r = Rpc::new(&s).await;
+    framework(&mut r).await;
+    bdevs(&mut r, &s).await;
+    lvstores(&mut r, &s).await;
+    lvols(&mut r).await;
+    family(&mut r).await;
+    nvmf(&mut r).await;
+    exported(&mut r).await;
+    let methods = r.ok("rpc_get_methods", Value::Null).await;
+    let missing: Vec<&str> = methods
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .filter(|m| !r.seen.contains(*m))
+        .collect();
+    assert!(missing.is_empty(), "methods without a test: {missing:?}");
+    s.stop().await;
+}
+
+async fn framework(r: &mut Rpc) {
+    let methods = r.ok("rpc_get_methods", json!({})).await;
+    for m in [
+        "bdev_lvol_resize",
+        "bdev_lvol_rename",
+        "bdev_lvol_set_read_only",
+        "bdev_lvol_snapshot",
+        "bdev_lvol_clone",
+        "bdev_lvol_inflate",
+        "bdev_lvol_decouple_parent",
+        "bdev_lvol_rename_lvstore",
+        "bdev_lvol_grow_lvstore",
+        "lamina_get_operations",
+    ] {
+        assert!(methods.as_array().unwrap().contains(&json!(m)), "{m}");
+    }
+    let v = r.ok("spdk_get_version", Value::Null).await;
+    assert!(v["version"].as_str().unwrap().starts_with("Lamina v"));
+    assert!(v["fields"]["major"].is_u64());
+    r.err("spdk_get_version", json!({"x": 1}), INVALID_PARAMS)
+        .await;
+    assert_eq!(r.ok("framework_wait_init", Value::Null).await, json!(true));
+    let cfg = r.ok("save_config", Value::Null).await;
+    assert!(cfg["subsystems"].is_array());
+    let msg = r
+        .err("bdev_lvol_frobnicate", json!({}), METHOD_NOT_FOUND)
+        .await;
+    assert!(msg.contains("bdev_lvol_frobnicate"), "{msg}");
+    assert_eq!(r.ok("lamina_get_operations", Value::Null).await, json!([]));
+    r.err("lamina_get_operations", json!({"id": 999}), ENODEV)
+        .await;
+}
+
+async fn bdevs(r: &mut Rpc, s: &TestServer) {
+    let name = r
+        .ok(
+            "bdev_malloc_create",
+            json!({"name": "m0", "num_blocks": 16384, "block_size": 4096}),
+        )
+        .await;
+    assert_eq!(name, "m0");
+    let msg = r
+        .err(
+            "bdev_malloc_create",
+            json!({"name": "m0", "num_blocks": 1}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("block_size"), "{msg}");
+    r.err(
+        "bdev_malloc_create",
+        json!({"name": "m0", "num_blocks": 16, "block_size": 4096}),
+        EEXIST,
+    )
+    .await;
+    r.ok(
+        "bdev_null_create",
+        json!({"name": "n0", "num_blocks": 1024, "block_size": 512}),
+    )
+    .await;
+    let file = s.dir.path().join("disk.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let p = json!({"name": "a0", "filename": file, "block_size": 4096});
+    r.ok("bdev_aio_create", p.clone()).await;
+    r.err("bdev_aio_create", p, EEXIST).await;
+    let missing = json!({"name": "a1", "filename": s.dir.path().join("nope.img")});
+    r.err("bdev_aio_create", missing, ENOENT).await;
+    let all = r.ok("bdev_get_bdevs", Value::Null).await;
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a0", "m0", "n0"]);
+    let one = r.ok("bdev_get_bdevs", json!({"name": "a0"})).await;
+    assert_eq!(one[0]["num_blocks"], 16384);
+    assert_eq!(one[0]["product_name"], "AIO disk");
+    r.err("bdev_get_bdevs", json!({"name": "zz"}), ENODEV).await;
+    r.ok("bdev_null_delete", json!({"name": "n0"})).await;
+    r.err("bdev_null_delete", json!({"name": "n0"}), ENODEV)
+        .await;
+    r.ok("bdev_aio_delete", json!({"name": "a0"})).await;
+    let msg = r.err("bdev_aio_delete", json!({}), INVALID_PARAMS).await;
+    assert!(msg.contains("name"), "{msg}");
+}
+
+async fn lvstores(r: &mut Rpc, s: &TestServer) {
+    let p = json!({"bdev_name": "m0", "lvs_name": "lvs0", "cluster_sz": 1 << 20});
+    let uuid = r.ok("bdev_lvol_create_lvstore", p).await;
+    let uuid = uuid.as_str().unwrap().to_owned();
+    let again = json!({"bdev_name": "m0", "lvs_name": "lvs9"});
+    r.err("bdev_lvol_create_lvstore", again, EBUSY).await;
+    let nobdev = json!({"bdev_name": "zz", "lvs_name": "lvs9"});
+    r.err("bdev_lvol_create_lvstore", nobdev, ENODEV).await;
+    let msg = r
+        .err(
+            "bdev_lvol_create_lvstore",
+            json!({"bdev_name": "m0"}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("lvs_name"), "{msg}");
+    r.err("bdev_malloc_delete", json!({"name": "m0"}), EBUSY)
+        .await;
+    let list = r.ok("bdev_lvol_get_lvstores", Value::Null).await;
+    let store = &list[0];
+    assert_eq!(store["uuid"], uuid.as_str());
+    assert_eq!(store["name"], "lvs0");
+    assert_eq!(store["base_bdev"], "m0");
+    assert_eq!(store["block_size"], 4096);
+    assert_eq!(store["cluster_size"], 1 << 20);
+    assert!(store["total_data_clusters"].as_u64().unwrap() > 40);
+    assert_eq!(store["free_clusters"], store["total_data_clusters"]);
+    let by_uuid = r.ok("bdev_lvol_get_lvstores", json!({"uuid": uuid})).await;
+    assert_eq!(by_uuid, list);
+    r.err(
+        "bdev_lvol_get_lvstores",
+        json!({"uuid": uuid, "lvs_name": "lvs0"}),
+        INVALID_PARAMS,
+    )
+    .await;
+    r.err("bdev_lvol_get_lvstores", json!({"lvs_name": "zz"}), ENODEV)
+        .await;
+    rename_and_grow(r, s).await;
+}
+
+async fn rename_and_grow(r: &mut Rpc, s: &TestServer) {
+    let file = s.dir.path().join("grow.img");
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let p = json!({"name": "g0", "filename": file, "block_size": 4096});
+    r.ok("bdev_aio_create", p).await;
+    let p = json!({"bdev_name": "g0", "lvs_name": "lvsg", "cluster_sz": 1 << 20});
+    r.ok("bdev_lvol_create_lvstore", p).await;
+    let rn = json!({"old_name": "lvsg", "new_name": "lvs0"});
+    r.err("bdev_lvol_rename_lvstore", rn, EEXIST).await;
+    let rn = json!({"old_name": "zz", "new_name": "lvsx"});
+    let msg = r.err("bdev_lvol_rename_lvstore", rn, ENOENT).await;
+    assert!(msg.contains("zz"), "{msg}");
+    let rn = json!({"old_name": "lvsg", "new_name": "lvsgrow"});
+    assert_eq!(r.ok("bdev_lvol_rename_lvstore", rn).await, true);
+    let before = r
+        .ok("bdev_lvol_get_lvstores", json!({"lvs_name": "lvsgrow"}))
+        .await;
+    let before = before[0]["total_data_clusters"].as_u64().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let grow = json!({"lvs_name": "lvsgrow"});
+    assert_eq!(r.ok("bdev_lvol_grow_lvstore", grow).await, true);
+    let after = r
+        .ok("bdev_lvol_get_lvstores", json!({"lvs_name": "lvsgrow"}))
+        .await;
+    assert_eq!(
+        after[0]["total_data_clusters"].as_u64().unwrap(),
+        before + 32
+    );
+    r.err("bdev_lvol_grow_lvstore", json!({}), INVALID_PARAMS)
+        .await;
+    r.err("bdev_lvol_grow_lvstore", json!({"lvs_name": "zz"}), ENODEV)
+        .await;
+    let del = json!({"lvs_name": "lvsgrow"});
+    assert_eq!(r.ok("bdev_lvol_delete_lvstore", del.clone()).await, true);
+    r.err("bdev_lvol_delete_lvstore", del, ENODEV).await;
+    r.ok("bdev_aio_delete", json!({"name": "g0"})).await;
+}
+
+/// The SPDK `bdev_lvol_get_lvols` keys, no more, no fewer.
+fn check_lvol_shape(l: &Value) {
+    let keys: BTreeSet<&str> = l.as_object().unwrap().keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = [
+        "alias",
+        "uuid",
+        "name",
+        "is_thin_provisioned",
+        "is_snapshot",
+        "is_clone",
+        "is_esnap_clone",
+        "is_degraded",
+        "num_allocated_clusters",
+        "lvs",
+    ]
+    .into();
+    assert_eq!(keys, want, "{l}");
+}
+
+async fn lvols(r: &mut Rpc) {
+    let p = json!({"lvs_name": "lvs0", "lvol_name": "thick", "size_in_mib": 8});
+    let uuid = r.ok("bdev_lvol_create", p.clone()).await;
+    r.err("bdev_lvol_create", p, EEXIST).await;
+    let p = json!({"lvs_name": "lvs0", "lvol_name": "huge", "size_in_mib": 100_000});
+    r.err("bdev_lvol_create", p, ENOSPC).await;
+    let p = json!({"lvs_name": "zz", "lvol_name": "x", "size_in_mib": 1});
+    r.err("bdev_lvol_create", p, ENODEV).await;
+    let msg = r
+        .err(
+            "bdev_lvol_create",
+            json!({"lvs_name": "lvs0", "lvol_name": "x", "size_in_mib": "8"}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("invalid type"), "{msg}");
+    let p = json!({"lvs_name": "lvs0", "lvol_name": "x", "size_in_mib": 1, "bogus": 1});
+    let msg = r.err("bdev_lvol_create", p, INVALID_PARAMS).await;
+    assert!(msg.contains("bogus"), "{msg}");
+    let p = json!({"lvs_name": "lvs0", "lvol_name": "thin", "size_in_mib": 16,
+        "thin_provision": true, "clear_method": "write_zeroes"});
+    r.ok("bdev_lvol_create", p).await;
+    let list = r
+        .ok("bdev_lvol_get_lvols", json!({"lvs_name": "lvs0"}))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    list.as_array().unwrap().iter().for_each(check_lvol_shape);
+    let thick = &list[0];
+    assert_eq!(thick["alias"], "lvs0/thick");
+    assert_eq!(thick["uuid"], uuid);
+    assert_eq!(thick["is_thin_provisioned"], false);
+    assert_eq!(thick["num_allocated_clusters"], 8);
+    assert_eq!(thick["lvs"]["name"], "lvs0");
+    assert_eq!(list[1]["num_allocated_clusters"], 0);
+    r.err("bdev_lvol_get_lvols", json!({"lvs_uuid": "zz"}), ENODEV)
+        .await;
+    // resize: grow, shrink, zero, unknown
+    let p = json!({"name": "lvs0/thick", "size_in_mib": 12});
+    assert_eq!(r.ok("bdev_lvol_resize", p).await, true);
+    let b = r.ok("bdev_get_bdevs", json!({"name": "lvs0/thick"})).await;
+    assert_eq!(b[0]["num_blocks"], 12 * 256);
+    let p = json!({"name": uuid, "size_in_mib": 4});
+    r.ok("bdev_lvol_resize", p).await;
+    let p = json!({"name": "lvs0/thick", "size_in_mib": 0});
+    r.err("bdev_lvol_resize", p, EINVAL).await;
+    let p = json!({"name": "lvs0/zz", "size_in_mib": 4});
+    r.err("bdev_lvol_resize", p, ENODEV).await;
+    let msg = r
+        .err(
+            "bdev_lvol_resize",
+            json!({"name": "lvs0/thick"}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("size_in_mib"), "{msg}");
+    // rename
+    let p = json!({"old_name": "lvs0/thick", "new_name": "thin"});
+    r.err("bdev_lvol_rename", p, EEXIST).await;
+    let p = json!({"old_name": "lvs0/thick", "new_name": "lvs1/x"});
+    r.err("bdev_lvol_rename", p, EINVAL).await;
+    let p = json!({"old_name": "lvs0/thick", "new_name": "fat"});
+    assert_eq!(r.ok("bdev_lvol_rename", p).await, true);
+    assert_eq!(
+        support::lvol(&mut r.c, "lvs0/fat").await.unwrap()["uuid"],
+        uuid
+    );
+    let p = json!({"old_name": "lvs0/thick", "new_name": "x"});
+    r.err("bdev_lvol_rename", p, ENODEV).await;
+    assert_eq!(
+        r.ok("bdev_lvol_delete", json!({"name": "lvs0/fat"})).await,
+        true
+    );
+    r.err("bdev_lvol_delete", json!({"name": "lvs0/fat"}), ENODEV)
+        .await;
+    let msg = r.err("bdev_lvol_delete", json!({}), INVALID_PARAMS).await;
+    assert!(msg.contains("name"), "{msg}");
+}
+
+async fn family(r: &mut Rpc) {
+    let p =
+        json!({"lvs_name": "lvs0", "lvol_name": "base", "size_in_mib": 8, "thin_provision": true});
+    let base = r.ok("bdev_lvol_create", p).await;
+    let p = json!({"lvol_name": "lvs0/base", "snapshot_name": "snap"});
+    let snap = r.ok("bdev_lvol_snapshot", p.clone()).await;
+    assert_ne!(snap, base);
+    r.err("bdev_lvol_snapshot", p, EEXIST).await;
+    let p = json!({"lvol_name": "lvs0/snap", "snapshot_name": "snap2"});
+    r.err("bdev_lvol_snapshot", p, EINVAL).await;
+    let snap_info = support::lvol(&mut r.c, "lvs0/snap").await.unwrap();
+    assert_eq!(
+        (snap_info["uuid"].clone(), snap_info["is_snapshot"].clone()),
+        (snap, json!(true))
+    );
+    let base_info = support::lvol(&mut r.c, "lvs0/base").await.unwrap();
+    assert_eq!(
+        (base_info["uuid"].clone(), base_info["is_clone"].clone()),
+        (base, json!(true))
+    );
+    // A writable lvol cannot be cloned until it is read-only.
+    let p = json!({"snapshot_name": "lvs0/thin", "clone_name": "c0"});
+    r.err("bdev_lvol_clone", p.clone(), EINVAL).await;
+    let ro = json!({"name": "lvs0/thin"});
+    assert_eq!(r.ok("bdev_lvol_set_read_only", ro).await, true);
+    r.ok("bdev_lvol_clone", p).await;
+    r.err("bdev_lvol_set_read_only", json!({"name": "zz"}), ENODEV)
+        .await;
+    let p = json!({"snapshot_name": "lvs0/snap", "clone_name": "c1"});
+    let c1 = r.ok("bdev_lvol_clone", p.clone()).await;
+    r.err("bdev_lvol_clone", p, EEXIST).await;
+    let msg = r
+        .err(
+            "bdev_lvol_clone",
+            json!({"snapshot_name": "lvs0/snap"}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("clone_name"), "{msg}");
+    // Two clones: the snapshot cannot go.
+    r.err("bdev_lvol_delete", json!({"name": "lvs0/snap"}), EBUSY)
+        .await;
+    assert_eq!(r.ok("bdev_lvol_inflate", json!({"name": c1})).await, true);
+    let c = support::lvol(&mut r.c, "lvs0/c1").await.unwrap();
+    assert_eq!(c["is_clone"], false);
+    assert_eq!(c["is_thin_provisioned"], false);
+    assert_eq!(c["num_allocated_clusters"], 8);
+    let ops = r.ok("lamina_get_operations", Value::Null).await;
+    let op = ops.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(op["method"], "bdev_lvol_inflate");
+    assert_eq!(op["lvol"], "lvs0/c1");
+    assert_eq!(op["state"], "complete");
+    assert_eq!(
+        (op["done"].clone(), op["total"].clone()),
+        (json!(8), json!(8))
+    );
+    let one = r.ok("lamina_get_operations", json!({"id": op["id"]})).await;
+    assert_eq!(one, json!([op]));
+    assert_eq!(
+        r.ok("bdev_lvol_decouple_parent", json!({"name": "lvs0/base"}))
+            .await,
+        true
+    );
+    let b = support::lvol(&mut r.c, "lvs0/base").await.unwrap();
+    assert_eq!(
+        (b["is_clone"].clone(), b["is_thin_provisioned"].clone()),
+        (json!(false), json!(true))
+    );
+    r.err(
+        "bdev_lvol_decouple_parent",
+        json!({"name": "lvs0/base"}),
+        EINVAL,
+    )
+    .await;
+    r.err("bdev_lvol_inflate", json!({"name": "lvs0/zz"}), ENODEV)
+        .await;
+    r.err("bdev_lvol_inflate", json!({"nam": "x"}), INVALID_PARAMS)
+        .await;
+    for n in ["lvs0/snap", "lvs0/c1", "lvs0/base", "lvs0/c0", "lvs0/thin"] {
+        r.ok("bdev_lvol_delete", json!({"name": n})).await;
+    }
+}
+
+async fn nvmf(r: &mut Rpc) {
+    assert_eq!(r.ok("nvmf_get_transports", Value::Null).await, json!([]));
+    let p = json!({"trtype": "TCP", "max_io_size": 131_072, "io_unit_size": 65536});
+    assert_eq!(r.ok("nvmf_create_transport", p.clone()).await, true);
+    r.err("nvmf_create_transport", p, EEXIST).await;
+    r.err("nvmf_create_transport", json!({"trtype": "RDMA"}), EINVAL)
+        .await;
+    let transports = r.ok("nvmf_get_transports", json!({"trtype": "TCP"})).await;
+    assert_eq!(transports[0]["max_io_size"], 131_072);
+    let p = json!({"nqn": NQN, "serial_number": "SN1", "model_number": "M1", "max_namespaces": 8});
+    assert_eq!(r.ok("nvmf_create_subsystem", p.clone()).await, true);
+    r.err("nvmf_create_subsystem", p, EEXIST).await;
+    let msg = r
+        .err(
+            "nvmf_create_subsystem",
+            json!({"serial_number": "x"}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("nqn"), "{msg}");
+    let port = support::free_port();
+    let la = json!({"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port.to_string()});
+    let p = json!({"nqn": NQN, "listen_address": la});
+    assert_eq!(r.ok("nvmf_subsystem_add_listener", p.clone()).await, true);
+    r.err("nvmf_subsystem_add_listener", p.clone(), EEXIST)
+        .await;
+    let l = r
+        .ok("nvmf_subsystem_get_listeners", json!({"nqn": NQN}))
+        .await;
+    assert_eq!(l[0]["address"]["trsvcid"], port.to_string());
+    let bad = json!({"nqn": NQN, "listen_address": {"trtype": "TCP", "traddr": "nowhere"}});
+    r.err("nvmf_subsystem_add_listener", bad, INVALID_PARAMS)
+        .await;
+    let host = "nqn.2014-08.org.nvmexpress:uuid:0f8fad5b-d9cb-469f-a165-70867728950e";
+    let h = json!({"nqn": NQN, "host": host});
+    assert_eq!(r.ok("nvmf_subsystem_add_host", h.clone()).await, true);
+    r.err("nvmf_subsystem_add_host", h.clone(), EEXIST).await;
+    let any = json!({"nqn": NQN, "allow_any_host": true});
+    assert_eq!(r.ok("nvmf_subsystem_allow_any_host", any).await, true);
+    let lv =
+        json!({"lvs_name": "lvs0", "lvol_name": "exp", "size_in_mib": 4, "thin_provision": true});
+    let uuid = r.ok("bdev_lvol_create", lv).await;
+    let ns = json!({"nqn": NQN, "namespace": {"bdev_name": "lvs0/exp", "nsid": 2}});
+    assert_eq!(r.ok("nvmf_subsystem_add_ns", ns.clone()).await, 2);
+    r.err("nvmf_subsystem_add_ns", ns, EBUSY).await;
+    let ns = json!({"nqn": NQN, "namespace": {"bdev_name": "lvs0/zz"}});
+    r.err("nvmf_subsystem_add_ns", ns, ENODEV).await;
+    let subs = r.ok("nvmf_get_subsystems", json!({"nqn": NQN})).await;
+    let sub = &subs[0];
+    assert_eq!(sub["subtype"], "NVMe");
+    assert_eq!(sub["serial_number"], "SN1");
+    assert_eq!(sub["allow_any_host"], true);
+    assert_eq!(sub["hosts"], json!([{"nqn": host}]));
+    assert_eq!(sub["namespaces"][0]["nsid"], 2);
+    assert_eq!(sub["namespaces"][0]["bdev_name"], uuid);
+    assert_eq!(sub["namespaces"][0]["uuid"], uuid);
+    assert_eq!(sub["listen_addresses"][0]["traddr"], "127.0.0.1");
+    r.err("nvmf_get_subsystems", json!({"nqn": "nqn.zz"}), ENODEV)
+        .await;
+    assert_eq!(
+        r.ok("nvmf_subsystem_get_controllers", json!({"nqn": NQN}))
+            .await,
+        json!([])
+    );
+    assert_eq!(
+        r.ok("nvmf_subsystem_get_qpairs", json!({"nqn": NQN})).await,
+        json!([])
+    );
+    let st = r.ok("nvmf_get_stats", Value::Null).await;
+    assert!(st["poll_groups"].is_array());
+    assert_eq!(r.ok("nvmf_subsystem_remove_host", h.clone()).await, true);
+    r.err("nvmf_subsystem_remove_host", h, ENODEV).await;
+    assert_eq!(
+        r.ok("nvmf_subsystem_remove_listener", p.clone()).await,
+        true
+    );
+    r.err("nvmf_subsystem_remove_listener", p, ENODEV).await;
+}
+
+/// An exported lvol: -EBUSY on delete (naming the namespace) and on its lvstore's delete;
+/// then everything is taken down in order.
+async fn exported(r: &mut Rpc) {
+    let msg = r
+        .err("bdev_lvol_delete", json!({"name": "lvs0/exp"}), EBUSY)
+        .await;
+    assert!(
+        msg.contains("namespace 2 of") && msg.contains("nvmf_subsystem_remove_ns"),
+        "{msg}"
+    );
+    let del = json!({"lvs_name": "lvs0"});
+    r.err("bdev_lvol_delete_lvstore", del.clone(), EBUSY).await;
+    let rm = json!({"nqn": NQN, "nsid": 2});
+    assert_eq!(r.ok("nvmf_subsystem_remove_ns", rm.clone()).await, true);
+    r.err("nvmf_subsystem_remove_ns", rm, ENODEV).await;
+    assert_eq!(
+        r.ok("nvmf_delete_subsystem", json!({"nqn": NQN})).await,
+        true
+    );
+    r.err("nvmf_delete_subsystem", json!({"nqn": NQN}), ENODEV)
+        .await;
+    r.ok("bdev_lvol_delete", json!({"name": "lvs0/exp"})).await;
+    assert_eq!(r.ok("bdev_lvol_delete_lvstore", del).await, true);
+    assert_eq!(
+        r.ok("bdev_malloc_delete", json!({"name": "m0"})).await,
+        true
+    );
+    r.err("bdev_malloc_delete", json!({"name": "m0"}), ENODEV)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_and_read_only_notify_the_exporting_subsystem() {
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    support::malloc_lvstore(&mut c, "m0", "lvs0", 64).await;
+    let p = json!({"lvs_name": "lvs0", "lvol_name": "v", "size_in_mib": 4, "thin_provision": true});
+    support::ok(&mut c, "bdev_lvol_create", p).await;
+    support::ok(&mut c, "nvmf_create_subsystem", json!({"nqn": NQN})).await;
+    let ns = json!({"nqn": NQN, "namespace": {"bdev_name": "lvs0/v", "nsid": 5}});
+    support::ok(&mut c, "nvmf_subsystem_add_ns", ns).await;
+    let sub = s.running.target.subsystems.get(NQN).unwrap();
+    let mut events = sub.subscribe();
+    let p = json!({"name": "lvs0/v", "size_in_mib": 8});
+    support::ok(&mut c, "bdev_lvol_resize", p).await;
+    let ev = tokio::time::timeout(support::CALL_TIMEOUT, events.recv()).await;
+    assert_eq!(ev.unwrap().unwrap(), SubsystemEvent::NamespaceChanged(5));
+    assert_eq!(sub.namespace(5).unwrap().backend().size_bytes(), 8 << 20);
+    support::ok(&mut c, "bdev_lvol_set_read_only", json!({"name": "lvs0/v"})).await;
+    let ev = tokio::time::timeout(support::CALL_TIMEOUT, events.recv()).await;
+    assert_eq!(ev.unwrap().unwrap(), SubsystemEvent::NamespaceChanged(5));
+    assert!(sub.namespace(5).unwrap().backend().is_read_only());
+    s.stop().await;
+}
+
+/// An inflate runs in its caller's connection task: other connections are answered meanwhile
+/// and can follow its progress. 64 Ki clusters of zero-fill take tens of milliseconds, during
+/// which the watcher polls every couple of milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_operation_is_followed_from_another_connection() {
+    const MIB: u64 = 65536;
+    let s = TestServer::start().await;
+    let mut c = s.client().await;
+    support::malloc_lvstore(&mut c, "m0", "lvs0", MIB + 256).await;
+    let p =
+        json!({"lvs_name": "lvs0", "lvol_name": "v", "size_in_mib": MIB, "thin_provision": true});
+    support::ok(&mut c, "bdev_lvol_create", p).await;
+    let p = json!({"lvol_name": "lvs0/v", "snapshot_name": "s"});
+    support::ok(&mut c, "bdev_lvol_snapshot", p).await;
+    let mut watcher = s.client().await;
+    let inflate = tokio::spawn(async move {
+        support::ok(&mut c, "bdev_lvol_inflate", json!({"name": "lvs0/v"})).await
+    });
+    // A listing answered between two polls that both saw the inflate running was answered
+    // while it ran.
+    let mut answered_while_running = 0;
+    let mut was_running = false;
+    let final_op = loop {
+        let ops = support::ok(&mut watcher, "lamina_get_operations", Value::Null).await;
+        let running = match ops.as_array().unwrap().first() {
+            Some(op) => {
+                assert_eq!(op["method"], "bdev_lvol_inflate");
+                assert_eq!(op["lvol"], "lvs0/v");
+                assert!(op["done"].as_u64() <= op["total"].as_u64(), "{op}");
+                if op["state"] != "running" {
+                    break op.clone();
+                }
+                true
+            }
+            None => false,
+        };
+        if running && was_running {
+            answered_while_running += 1;
+        }
+        was_running = running;
+        support::ok(&mut watcher, "bdev_lvol_get_lvols", Value::Null).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    assert_eq!(inflate.await.unwrap(), true);
+    assert_eq!(final_op["state"], "complete");
+    assert_eq!(final_op["done"], MIB);
+    assert_eq!(final_op["total"], MIB);
+    assert!(
+        answered_while_running > 0,
+        "no listing was answered while the inflate ran"
+    );
+    s.stop().await;
+}
