@@ -13,8 +13,8 @@
 //! - [`probe`]: the interoperability probe behind `lamina-probe` (`src/bin/lamina-probe.rs`),
 //!   run against the Linux kernel target in the VM harness (`vm/`).
 //!
-//! The fixtures that start Lamina's own target in-process (`fixtures`) are added next to these
-//! modules once the target exists.
+//! - [`fixtures`]: [`fixtures::TestTarget`] runs Lamina's own target in-process on an
+//!   ephemeral loopback port and a temporary data directory.
 //!
 //! # Tests
 //!
@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+pub mod fixtures;
 pub mod host;
 pub mod perf;
 pub mod probe;

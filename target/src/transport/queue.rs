@@ -144,11 +144,11 @@ impl Queue {
             return Ok(QueueExit::TornDown);
         }
         let drain = async {
-            while let Some(done) = next_completion(&mut self.running).await {
-                self.complete(wire, done);
-                if self.running.is_empty() {
+            while !self.running.is_empty() {
+                let Some(done) = next_completion(&mut self.running).await else {
                     break;
-                }
+                };
+                self.complete(wire, done);
             }
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;

@@ -1,0 +1,116 @@
+//! Fixtures that run Lamina's own target in-process for end-to-end tests.
+//!
+//! [`TestTarget::start`] brings the real server up (`lamina_target::server::start`) on a fresh
+//! temporary data directory with the embedded default (lvstore `lvs0` on a sparse file, thin
+//! lvol `vol0` exported as namespace 1 of [`DEFAULT_NQN`]) listening on an ephemeral loopback
+//! port; [`TestTarget::restart`] shuts it down cleanly and starts it again on the same data
+//! directory. The JSON-RPC socket is reachable with [`TestTarget::rpc`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use lamina_target::cli::ServeArgs;
+use lamina_target::rpc::client::{ClientError, RpcClient};
+use lamina_target::server::{self, Running};
+use lamina_target::telemetry::LogFormat;
+use serde_json::Value;
+
+use crate::host::{ConnectOptions, Controller, HostError};
+
+/// The embedded default subsystem.
+pub const DEFAULT_NQN: &str = lamina_target::server::DEFAULT_NQN;
+
+/// A target running in this process.
+#[derive(Debug)]
+pub struct TestTarget {
+    running: Running,
+    dir: tempfile::TempDir,
+}
+
+fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
+    ServeArgs {
+        listen: vec![listen],
+        data_dir: data_dir.to_owned(),
+        rpc_socket: None,
+        rpc_listen: None,
+        metrics: None,
+        config: None,
+        log_level: None,
+        log_format: LogFormat::Text,
+    }
+}
+
+impl TestTarget {
+    /// Starts a target on a fresh data directory.
+    ///
+    /// # Panics
+    /// When the target cannot start (a test cannot go on without it).
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        Self::start_in(dir, "127.0.0.1:0".parse().expect("address")).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, listen: SocketAddr) -> Self {
+        let running = server::start(&args(dir.path(), listen))
+            .await
+            .expect("the target starts");
+        Self { running, dir }
+    }
+
+    /// The NVMe/TCP address (loopback, ephemeral port).
+    pub fn addr(&self) -> SocketAddr {
+        self.running.ports[0]
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The JSON-RPC socket path.
+    pub fn rpc_socket(&self) -> PathBuf {
+        self.running.rpc_socket.clone()
+    }
+
+    /// The running target (registries, options).
+    pub fn running(&self) -> &Running {
+        &self.running
+    }
+
+    /// A JSON-RPC connection.
+    pub async fn rpc(&self) -> RpcClient {
+        RpcClient::connect(&self.running.rpc_socket)
+            .await
+            .expect("the RPC socket answers")
+    }
+
+    /// Calls one method on a fresh connection.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.rpc().await.call(method, Some(params)).await
+    }
+
+    /// Connection options for the default subsystem.
+    pub fn options(&self) -> ConnectOptions {
+        ConnectOptions::new(DEFAULT_NQN).expect("default NQN is valid")
+    }
+
+    /// A controller of the default subsystem with default options.
+    pub async fn connect(&self) -> Result<Controller, HostError> {
+        Controller::connect(self.addr(), self.options()).await
+    }
+
+    /// Shuts the target down cleanly (as SIGTERM does) and starts it again on the same data
+    /// directory and port.
+    pub async fn restart(self) -> Self {
+        let addr = self.addr();
+        server::shutdown(&self.running).await;
+        let dir = self.dir;
+        drop(self.running);
+        Self::start_in(dir, addr).await
+    }
+
+    /// Shuts the target down cleanly.
+    pub async fn stop(self) {
+        server::shutdown(&self.running).await;
+    }
+}

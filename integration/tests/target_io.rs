@@ -1,0 +1,283 @@
+//! The I/O command set against Lamina's real target, in-process on loopback: data written by
+//! every transfer path (in-capsule, R2T with one and several H2CData PDUs, up to MDTS) reads
+//! back intact, with and without digests; flush, write zeroes, dataset management and compare
+//! do what NVMe says; out-of-range, oversized and read-only cases get their status codes; many
+//! queues with deep pipelines keep their data apart.
+
+// Test helpers fail the test by panicking; that is their job.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use bytes::{Bytes, BytesMut};
+use lamina_integration::fixtures::TestTarget;
+use lamina_integration::host::{Controller, HostError, Namespace, Queue, RawHost};
+use lamina_protocol::nvme::{DsmRange, IoOpcode, ReadWrite, SglDescriptor, Status, StatusCode};
+use lamina_protocol::tcp::IcReq;
+use serde_json::json;
+
+/// Bytes of a reproducible pattern, different for every (seed, offset).
+fn pattern(seed: u64, len: usize) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+async fn read(q: &Queue, ns: &Namespace, slba: u64, bytes: usize) -> BytesMut {
+    let blocks = ns.blocks_of(bytes).unwrap();
+    q.read(ns, slba, blocks, BytesMut::new()).await.unwrap()
+}
+
+async fn roundtrip_sizes(ctrl: &Controller, seed: u64) {
+    let ns = ctrl.namespace(1).await.unwrap();
+    let q = ctrl.io_queue(0).unwrap();
+    let mdts = ctrl.max_transfer() as usize;
+    assert_eq!(mdts, 256 * 1024, "MDTS advertised by the default transport");
+    // 4 KiB and 8 KiB fit the 8 KiB in-capsule size; 12 KiB and up go by R2T; 256 KiB is
+    // MDTS and arrives in two H2CData PDUs of MAXH2CDATA (128 KiB).
+    for (i, size) in [4096usize, 8192, 12288, 64 * 1024, 128 * 1024, mdts]
+        .into_iter()
+        .enumerate()
+    {
+        let slba = 1000 * i as u64;
+        let data = pattern(seed + i as u64, size);
+        q.write(&ns, slba, data.clone(), i % 2 == 0).await.unwrap();
+        assert_eq!(read(q, &ns, slba, size).await.freeze(), data, "size {size}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transfer_path_round_trips_without_and_with_digests() {
+    let t = TestTarget::start().await;
+    let ctrl = t.connect().await.unwrap();
+    roundtrip_sizes(&ctrl, 1).await;
+    ctrl.shutdown().await.unwrap();
+
+    let opts = t.options().with_digests(true, true);
+    let ctrl = Controller::connect(t.addr(), opts).await.unwrap();
+    roundtrip_sizes(&ctrl, 100).await;
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2h_success_flag_when_sq_flow_control_is_disabled() {
+    let t = TestTarget::start().await;
+    let mut opts = t.options();
+    opts.disable_sq_flow_control = true;
+    let ctrl = Controller::connect(t.addr(), opts).await.unwrap();
+    let ns = ctrl.namespace(1).await.unwrap();
+    let q = ctrl.io_queue(0).unwrap();
+    let data = pattern(7, 64 * 1024);
+    q.write(&ns, 8, data.clone(), false).await.unwrap();
+    assert_eq!(read(q, &ns, 8, data.len()).await.freeze(), data);
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_over_mdts_are_refused() {
+    // Our host refuses to send more than MDTS, so the I/O queue is a raw connection.
+    let t = TestTarget::start().await;
+    let mut opts = t.options();
+    opts.io_queues = 0;
+    let ctrl = Controller::connect(t.addr(), opts.clone()).await.unwrap();
+    assert_eq!(ctrl.request_io_queues(1).await.unwrap(), 1);
+    let ns = ctrl.namespace(1).await.unwrap();
+    let mut raw = RawHost::connect(t.addr()).await.unwrap();
+    raw.handshake(IcReq::default()).await.unwrap();
+    let cqe = raw
+        .connect_queue(&opts, 1, 32, ctrl.cntlid())
+        .await
+        .unwrap();
+    assert_eq!(cqe.status, Status::SUCCESS);
+    let big = 512 * 1024u32;
+    for (i, opcode) in [IoOpcode::WRITE, IoOpcode::READ].into_iter().enumerate() {
+        let mut sqe = ReadWrite {
+            opcode,
+            cid: 10 + u16::try_from(i).unwrap(),
+            nsid: 1,
+            slba: 0,
+            nlb: u16::try_from(big / 4096 - 1).unwrap(),
+            ..ReadWrite::default()
+        }
+        .to_sqe();
+        sqe.dptr = SglDescriptor::transport(big);
+        let cqe = raw.command(sqe, Bytes::new()).await.unwrap();
+        assert_eq!(cqe.status.code, StatusCode::INVALID_FIELD, "{opcode:?}");
+        assert!(cqe.status.dnr);
+    }
+    // The same queue still serves a command within MDTS.
+    let data = pattern(4, 4096);
+    let mut sqe = ns.write_command(0, data.clone(), false).unwrap().sqe;
+    sqe.cid = 20;
+    sqe.dptr = SglDescriptor::in_capsule(0, 4096);
+    assert_eq!(
+        raw.command(sqe, data).await.unwrap().status,
+        Status::SUCCESS
+    );
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_write_zeroes_deallocate_and_compare() {
+    let t = TestTarget::start().await;
+    let ctrl = t.connect().await.unwrap();
+    let ns = ctrl.namespace(1).await.unwrap();
+    let q = ctrl.io_queue(0).unwrap();
+    let zeros = Bytes::from(vec![0u8; 16384]);
+
+    // Never written: zeros.
+    assert_eq!(read(q, &ns, 50_000, 16384).await.freeze(), zeros);
+
+    let data = pattern(9, 16384);
+    q.write(&ns, 10, data.clone(), false).await.unwrap();
+    q.flush(1).await.unwrap();
+    q.flush(0xFFFF_FFFF).await.unwrap();
+    assert!(q.compare(&ns, 10, data.clone()).await.unwrap());
+    assert!(!q.compare(&ns, 10, pattern(10, 16384)).await.unwrap());
+
+    q.write_zeroes(&ns, 10, 2, false, true).await.unwrap();
+    let back = read(q, &ns, 10, 16384).await;
+    assert_eq!(&back[..8192], &zeros[..8192]);
+    assert_eq!(&back[8192..], &data[8192..]);
+
+    q.write_zeroes(&ns, 12, 2, true, false).await.unwrap();
+    assert_eq!(read(q, &ns, 10, 16384).await.freeze(), zeros);
+
+    // DSM deallocate over two ranges, one of them a whole 4 MiB cluster (released).
+    q.write(&ns, 2048, pattern(11, 4096), false).await.unwrap();
+    q.write(&ns, 3000, pattern(12, 4096), false).await.unwrap();
+    let ranges = [
+        DsmRange {
+            context_attributes: 0,
+            nlb: 1024,
+            slba: 2048,
+        },
+        DsmRange {
+            context_attributes: 0,
+            nlb: 1,
+            slba: 3000,
+        },
+    ];
+    q.dataset_management(1, &ranges, true).await.unwrap();
+    assert_eq!(read(q, &ns, 2048, 4096).await.freeze(), zeros.slice(..4096));
+    assert_eq!(read(q, &ns, 3000, 4096).await.freeze(), zeros.slice(..4096));
+    // Attributes without Deallocate are hints: nothing changes.
+    q.write(&ns, 3000, pattern(13, 4096), false).await.unwrap();
+    q.dataset_management(1, &ranges[1..], false).await.unwrap();
+    assert_eq!(read(q, &ns, 3000, 4096).await.freeze(), pattern(13, 4096));
+
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_namespace_and_write_protect_errors() {
+    let t = TestTarget::start().await;
+    let ctrl = t.connect().await.unwrap();
+    let ns = ctrl.namespace(1).await.unwrap();
+    let q = ctrl.io_queue(0).unwrap();
+    let last = ns.size_bytes() / 4096 - 1;
+    q.write(&ns, last, pattern(1, 4096), false).await.unwrap();
+    let err = q
+        .write(&ns, last, pattern(1, 8192), false)
+        .await
+        .unwrap_err();
+    assert!(err.is_status(StatusCode::LBA_OUT_OF_RANGE), "{err}");
+    let err = q.read(&ns, last + 1, 1, BytesMut::new()).await.unwrap_err();
+    assert!(err.is_status(StatusCode::LBA_OUT_OF_RANGE), "{err}");
+    let ranges = [DsmRange {
+        context_attributes: 0,
+        nlb: 2,
+        slba: last,
+    }];
+    let err = q.dataset_management(1, &ranges, true).await.unwrap_err();
+    assert!(err.is_status(StatusCode::LBA_OUT_OF_RANGE), "{err}");
+    let err = q.flush(7).await.unwrap_err();
+    assert!(
+        err.is_status(StatusCode::INVALID_NAMESPACE_OR_FORMAT),
+        "{err}"
+    );
+
+    // Read-only lvol: writes, write zeroes and deallocate are refused, reads work.
+    t.call("bdev_lvol_set_read_only", json!({"name": "lvs0/vol0"}))
+        .await
+        .unwrap();
+    let err = q.write(&ns, 0, pattern(2, 4096), false).await.unwrap_err();
+    assert!(
+        err.is_status(StatusCode::NAMESPACE_WRITE_PROTECTED),
+        "{err}"
+    );
+    let err = q.write_zeroes(&ns, 0, 1, false, false).await.unwrap_err();
+    assert!(
+        err.is_status(StatusCode::NAMESPACE_WRITE_PROTECTED),
+        "{err}"
+    );
+    let err = q
+        .dataset_management(1, &ranges[..], true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_status(StatusCode::NAMESPACE_WRITE_PROTECTED)
+            || err.is_status(StatusCode::LBA_OUT_OF_RANGE),
+        "{err}"
+    );
+    assert_eq!(read(q, &ns, last, 4096).await.freeze(), pattern(1, 4096));
+    let id = ctrl.identify_namespace(1).await.unwrap();
+    assert_eq!(id.nsattr & 1, 1, "NSATTR write protected");
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_queues_with_deep_pipelines_keep_data_apart() {
+    let t = TestTarget::start().await;
+    let mut opts = t.options();
+    opts.io_queues = 4;
+    opts.io_queue_size = 64;
+    let ctrl = Controller::connect(t.addr(), opts).await.unwrap();
+    assert_eq!(ctrl.io_queues().len(), 4);
+    let ns = ctrl.namespace(1).await.unwrap();
+    let per_queue = 200u64;
+    let mut tasks = Vec::new();
+    for qi in 0..4usize {
+        let q = ctrl.io_queue(qi).unwrap().clone();
+        let ns = ns.clone();
+        tasks.push(tokio::spawn(async move {
+            let writes = (0..per_queue).map(|i| {
+                let slba = (qi as u64) * 50_000 + i * 8;
+                let size = if i % 5 == 0 { 32 * 1024 } else { 4096 };
+                let q = q.clone();
+                let ns = ns.clone();
+                async move {
+                    q.write(&ns, slba, pattern(slba, size), false).await?;
+                    Ok::<_, HostError>((slba, size))
+                }
+            });
+            futures::future::try_join_all(writes).await
+        }));
+    }
+    let mut written = Vec::new();
+    for t in tasks {
+        written.extend(t.await.unwrap().unwrap());
+    }
+    // Every write has its own 8-block slot: all of them must read back, from any queue.
+    assert_eq!(written.len(), 4 * per_queue as usize);
+    for (n, (slba, size)) in written.iter().enumerate() {
+        let q = ctrl.io_queue(n % 4).unwrap();
+        let got = read(q, &ns, *slba, *size).await.freeze();
+        assert!(
+            got == pattern(*slba, *size),
+            "slba {slba} ({size} bytes) differs"
+        );
+    }
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
