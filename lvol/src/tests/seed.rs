@@ -51,8 +51,15 @@ fn lister(reg: &Registry, stop: &AtomicBool, count: &AtomicU64) {
     }
 }
 
-/// I/O on a force-closable descriptor until the lvol is deleted under it.
-async fn io_until_deleted(desc: crate::LvolDesc, seed: u64) -> u64 {
+/// I/O on a force-closable descriptor until the lvol is deleted under it; `started` fires
+/// after the first I/O completes, so the caller deletes with I/O already flowing (whatever the
+/// scheduler does on a loaded machine).
+async fn io_until_deleted(
+    desc: crate::LvolDesc,
+    seed: u64,
+    started: tokio::sync::oneshot::Sender<()>,
+) -> u64 {
+    let mut started = Some(started);
     let mut i = 0u64;
     loop {
         let off = (i % 16) * 4096;
@@ -63,13 +70,17 @@ async fn io_until_deleted(desc: crate::LvolDesc, seed: u64) -> u64 {
             desc.write(off, pattern(seed + i, 4096), false).await
         };
         match r {
-            Ok(()) => i += 1,
+            Ok(()) => {
+                i += 1;
+                if let Some(tx) = started.take() {
+                    let _ = tx.send(());
+                }
+            }
             Err(LvolError::Deleted) => return i,
             Err(e) => panic!("I/O failed with {e} instead of Deleted"),
         }
-        if i.is_multiple_of(8) {
-            tokio::task::yield_now().await;
-        }
+        // Yield every time so the deleting task gets its turn on a single-threaded runtime.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -81,15 +92,20 @@ async fn one_round(store: &crate::LvolStore, round: u64) -> u64 {
     drop(d);
     let s = l.snapshot(&format!("s{round}")).await.unwrap();
     let c = s.create_clone(&format!("c{round}")).await.unwrap();
+    let (l_started, l_rx) = tokio::sync::oneshot::channel();
+    let (c_started, c_rx) = tokio::sync::oneshot::channel();
     let io_l = tokio::spawn(io_until_deleted(
         l.open(OpenMode::ForceClosable).unwrap(),
         round,
+        l_started,
     ));
     let io_c = tokio::spawn(io_until_deleted(
         c.open(OpenMode::ForceClosable).unwrap(),
         round + 1,
+        c_started,
     ));
-    tokio::task::yield_now().await;
+    l_rx.await.unwrap();
+    c_rx.await.unwrap();
     let p = Progress::new();
     match round % 3 {
         0 => {
@@ -156,7 +172,10 @@ fn seed_scenario_listings_race_deletes() {
         rounds * 3
     );
     assert!(listings > 0);
-    assert!(ios > rounds, "I/O should be in flight around the deletes");
+    assert!(
+        ios >= 2 * rounds,
+        "I/O must be flowing on both lvols when the deletes start"
+    );
     assert_eq!(reg.list_lvols(None).len(), 32);
     let info = store.info().unwrap();
     rt.block_on(store.flush()).unwrap();
