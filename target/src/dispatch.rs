@@ -38,6 +38,7 @@ pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
         )));
     }
     if ctx.qid == 0 {
+        ctx.ctrl.subsystem().stats().on_admin_command();
         crate::admin::execute(ctx, req)
     } else {
         Started::Running(crate::io::execute(ctx, req))

@@ -1,15 +1,27 @@
-//! The HTTP endpoint for operators' tools: `GET /metrics` (Prometheus text format),
-//! `GET /healthz` (the process is alive and its runtime answers) and `GET /readyz` (lvstores
-//! are loaded and NVMe/TCP listeners are up: ready to serve hosts).
+//! The HTTP endpoint for operators' tools, on `--metrics ADDR:PORT` (port 9440 by convention,
+//! [`DEFAULT_METRICS_PORT`]; `0.0.0.0:9440` in the container image, compose, the systemd unit
+//! and the DaemonSet):
 //!
-//! HTTP/1.1 via hyper; one task per connection; every other path is a 404 and every other method
-//! a 405. Rendering the metrics takes a snapshot of refcounted handles (see `metrics`), so a
-//! scrape running while lvols are deleted reads only live objects.
+//! - `GET /metrics`: the Prometheus text exposition (see `crate::metrics`).
+//! - `GET /healthz`: 200 while the process runs and its runtime answers (liveness).
+//! - `GET /readyz`: 200 once start-up finished: NVMe/TCP listeners bound, the persisted
+//!   configuration replayed (lvstores loaded, subsystems and namespaces restored) and the RPC
+//!   socket open; 503 before that and from the moment shutdown starts (readiness: take the
+//!   node out of rotation, keep the process alive).
+//!
+//! The endpoint comes up first and goes down last: during a long start-up `/healthz` already
+//! answers and `/readyz` says 503, and during the shutdown drain `/readyz` says 503 while
+//! `/metrics` still serves the final counters. It has its own cancellation token for that
+//! reason, not a child of the target's root token.
+//!
+//! HTTP/1.1 via hyper; one task per connection, at most [`MAX_CONNECTIONS`] at once, headers
+//! must arrive within [`HEADER_TIMEOUT`]; every other path is a 404, every other method a 405.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,21 +29,31 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The Prometheus text exposition content type.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The default metrics port (`--metrics 127.0.0.1:9440` and `0.0.0.0:9440` in containers).
+/// The conventional metrics port (`--metrics 127.0.0.1:9440`, `0.0.0.0:9440` in containers).
 pub const DEFAULT_METRICS_PORT: u16 = 9440;
+
+/// Most HTTP connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client may take to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`Endpoint::stop`] waits for open connections.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Renders the metrics text on demand.
 pub type Render = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
-/// Readiness: set once lvstores are loaded and the NVMe/TCP listeners are up.
+/// Readiness: set once start-up finished, cleared when shutdown starts.
 #[derive(Debug, Default)]
 pub struct Readiness(AtomicBool);
 
@@ -47,7 +69,58 @@ impl Readiness {
     }
 }
 
-/// Serves the endpoint on `listener` until `cancel` fires.
+/// A running endpoint; dropping it stops it.
+#[derive(Debug)]
+pub struct Endpoint {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Endpoint {
+    /// Binds `addr` and serves until [`Endpoint::stop`] or drop.
+    pub async fn start(
+        addr: SocketAddr,
+        render: Render,
+        ready: Arc<Readiness>,
+    ) -> std::io::Result<Self> {
+        let listener = bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        tracker.spawn(serve(
+            listener,
+            render,
+            ready,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        Ok(Self {
+            addr,
+            cancel,
+            tracker,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets open requests finish (briefly), and returns.
+    pub async fn stop(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(STOP_TIMEOUT, self.tracker.wait()).await;
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Serves the endpoint on `listener` until `cancel` fires; connections run in `tracker`.
 pub async fn serve(
     listener: TcpListener,
     render: Render,
@@ -55,14 +128,27 @@ pub async fn serve(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
             a = listener.accept() => a,
         };
-        let Ok((stream, _peer)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::debug!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let (render, ready, cancel) = (render.clone(), ready.clone(), cancel.clone());
         tracker.spawn(async move {
@@ -71,13 +157,19 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(route(&req, &render, &ready)) }
             });
             let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                () = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(STOP_TIMEOUT, conn.as_mut()).await;
+                }
             }
+            drop(permit);
         });
     }
 }
@@ -96,7 +188,10 @@ fn route(req: &Request<Incoming>, render: &Render, ready: &Readiness) -> Respons
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
     }
     match path {
         "/metrics" => match render() {
@@ -105,7 +200,10 @@ fn route(req: &Request<Incoming>, render: &Render, ready: &Readiness) -> Respons
                 .header(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)
                 .body(Full::new(Bytes::from(body)))
                 .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response\n")),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics rendering failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n"))
+            }
         },
         "/healthz" => text(StatusCode::OK, "ok\n"),
         _ if ready.is_ready() => text(StatusCode::OK, "ready\n"),
@@ -128,29 +226,34 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn get(addr: SocketAddr, path: &str) -> String {
+    async fn request(addr: SocketAddr, method: &str, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
     }
 
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        request(addr, "GET", path).await
+    }
+
+    fn fixed(body: &'static str) -> Render {
+        Arc::new(move || Ok(body.to_string()))
+    }
+
     #[tokio::test]
     async fn endpoints_answer() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let ready = Arc::new(Readiness::default());
-        let render: Render = Arc::new(|| Ok("lamina_up 1\n".to_string()));
-        let cancel = CancellationToken::new();
-        tokio::spawn(serve(
-            listener,
-            render,
+        let ep = Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            fixed("lamina_up 1\n"),
             ready.clone(),
-            cancel.clone(),
-            TaskTracker::new(),
-        ));
+        )
+        .await
+        .unwrap();
+        let addr = ep.local_addr();
         let m = get(addr, "/metrics").await;
         assert!(m.starts_with("HTTP/1.1 200"), "{m}");
         assert!(m.contains("text/plain; version=0.0.4"));
@@ -159,7 +262,52 @@ mod tests {
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         ready.set(true);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        ready.set(false);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
-        cancel.cancel();
+        let post = request(addr, "POST", "/metrics").await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        assert!(post.contains("allow: GET, HEAD"), "{post}");
+        let head = request(addr, "HEAD", "/metrics").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(!head.contains("lamina_up"), "HEAD has no body: {head}");
+        ep.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn render_failure_is_a_500() {
+        let render: Render = Arc::new(|| Err("boom".to_string()));
+        let ep = Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            render,
+            Arc::new(Readiness::default()),
+        )
+        .await
+        .unwrap();
+        let m = get(ep.local_addr(), "/metrics").await;
+        assert!(m.starts_with("HTTP/1.1 500"), "{m}");
+        assert!(m.ends_with("boom\n"));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_endpoint_stops_it() {
+        let ep = Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            fixed(""),
+            Arc::new(Readiness::default()),
+        )
+        .await
+        .unwrap();
+        let addr = ep.local_addr();
+        drop(ep);
+        // The accept loop sees the token at its next poll.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("endpoint still accepting after drop");
     }
 }

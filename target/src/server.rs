@@ -1,16 +1,18 @@
 //! `lamina serve`: bring the target up from its data directory, serve until a signal, shut down
 //! cleanly.
 //!
-//! Start-up, in order: the persisted configuration (`DATA_DIR/lamina.json`) is replayed, or on
-//! a fresh data directory the embedded default is created (a sparse 16 GiB file `lvs0.img`
-//! holding lvstore `lvs0` with a 1 GiB thin lvol `vol0`, exported as namespace 1 of
-//! `nqn.2026-11.io.lamina:default` to any host); a `--config` file is applied on top (creating
-//! what is missing); the `--listen` ports open; the RPC socket and the metrics endpoint come
-//! up; readiness is set; the attach commands are printed.
+//! Start-up, in order: the metrics endpoint comes up if `--metrics` is given (`/healthz`
+//! answers, `/readyz` says 503 until start-up ends); the `--listen` ports open; the persisted
+//! configuration (`DATA_DIR/lamina.json`) is replayed, or on a fresh data directory the embedded
+//! default is created (a sparse 16 GiB file `lvs0.img` holding lvstore `lvs0` with a 1 GiB thin
+//! lvol `vol0`, exported as namespace 1 of `nqn.2026-11.io.lamina:default` to any host); a
+//! `--config` file is applied on top (creating what is missing); the RPC socket opens;
+//! readiness is set; the attach commands are printed.
 //!
-//! Shutdown (SIGINT/SIGTERM): the root token is cancelled, so listeners stop accepting and every
-//! connection stops reading, lets its in-flight commands finish and sends their completions;
-//! then every lvstore is flushed, the configuration persisted, and the process exits 0.
+//! Shutdown (SIGINT/SIGTERM): readiness is cleared and the root token is cancelled, so listeners
+//! stop accepting and every connection stops reading, lets its in-flight commands finish and
+//! sends their completions; then every lvstore is flushed, the configuration persisted, the
+//! metrics endpoint stops last, and the process exits 0.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,8 @@ pub struct Running {
     pub ports: Vec<SocketAddr>,
     /// Readiness for `/readyz`.
     pub ready: Arc<Readiness>,
+    /// The metrics endpoint; it outlives the drain and stops last.
+    pub http: Option<crate::http::Endpoint>,
 }
 
 /// Starts everything; returns once the target serves.
@@ -61,7 +65,19 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
     let target = Target::new(TransportOptions::default());
-    let methods = Arc::new(crate::rpc::methods(&target));
+    if !crate::stats::init_from_env() {
+        tracing::info!("LAMINA_IO_STATS=off: per-command counters are off");
+    }
+    let mut methods = crate::rpc::methods(&target);
+    let rpc_stats = crate::stats::RpcStats::new(&methods.names());
+    methods.set_observer(crate::metrics::rpc_observer(&rpc_stats));
+    let methods = Arc::new(methods);
+    // The endpoint first: /healthz answers and /readyz says 503 while the configuration loads.
+    let ready = Arc::new(Readiness::default());
+    let http = match args.metrics {
+        Some(addr) => Some(start_metrics(&target, &rpc_stats, addr, ready.clone()).await?),
+        None => None,
+    };
     let state = data_dir.join(crate::config::STATE_FILE);
     // Ports first, so the embedded default listens on the addresses actually bound (port 0
     // picks one) and a replayed listener on the same address reuses the port.
@@ -111,44 +127,32 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             target.tracker.clone(),
         ));
     }
-    let ready = Arc::new(Readiness::default());
-    let metrics_addr = match args.metrics {
-        Some(addr) => Some(start_metrics(&target, addr, ready.clone()).await?),
-        None => None,
-    };
     ready.set(true);
     Ok(Running {
         target,
         methods,
         rpc_socket,
-        metrics_addr,
+        metrics_addr: http.as_ref().map(crate::http::Endpoint::local_addr),
         ports,
         ready,
+        http,
     })
 }
 
 async fn start_metrics(
     target: &Arc<Target>,
+    rpc: &Arc<crate::stats::RpcStats>,
     addr: SocketAddr,
     ready: Arc<Readiness>,
-) -> anyhow::Result<SocketAddr> {
-    let listener = crate::http::bind(addr)
+) -> anyhow::Result<crate::http::Endpoint> {
+    let exporter = crate::metrics::Exporter::new(target, Some(rpc.clone()))?;
+    let render: crate::http::Render =
+        Arc::new(move || exporter.render().map_err(|e| e.to_string()));
+    let endpoint = crate::http::Endpoint::start(addr, render, ready)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
-    let bound = listener.local_addr()?;
-    let render: crate::http::Render = {
-        let t = target.clone();
-        Arc::new(move || crate::metrics::render(&t))
-    };
-    target.tracker.spawn(crate::http::serve(
-        listener,
-        render,
-        ready,
-        target.cancel.clone(),
-        target.tracker.clone(),
-    ));
-    tracing::info!(%bound, "metrics endpoint up (/metrics, /healthz, /readyz)");
-    Ok(bound)
+    tracing::info!(bound = %endpoint.local_addr(), "metrics endpoint up (/metrics, /healthz, /readyz)");
+    Ok(endpoint)
 }
 
 /// Calls one method during start-up; an error stops the start.
@@ -312,5 +316,8 @@ pub async fn shutdown(running: &Running) {
         }
     }
     crate::config::persist(target).await;
+    if let Some(http) = &running.http {
+        http.stop().await;
+    }
     tracing::info!("shutdown complete");
 }

@@ -1,9 +1,19 @@
-//! Logging: `tracing` events formatted by `tracing-subscriber`, as text or JSON.
+//! Logging: `tracing` events formatted by `tracing-subscriber`, as text or JSON, on stderr.
 //!
 //! The filter comes from `--log-level` when given (any `EnvFilter` directive such as `debug` or
 //! `info,lamina_target::transport=debug`), else from `RUST_LOG`, else `info`. JSON output is
-//! one object per line with the span fields (peer, qid, cntlid, host NQN, RPC method) flattened
-//! in, for container log collectors.
+//! one object per line (`timestamp`, `level`, `target`, the event's fields flattened in, and
+//! `span` holding the current span's name and fields), for container log collectors.
+//!
+//! What is logged where (the contract operators rely on):
+//! - Spans: `conn` per NVMe/TCP connection (`peer`, then `qid`, `cntlid`, `hostnqn` once the
+//!   Fabrics Connect binds it) and `rpc` per JSON-RPC call (`method`).
+//! - Info: lifecycle — listener up, metrics endpoint up, host connected and disconnected,
+//!   controller removed, namespace added or removed, subsystem, lvstore and lvol created or
+//!   deleted, configuration restored, shutdown. Keep-alive expiry is a warning.
+//! - Warn: protocol violations, at most once per connection ([`ViolationLog`] and
+//!   [`violation!`](crate::violation)); failures an operator must act on.
+//! - Debug: everything per command or per I/O, and every further violation on a connection.
 
 use std::str::FromStr;
 
@@ -45,11 +55,15 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_span_events(FmtSpan::NONE)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_span_events(FmtSpan::NONE);
     let result = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .try_init(),
+        // Never colour JSON: escape codes inside string values break collectors.
         LogFormat::Json => builder
+            .with_ansi(false)
             .json()
             .flatten_event(true)
             .with_current_span(true)
@@ -59,6 +73,38 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
     // Already installed (a test, or an embedding program): keep the existing subscriber.
     let _ = result;
     Ok(())
+}
+
+/// Per-connection memory of protocol violations already reported: the first is logged at warn,
+/// the rest at debug, so a misbehaving host cannot flood the log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ViolationLog {
+    warned: bool,
+}
+
+impl ViolationLog {
+    /// True the first time (log at warn), false afterwards (log at debug).
+    pub fn first(&mut self) -> bool {
+        !std::mem::replace(&mut self.warned, true)
+    }
+}
+
+/// Logs a protocol violation: `warn!` the first time for this [`ViolationLog`], `debug!` after.
+///
+/// ```
+/// let mut log = lamina_target::telemetry::ViolationLog::default();
+/// lamina_target::violation!(log, cid = 3u16, "data digest error");
+/// lamina_target::violation!(log, cid = 4u16, "data digest error"); // at debug
+/// ```
+#[macro_export]
+macro_rules! violation {
+    ($log:expr, $($arg:tt)+) => {
+        if $log.first() {
+            ::tracing::warn!($($arg)+);
+        } else {
+            ::tracing::debug!($($arg)+);
+        }
+    };
 }
 
 #[cfg(test)]
@@ -75,6 +121,16 @@ mod tests {
     #[test]
     fn formats_parse() {
         assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert_eq!("text".parse::<LogFormat>().unwrap(), LogFormat::Text);
         assert!("xml".parse::<LogFormat>().is_err());
+    }
+
+    #[test]
+    fn violations_warn_once() {
+        let mut log = ViolationLog::default();
+        assert!(log.first());
+        assert!(!log.first());
+        assert!(!log.first());
+        violation!(log, what = "x", "still compiles and logs at debug");
     }
 }

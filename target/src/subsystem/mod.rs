@@ -94,6 +94,7 @@ pub struct Subsystem {
     listeners: RwLock<BTreeSet<SocketAddr>>,
     namespaces: RwLock<BTreeMap<u32, Arc<Namespace>>>,
     events: broadcast::Sender<SubsystemEvent>,
+    stats: crate::stats::SubsystemStats,
 }
 
 impl Subsystem {
@@ -115,6 +116,7 @@ impl Subsystem {
             listeners: RwLock::new(BTreeSet::new()),
             namespaces: RwLock::new(BTreeMap::new()),
             events: broadcast::channel(64).0,
+            stats: crate::stats::SubsystemStats::default(),
         }
     }
 
@@ -265,6 +267,11 @@ impl Subsystem {
     /// A receiver of this subsystem's events, for one controller.
     pub fn subscribe(&self) -> broadcast::Receiver<SubsystemEvent> {
         self.events.subscribe()
+    }
+
+    /// The subsystem's counters (admin commands), for metrics.
+    pub fn stats(&self) -> &crate::stats::SubsystemStats {
+        &self.stats
     }
 }
 

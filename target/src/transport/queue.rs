@@ -65,6 +65,7 @@ pub struct Queue {
     inflight_cids: std::collections::HashSet<u16>,
     sqhd: u16,
     closing: bool,
+    violations: crate::telemetry::ViolationLog,
 }
 
 impl Queue {
@@ -83,6 +84,7 @@ impl Queue {
             inflight_cids: std::collections::HashSet::new(),
             sqhd: 0,
             closing: false,
+            violations: crate::telemetry::ViolationLog::default(),
         }
     }
 
@@ -200,7 +202,8 @@ impl Queue {
     /// Data digest mismatch: the command fails with Transient Transport Error (NVMe/TCP 1.0);
     /// the stream stays in sync, so the connection lives on.
     fn on_data_digest_error(&mut self, wire: &mut Wire, pdu_type: PduType, cid: u16) {
-        tracing::warn!(
+        crate::violation!(
+            self.violations,
             cid,
             ?pdu_type,
             "data digest error: completing the command with Transient Transport Error"
