@@ -193,6 +193,7 @@ build_image() {
     for attempt in 1 2 3; do
         rc=0
         TMPDIR=$CACHE/tmp bah bud --isolation chroot --format docker --pull=never \
+            --build-arg "LAMINA_GIT_COMMIT=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
             -f "$DOCKERFILE" -t "$IMAGE_TAG" "$REPO_ROOT" 2>&1 | tee "$SCRATCH/bud.log" || rc=$?
         # See bah_run: a RUN step whose chroot runtime could not start is safe to build again.
         if ((rc == 0)) || ! grep -q 'sealing memfd copy' "$SCRATCH/bud.log"; then
@@ -416,9 +417,19 @@ check_server() {
 }
 
 check_initiator() {
-    local port=$1
-    # HOOK(initiator): replace this line with the initiator run (see check_server).
-    log "HOOK(initiator): initiator I/O against 127.0.0.1:$port not wired yet: NOT CHECKED"
+    local port=$1 perf=${LAMINA_PERF:-$REPO_ROOT/build/release/lamina-perf}
+    if [[ ! -x $perf ]]; then
+        log "building lamina-perf (our initiator) for the I/O check"
+        (cd "$REPO_ROOT" && cargo build --release --locked -p lamina-integration --bin lamina-perf) >&2
+    fi
+    # Our Rust initiator writes self-describing blocks to the default namespace and reads every
+    # one back (--verify), in the capsule and by R2T, then once more with both digests.
+    check "initiator: 4 KiB random writes and reads verified (lamina-perf --verify)" \
+        "$perf" -a "127.0.0.1:$port" -n nqn.2026-11.io.lamina:default -w randrw -M 50 \
+        -q 16 -o 4k -t 2 --verify
+    check "initiator: 128 KiB writes by R2T with both digests verified" \
+        "$perf" -a "127.0.0.1:$port" -n nqn.2026-11.io.lamina:default -w write \
+        -q 4 -o 128k -t 1 --digest hdr,data --verify
 }
 
 # ---------------------------------------------------------------------------------------------
