@@ -7,6 +7,7 @@
 //! answer). Requests on one connection are answered in order, one response per request,
 //! each followed by a newline (as SPDK's server writes them).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -78,22 +79,8 @@ pub async fn serve_unix(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let (m, c, k) = (methods.clone(), config.clone(), cancel.child_token());
-                tracker.spawn(async move { serve_connection(stream, &m, &c, &k).await });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "rpc accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let accept = || async { listener.accept().await.map(|(s, _)| s) };
+    accept_loop(accept, &methods, &config, &cancel, &tracker).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -105,18 +92,32 @@ pub async fn serve_tcp(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let accept = || async { listener.accept().await.map(|(s, _)| s) };
+    accept_loop(accept, &methods, &config, &cancel, &tracker).await;
+}
+
+/// Accepts clients with `accept` until `cancel` fires, one task each; a failed accept (e.g.
+/// EMFILE) backs off briefly instead of spinning.
+async fn accept_loop<A, F, S>(
+    mut accept: A,
+    methods: &Arc<Methods>,
+    config: &RpcServerConfig,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) where
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
-            a = listener.accept() => a,
+            a = accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(stream) => {
                 let (m, c, k) = (methods.clone(), config.clone(), cancel.child_token());
-                tracker.spawn(async move {
-                    tracing::debug!(%peer, "rpc client connected");
-                    serve_connection(stream, &m, &c, &k).await;
-                });
+                tracker.spawn(async move { serve_connection(stream, &m, &c, &k).await });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rpc accept failed");
