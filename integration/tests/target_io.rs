@@ -281,3 +281,59 @@ async fn many_queues_with_deep_pipelines_keep_data_apart() {
     ctrl.shutdown().await.unwrap();
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_pdu_data_alignment_is_honoured() {
+    // HPDA 3: data in C2HData starts on a 16-byte boundary; our host checks PDO against it.
+    let t = TestTarget::start().await;
+    for hpda in [1u8, 3, 31] {
+        let mut opts = t.options().with_digests(true, false);
+        opts.hpda = lamina_protocol::tcp::Pda(hpda);
+        let ctrl = Controller::connect(t.addr(), opts).await.unwrap();
+        let ns = ctrl.namespace(1).await.unwrap();
+        let q = ctrl.io_queue(0).unwrap();
+        let data = pattern(u64::from(hpda), 20_480);
+        q.write(&ns, 64, data.clone(), false).await.unwrap();
+        assert_eq!(
+            read(q, &ns, 64, data.len()).await.freeze(),
+            data,
+            "hpda {hpda}"
+        );
+        ctrl.shutdown().await.unwrap();
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_io_queue_disconnects_and_its_qid_can_join_again() {
+    let t = TestTarget::start().await;
+    let mut opts = t.options();
+    opts.io_queues = 2;
+    let ctrl = Controller::connect(t.addr(), opts).await.unwrap();
+    let ns = ctrl.namespace(1).await.unwrap();
+    ctrl.io_queue(1).unwrap().disconnect().await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        ctrl.io_queue(1).unwrap().closed(),
+    )
+    .await
+    .expect("the target closes a disconnected queue");
+    // The controller and its other queue carry on; QID 2 can be connected again.
+    ctrl.io_queue(0)
+        .unwrap()
+        .write(&ns, 0, pattern(1, 4096), false)
+        .await
+        .unwrap();
+    let q2 = ctrl.connect_io_queue(2, 32).await.unwrap();
+    assert_eq!(read(&q2, &ns, 0, 4096).await.freeze(), pattern(1, 4096));
+    let ctrls = t
+        .call(
+            "nvmf_subsystem_get_controllers",
+            json!({"nqn": lamina_integration::fixtures::DEFAULT_NQN}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ctrls[0]["num_io_qpairs"], 2);
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}
