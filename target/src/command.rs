@@ -1,12 +1,16 @@
 //! What flows between the transport and the command handlers: a [`Request`] in (the SQE, the
 //! host's data, how much data the host can take back), a [`Completion`] out (status, result
 //! dwords, data for the host, and whether the queue must close afterwards).
+//!
+//! Reads get their data buffer in the [`Request`] (`buf`, lent by the connection's pool) and
+//! hand it back frozen in the [`Completion`]; the connection reclaims it once the socket has
+//! taken the data, so the read path allocates nothing per command.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use lamina_protocol::nvme::{Sqe, Status, StatusCode};
 
 use crate::context::Target;
@@ -21,6 +25,9 @@ pub struct Request {
     pub data: Bytes,
     /// Controller-to-host bytes the host's SGL describes (0 if none).
     pub c2h_len: u32,
+    /// For I/O reads: an empty buffer with room for `c2h_len` bytes, from the connection's
+    /// pool; empty (no allocation) otherwise.
+    pub buf: BytesMut,
 }
 
 /// What happens to the queue after the completion is sent.
@@ -102,6 +109,8 @@ pub struct QueueCtx {
     pub ctrl: Arc<Controller>,
     /// The queue ID (0: admin).
     pub qid: u16,
+    /// The largest transfer (`max_io_size`) when the queue connected.
+    pub max_io_size: u32,
 }
 
 /// A completed future for handlers that finish at once.

@@ -1,6 +1,12 @@
 //! Routing a command to its handler: Fabrics commands on any queue, admin commands on the admin
 //! queue, NVM I/O commands on I/O queues. Everything but Fabrics commands waits for the host to
 //! enable the controller (CC.EN = 1, CSTS.RDY = 1): before, Command Sequence Error.
+//!
+//! I/O commands come back as their concrete future ([`Dispatched::Io`]), which the transport
+//! stores inline in a per-queue slot; everything else is boxed (admin and Fabrics commands
+//! are rare).
+
+use std::future::Future;
 
 use lamina_protocol::fabrics::{
     FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
@@ -26,22 +32,42 @@ impl std::fmt::Debug for Started {
     }
 }
 
+/// A command started on a bound queue.
+pub enum Dispatched<F> {
+    /// An NVM I/O command, as its (unboxed) future.
+    Io(F),
+    /// Any other command.
+    Other(Started),
+}
+
+impl<F> std::fmt::Debug for Dispatched<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(_) => f.write_str("Io"),
+            Self::Other(s) => s.fmt(f),
+        }
+    }
+}
+
 /// Starts a command on a bound queue.
-pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
+pub fn execute(
+    ctx: &QueueCtx,
+    req: Request,
+) -> Dispatched<impl Future<Output = Completion> + Send + 'static + use<>> {
     if req.sqe.opcode == AdminOpcode::FABRICS.0 {
-        return Started::Running(fabrics(ctx, &req));
+        return Dispatched::Other(Started::Running(fabrics(ctx, &req)));
     }
     if !ctx.ctrl.is_ready() {
-        return Started::Running(ready(Completion::error(
+        return Dispatched::Other(Started::Running(ready(Completion::error(
             req.sqe.cid,
             StatusCode::COMMAND_SEQUENCE_ERROR,
-        )));
+        ))));
     }
     if ctx.qid == 0 {
         ctx.ctrl.subsystem().stats().on_admin_command();
-        crate::admin::execute(ctx, req)
+        Dispatched::Other(crate::admin::execute(ctx, req))
     } else {
-        Started::Running(crate::io::execute(ctx, req))
+        Dispatched::Io(crate::io::execute(ctx, req))
     }
 }
 

@@ -6,6 +6,7 @@
 //! run: reads without `--verify` are counted and dropped, writes share one random payload.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -70,6 +71,8 @@ pub struct Engine {
     live: Arc<Live>,
     batch: Snapshot,
     last_progress: Instant,
+    /// Ends the run early when set (checked once per turn).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Engine {
@@ -127,8 +130,22 @@ impl Engine {
             live,
             batch: Snapshot::default(),
             last_progress: now,
+            stop: None,
             plan,
         })
+    }
+
+    /// Ends the run as soon as `stop` is set, as if `Timing::end` had come (tests that run a
+    /// number of I/Os rather than a time use it).
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Runs until `timing.end`, then waits for the commands in flight.
@@ -143,7 +160,7 @@ impl Engine {
                 self.stats.reset_measurements();
                 self.measuring = true;
             }
-            if now < timing.end {
+            if now < timing.end && !self.stopped() {
                 self.fill(now)?;
             } else if self.in_flight == 0 {
                 break;

@@ -7,6 +7,11 @@
 //! data length against the SGL (Data SGL Length Invalid), writes to read-only namespaces are
 //! refused (Namespace Is Write Protected), and backend failures become NVMe statuses in
 //! [`status`].
+//!
+//! [`execute`] returns one concrete future type for every I/O command (a `match` inside one
+//! `async` block), so the transport stores it inline in a per-queue slot instead of boxing
+//! it; reads fill the pooled buffer that comes with the request. Together with the RAM and
+//! null backends (which allocate nothing), a read or write costs no heap allocation.
 
 pub mod status;
 
@@ -20,7 +25,7 @@ use lamina_protocol::nvme::{
     DatasetManagement, DsmRange, IoOpcode, ReadWrite, Sqe, Status, StatusCode, WriteZeroes,
 };
 
-use crate::command::{CommandFuture, Completion, QueueCtx, Request, ready};
+use crate::command::{Completion, QueueCtx, Request};
 use crate::controller::Controller;
 use crate::controller::errors::CommandError;
 use crate::stats::OpClass;
@@ -37,57 +42,99 @@ struct Io {
     cid: u16,
 }
 
-/// Starts an I/O command.
-pub fn execute(ctx: &QueueCtx, req: Request) -> CommandFuture {
+/// What [`execute`] found before the command runs.
+enum Start {
+    /// Finished before it started (bad namespace or opcode).
+    Done(Completion),
+    /// Flush of every namespace (the controller, the CID).
+    FlushAll(Arc<Controller>, u16),
+    /// Runs on one namespace; counted when `started` is set.
+    Run {
+        io: Io,
+        req: Request,
+        class: OpClass,
+        started: Option<Instant>,
+    },
+}
+
+/// Starts an I/O command: one future type for every opcode, stored inline by the transport.
+pub fn execute(
+    ctx: &QueueCtx,
+    req: Request,
+) -> impl Future<Output = Completion> + Send + 'static + use<> {
+    let max_io = ctx.max_io_size;
+    let start = start(ctx, req);
+    async move {
+        match start {
+            Start::Done(c) => c,
+            Start::FlushAll(ctrl, cid) => flush_all(&ctrl, cid).await,
+            Start::Run {
+                io,
+                req,
+                class,
+                started,
+            } => {
+                let c = run(&io, req, class, max_io).await;
+                // Counting was decided before the clock was read, so no command is
+                // half-counted when the switch flips.
+                if let Some(t) = started {
+                    let failed = (c.status != Status::SUCCESS)
+                        .then_some((c.status.code.sct.0, c.status.code.sc));
+                    io.ns.stats().end(class, t.elapsed(), failed);
+                }
+                c
+            }
+        }
+    }
+}
+
+/// Looks the namespace up and classifies the command.
+fn start(ctx: &QueueCtx, req: Request) -> Start {
     let cid = req.sqe.cid;
     let op = IoOpcode(req.sqe.opcode);
     if op == IoOpcode::FLUSH && req.sqe.nsid == NSID_ALL {
-        return flush_all(ctx.ctrl.clone(), cid);
+        return Start::FlushAll(ctx.ctrl.clone(), cid);
     }
     let Some(ns) = ctx.ctrl.subsystem().namespace(req.sqe.nsid) else {
-        return ready(Completion::error(
+        return Start::Done(Completion::error(
             cid,
             StatusCode::INVALID_NAMESPACE_OR_FORMAT,
         ));
     };
+    let class = match op {
+        IoOpcode::READ => OpClass::Read,
+        IoOpcode::WRITE => OpClass::Write,
+        IoOpcode::COMPARE => OpClass::Other,
+        IoOpcode::FLUSH => OpClass::Flush,
+        IoOpcode::WRITE_ZEROES => OpClass::WriteZeroes,
+        IoOpcode::DATASET_MANAGEMENT => OpClass::Dsm,
+        _ => return Start::Done(Completion::error(cid, StatusCode::INVALID_OPCODE)),
+    };
+    let started = crate::stats::is_counting().then(Instant::now);
     let io = Io {
         ctrl: ctx.ctrl.clone(),
-        ns: ns.clone(),
+        ns,
         qid: ctx.qid,
         cid,
     };
-    let max_io = ctx.target.options().max_io_size;
-    match op {
-        IoOpcode::READ => counted(ns, OpClass::Read, read(io, req.sqe, req.c2h_len, max_io)),
-        IoOpcode::WRITE => counted(ns, OpClass::Write, write(io, req.sqe, req.data)),
-        IoOpcode::COMPARE => counted(ns, OpClass::Other, compare(io, req.sqe, req.data)),
-        IoOpcode::FLUSH => counted(ns, OpClass::Flush, flush(io)),
-        IoOpcode::WRITE_ZEROES => counted(ns, OpClass::WriteZeroes, write_zeroes(io, req.sqe)),
-        IoOpcode::DATASET_MANAGEMENT => {
-            counted(ns, OpClass::Dsm, dataset_management(io, req.sqe, req.data))
-        }
-        _ => ready(Completion::error(cid, StatusCode::INVALID_OPCODE)),
+    Start::Run {
+        io,
+        req,
+        class,
+        started,
     }
 }
 
-/// Runs `fut`, counting it in the namespace's statistics (commands, latency, errors), unless
-/// counting is off (checked once, before the clock is read, so no command is half-counted).
-fn counted(
-    ns: Arc<Namespace>,
-    class: OpClass,
-    fut: impl Future<Output = Completion> + Send + 'static,
-) -> CommandFuture {
-    if !crate::stats::is_counting() {
-        return Box::pin(fut);
+/// Runs a classified command.
+async fn run(io: &Io, req: Request, class: OpClass, max_io: u32) -> Completion {
+    match class {
+        OpClass::Read => read(io, req.sqe, req.c2h_len, req.buf, max_io).await,
+        OpClass::Write => write(io, req.sqe, req.data).await,
+        OpClass::Other => compare(io, req.sqe, req.data).await,
+        OpClass::Flush => flush(io).await,
+        OpClass::WriteZeroes => write_zeroes(io, req.sqe).await,
+        OpClass::Dsm => dataset_management(io, req.sqe, req.data).await,
     }
-    let started = Instant::now();
-    Box::pin(async move {
-        let c = fut.await;
-        let failed =
-            (c.status != Status::SUCCESS).then_some((c.status.code.sct.0, c.status.code.sc));
-        ns.stats().end(class, started.elapsed(), failed);
-        c
-    })
 }
 
 impl Io {
@@ -135,7 +182,7 @@ fn parse_rw(sqe: &Sqe) -> Result<ReadWrite, Status> {
     ReadWrite::try_from(sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))
 }
 
-async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
+async fn read(io: &Io, sqe: Sqe, c2h_len: u32, mut buf: BytesMut, max_io: u32) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
@@ -149,7 +196,8 @@ async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
             return Err(Status::dnr(StatusCode::INVALID_FIELD));
         }
         let len = usize::try_from(len).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
-        let mut buf = BytesMut::with_capacity(len);
+        // The transport lent a buffer of at least `len` bytes; this is a no-op then.
+        buf.reserve(len);
         io.ns
             .backend()
             .read(offset, len, &mut buf)
@@ -157,13 +205,13 @@ async fn read(io: Io, sqe: Sqe, c2h_len: u32, max_io: u32) -> Completion {
             .map_err(|e| lvol_err(&e))?;
         io.ctrl.stats().on_read(len as u64);
         io.ns.stats().add_read(len as u64);
-        Ok(Completion::data(io.cid, buf.freeze()))
+        Ok(Completion::data(io.cid, buf.split().freeze()))
     }
     .await;
     io.finish(result, lba_of(&sqe))
 }
 
-async fn write(io: Io, sqe: Sqe, data: Bytes) -> Completion {
+async fn write(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
@@ -191,7 +239,7 @@ async fn write(io: Io, sqe: Sqe, data: Bytes) -> Completion {
     io.finish(result, lba_of(&sqe))
 }
 
-async fn compare(io: Io, sqe: Sqe, data: Bytes) -> Completion {
+async fn compare(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
@@ -216,7 +264,7 @@ async fn compare(io: Io, sqe: Sqe, data: Bytes) -> Completion {
     io.finish(result, lba_of(&sqe))
 }
 
-async fn flush(io: Io) -> Completion {
+async fn flush(io: &Io) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
@@ -230,19 +278,17 @@ async fn flush(io: Io) -> Completion {
 }
 
 /// Flush with NSID FFFFFFFFh: every namespace of the subsystem.
-fn flush_all(ctrl: Arc<Controller>, cid: u16) -> CommandFuture {
-    Box::pin(async move {
-        for ns in ctrl.subsystem().namespaces() {
-            let Some(_guard) = ns.enter() else { continue };
-            if let Err(e) = ns.backend().flush().await {
-                return Completion::with_status(cid, lvol_err(&e));
-            }
+async fn flush_all(ctrl: &Controller, cid: u16) -> Completion {
+    for ns in ctrl.subsystem().namespaces() {
+        let Some(_guard) = ns.enter() else { continue };
+        if let Err(e) = ns.backend().flush().await {
+            return Completion::with_status(cid, lvol_err(&e));
         }
-        Completion::ok(cid)
-    })
+    }
+    Completion::ok(cid)
 }
 
-async fn write_zeroes(io: Io, sqe: Sqe) -> Completion {
+async fn write_zeroes(io: &Io, sqe: Sqe) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
@@ -266,7 +312,7 @@ async fn write_zeroes(io: Io, sqe: Sqe) -> Completion {
     io.finish(result, lba_of(&sqe))
 }
 
-async fn dataset_management(io: Io, sqe: Sqe, data: Bytes) -> Completion {
+async fn dataset_management(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };

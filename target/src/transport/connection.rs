@@ -4,7 +4,9 @@
 //! Only this module touches the `TcpStream`. The task owns all queue state without locks: the
 //! framer and read buffer, the in-flight command futures (polled here, so a command never hops
 //! threads to complete), the H2C transfers, and the output queue written with vectored
-//! non-blocking writes. It ends when the host closes the connection or disconnects, when a
+//! non-blocking writes. Every readable event reads everything the socket has (many PDUs per
+//! `read`) into a pooled chunk (see [`super::pool`]); payloads are split off it as `Bytes`
+//! and reach the backend without a copy. It ends when the host closes the connection or disconnects, when a
 //! protocol violation is answered with a C2HTermReq, when the controller is torn down (KATO,
 //! reset, admin queue gone), or at shutdown, when it stops reading and lets in-flight commands
 //! finish for up to [`DRAIN_TIMEOUT`] before closing.
@@ -14,17 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use lamina_protocol::tcp::{Fes, IcResp, Pda, TermReq, TxParams};
 use lamina_protocol::{DecodeError, Framer, FramerConfig, Pdu};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::output::Output;
-use super::queue::{Queue, QueueExit};
-use crate::command::CommandFuture;
+use super::pool::ReadBuffer;
+use super::queue::{QueueExit, new_queue};
 use crate::context::Target;
 use crate::options::ADMIN_IN_CAPSULE_DATA;
 
@@ -34,8 +33,13 @@ pub const IC_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stop reading new PDUs while this much output waits for a slow host.
 const OUT_HIGH_WATER: usize = 8 * 1024 * 1024;
-/// Read buffer growth step.
+/// Smallest read buffer chunk; chunks also hold at least four of the largest PDUs, so the
+/// partial PDU copied when a chunk runs out is a small share of the traffic.
 const READ_CHUNK: usize = 256 * 1024;
+/// Free space below which a new chunk is taken before reading.
+const MIN_READ: usize = 4096;
+/// Read chunks a connection keeps for reuse at most (write payloads in flight pin theirs).
+const MAX_READ_CHUNKS: usize = 64;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -62,7 +66,7 @@ pub struct Wire {
     /// The TCP stream.
     pub stream: TcpStream,
     /// Bytes read and not yet decoded.
-    pub rbuf: BytesMut,
+    pub rbuf: ReadBuffer,
     /// The decoder.
     pub framer: Framer,
     /// Digest and alignment parameters for sending.
@@ -76,14 +80,19 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// Reads what the socket has, without blocking; `Ok(0)` means the host closed.
+    /// Reads what the socket has, without blocking, up to the end of the current read chunk
+    /// (the caller decodes, then reads again: the socket stays readable); `Ok(0)` means the
+    /// host closed.
     pub fn read_available(&mut self) -> io::Result<usize> {
+        // The buffer holds at most one partial PDU here (everything complete was decoded), so
+        // moving to a new chunk copies little.
+        self.rbuf.make_room();
         let mut total = 0;
         loop {
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(READ_CHUNK);
+            if self.rbuf.buf.capacity() == self.rbuf.buf.len() {
+                return Ok(total);
             }
-            match self.stream.try_read_buf(&mut self.rbuf) {
+            match self.stream.try_read_buf(&mut self.rbuf.buf) {
                 Ok(0) => return if total == 0 { Ok(0) } else { Ok(total) },
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -96,7 +105,8 @@ impl Wire {
 
     /// Decodes the next buffered PDU.
     pub fn next_pdu(&mut self) -> Result<Option<Pdu>, DecodeError> {
-        let pdu = self.framer.decode(&mut self.rbuf);
+        self.rbuf.fit_pending();
+        let pdu = self.framer.decode(&mut self.rbuf.buf);
         match &pdu {
             Ok(Some(p)) => self.out.stats().on_pdu_rx(p.pdu_type().0),
             Err(DecodeError::HeaderDigest { .. }) => {
@@ -163,9 +173,11 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationT
             .io_unit_size
             .max(framer_cfg.max_in_capsule_data)
             .saturating_add(256);
+        let max_pdu = usize::try_from(framer_cfg.max_plen).unwrap_or(READ_CHUNK);
+        let chunk = READ_CHUNK.max(max_pdu.saturating_mul(4));
         let mut wire = Wire {
             stream,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            rbuf: ReadBuffer::new(chunk, MAX_READ_CHUNKS, MIN_READ, max_pdu),
             framer: Framer::new(framer_cfg),
             tx: TxParams::INITIAL,
             out: Output::new(target.transport_stats.clone()),
@@ -176,7 +188,7 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationT
             log_end(&e);
             return;
         }
-        let queue = Queue::new(target, local, peer);
+        let queue = new_queue(target, local, peer);
         match queue.run(&mut wire, cancel).await {
             Ok(exit) => tracing::debug!(?exit, "connection closed"),
             Err(e) => log_end(&e),
@@ -265,9 +277,6 @@ pub fn violation(wire: &mut Wire, fes: Fes, fei: u32, what: &str) -> ConnError {
     ConnError::Violation(what.to_owned())
 }
 
-/// Polls a set of running commands.
-pub type Running = FuturesUnordered<CommandFuture>;
-
 /// Why the queue loop ended without error.
 pub fn describe(exit: &QueueExit) -> &'static str {
     match exit {
@@ -276,12 +285,4 @@ pub fn describe(exit: &QueueExit) -> &'static str {
         QueueExit::TornDown => "controller torn down",
         QueueExit::Shutdown => "target shutting down",
     }
-}
-
-/// Waits for the next completion of `running`, or forever if none.
-pub async fn next_completion(running: &mut Running) -> Option<crate::command::Completion> {
-    if running.is_empty() {
-        std::future::pending::<()>().await;
-    }
-    running.next().await
 }

@@ -3,17 +3,30 @@
 //! [`listen`] binds an address; [`accept_loop`] spawns one [`connection::serve`] task per
 //! accepted connection, bounded by a semaphore so a connection flood cannot exhaust the
 //! process. Each connection is one queue (admin or I/O) of one controller.
+//!
+//! # Runtime layout
+//!
+//! By default a connection's task runs on the runtime that accepted it: the `lamina` binary's
+//! multi-thread runtime, one worker per CPU the process may use. Each connection is a single
+//! task that owns its socket and polls its own commands (see [`slots`]), so a command never
+//! changes threads between its PDU arriving and its completion leaving, and work stealing
+//! only moves whole connections between idle and busy workers. With `LAMINA_CONN_RUNTIME=per-core`
+//! connections are dealt round-robin to one current-thread runtime per CPU instead (no work
+//! stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
 
 pub mod connection;
 pub mod output;
+pub mod pool;
 pub mod queue;
+pub mod slots;
 pub mod transfer;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -27,9 +40,88 @@ pub async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// The environment variable choosing the runtime layout (`shared`, the default, or
+/// `per-core`).
+pub const RUNTIME_ENV: &str = "LAMINA_CONN_RUNTIME";
+
+/// The per-core connection runtimes, when `LAMINA_CONN_RUNTIME=per-core` asks for them.
+fn per_core_runtimes() -> Option<&'static [Handle]> {
+    static RUNTIMES: OnceLock<Option<Vec<Handle>>> = OnceLock::new();
+    RUNTIMES
+        .get_or_init(|| {
+            let wanted = std::env::var(RUNTIME_ENV).is_ok_and(|v| v.trim() == "per-core");
+            wanted.then(start_per_core).flatten()
+        })
+        .as_deref()
+}
+
+/// One current-thread runtime per usable CPU, each on its own thread, running forever.
+fn start_per_core() -> Option<Vec<Handle>> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut handles = Vec::with_capacity(cpus);
+    for i in 0..cpus {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lamina-conn-{i}"))
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let _ = tx.send(rt.handle().clone());
+                rt.block_on(std::future::pending::<()>());
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the per-core runtimes: using the shared one");
+            return None;
+        }
+        handles.push(rx.recv().ok()?);
+    }
+    tracing::info!(
+        runtimes = cpus,
+        "connections run on per-core current-thread runtimes"
+    );
+    Some(handles)
+}
+
+/// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
+fn spawn_connection(
+    stream: TcpStream,
+    target: &Arc<Target>,
+    cancel: &CancellationToken,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    next: &mut usize,
+) {
+    let (t, c) = (target.clone(), cancel.clone());
+    let Some(rts) = per_core_runtimes() else {
+        target.tracker.spawn(async move {
+            connection::serve(stream, t, c).await;
+            drop(permit);
+        });
+        return;
+    };
+    // A socket belongs to the reactor that registered it: hand it over as a std socket.
+    let Ok(std_stream) = stream.into_std() else {
+        return;
+    };
+    let Some(rt) = rts.get(*next % rts.len()) else {
+        return;
+    };
+    *next = next.wrapping_add(1);
+    rt.spawn(target.tracker.track_future(async move {
+        if let Ok(stream) = TcpStream::from_std(std_stream) {
+            connection::serve(stream, t, c).await;
+        }
+        drop(permit);
+    }));
+}
+
 /// Accepts connections until `cancel` fires.
 pub async fn accept_loop(listener: TcpListener, target: Arc<Target>, cancel: CancellationToken) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut next = 0usize;
     loop {
         let permit = tokio::select! {
             () = cancel.cancelled() => break,
@@ -43,13 +135,7 @@ pub async fn accept_loop(listener: TcpListener, target: Arc<Target>, cancel: Can
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, _)) => {
-                let (t, c) = (target.clone(), cancel.clone());
-                target.tracker.spawn(async move {
-                    connection::serve(stream, t, c).await;
-                    drop(permit);
-                });
-            }
+            Ok((stream, _)) => spawn_connection(stream, &target, &cancel, permit, &mut next),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

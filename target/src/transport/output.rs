@@ -1,7 +1,8 @@
 //! The send side of a connection: PDUs queued as `Bytes` segments (headers encoded into a
 //! reusable scratch buffer, payloads as the `Bytes` the backend produced) and written with
 //! vectored, non-blocking writes, coalescing everything that is ready into as few syscalls as
-//! the kernel accepts.
+//! the kernel accepts. The scratch space comes from a [`Recycler`], so encoding a header (or a
+//! data digest) allocates nothing once the connection has warmed up.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -11,12 +12,17 @@ use lamina_protocol::tcp::{C2hData, CapsuleResp, DataTrailer, R2t, TermReq, TxPa
 use lamina_protocol::{Pdu, nvme::Cqe};
 use tokio::net::TcpStream;
 
+use super::pool::Recycler;
 use crate::stats::TransportStats;
 
 /// Most segments handed to one `writev`.
 const MAX_IOV: usize = 64;
-/// Scratch space reserved at a time for encoded headers.
+/// Scratch space taken at a time for encoded headers.
 const SCRATCH_CHUNK: usize = 16 * 1024;
+/// Room a header (with digests and padding) may need.
+const SCRATCH_MIN: usize = 512;
+/// Scratch chunks kept for reuse (headers waiting in the queue pin theirs).
+const MAX_SCRATCH_CHUNKS: usize = 64;
 
 /// The queue of bytes to send.
 #[derive(Debug)]
@@ -24,6 +30,7 @@ pub struct Output {
     segments: VecDeque<Bytes>,
     queued_bytes: usize,
     scratch: BytesMut,
+    chunks: Recycler,
     stats: std::sync::Arc<TransportStats>,
 }
 
@@ -34,6 +41,7 @@ impl Output {
             segments: VecDeque::new(),
             queued_bytes: 0,
             scratch: BytesMut::new(),
+            chunks: Recycler::new(SCRATCH_CHUNK, MAX_SCRATCH_CHUNKS),
             stats,
         }
     }
@@ -61,8 +69,9 @@ impl Output {
     }
 
     fn scratch(&mut self) -> &mut BytesMut {
-        if self.scratch.capacity() - self.scratch.len() < 512 {
-            self.scratch.reserve(SCRATCH_CHUNK);
+        if self.scratch.capacity() - self.scratch.len() < SCRATCH_MIN {
+            // The scratch is always empty here (every header is split off whole).
+            self.scratch = self.chunks.take();
         }
         &mut self.scratch
     }
@@ -107,7 +116,9 @@ impl Output {
             self.push(head);
             self.push(data);
             if let Some(d) = data_digest {
-                self.push(Bytes::copy_from_slice(&d));
+                self.scratch().extend_from_slice(&d);
+                let d = self.take_scratch();
+                self.push(d);
             }
         }
     }

@@ -6,7 +6,14 @@
 //! out in completion order, reads as C2HData (with the SUCCESS flag and no response capsule when
 //! the host disabled SQ flow control), everything else as a response capsule carrying the SQ
 //! head pointer.
+//!
+//! Commands live in [`Slots`]: I/O command futures are stored inline in slots allocated once
+//! per queue and polled first right where they start, so a RAM or null read or write
+//! completes inline without allocating; their completions are collected per wake-up and go
+//! out together with one vectored write. Read data goes out in buffers from the queue's
+//! [`DataPool`], which come back for reuse once the socket has taken them.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,14 +29,20 @@ use lamina_protocol::tcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{
-    ConnError, DRAIN_TIMEOUT, Running, Wire, decode_failure, next_completion, violation,
-};
+use futures::future::Either;
+
+use super::connection::{ConnError, DRAIN_TIMEOUT, Wire, decode_failure, violation};
+use super::pool::DataPool;
+use super::slots::Slots;
 use super::transfer::{Transfers, Violation};
 use crate::command::{After, Completion, QueueCtx, Request};
 use crate::context::Target;
 use crate::controller::OobReceiver;
 use crate::controller::connect::{ConnectSite, Joined, connect};
+use crate::dispatch::{Dispatched, Started};
+
+/// Output queued past which a batch starts being written before it ends.
+const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Why a queue ended normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,15 +65,26 @@ struct Bound {
     oob: Option<OobReceiver>,
     registration: Option<u64>,
     sqsize: u16,
+    /// Reads may end with C2HData SUCCESS (SQ flow control off and the option on).
+    c2h_success: bool,
 }
+
+/// How a bound queue starts a command: `crate::dispatch::execute`, whose I/O future type is
+/// the slots' inline type.
+type Exec<F> = fn(&QueueCtx, Request) -> Dispatched<F>;
 
 /// The state of one queue.
 #[derive(Debug)]
-pub struct Queue {
+pub struct Queue<F> {
     target: Arc<Target>,
     site: ConnectSite,
     bound: Option<Bound>,
-    running: Running,
+    exec: Exec<F>,
+    slots: Slots<F>,
+    /// Completions collected from one round of woken commands (capacity kept).
+    done: Vec<Completion>,
+    data_pool: DataPool,
+    max_io_size: u32,
     transfers: Transfers,
     inflight_cids: std::collections::HashSet<u16>,
     sqhd: u16,
@@ -68,18 +92,34 @@ pub struct Queue {
     violations: crate::telemetry::ViolationLog,
 }
 
-impl Queue {
-    /// A new, unbound queue.
-    pub fn new(target: Arc<Target>, local: SocketAddr, peer: SocketAddr) -> Self {
-        let depth = target
-            .options()
-            .max_queue_depth
-            .max(target.options().max_aq_depth);
+/// A new, unbound queue whose I/O commands run inline in its slots.
+pub fn new_queue(
+    target: Arc<Target>,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> Queue<impl Future<Output = Completion> + Send + 'static + use<>> {
+    Queue::with_exec(target, local, peer, crate::dispatch::execute)
+}
+
+impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
+    /// A new, unbound queue starting its commands with `exec`.
+    pub fn with_exec(
+        target: Arc<Target>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        exec: Exec<F>,
+    ) -> Self {
+        let opts = target.options();
+        let depth = opts.max_queue_depth.max(opts.max_aq_depth);
         Self {
             target,
             site: ConnectSite { local, peer },
             bound: None,
-            running: Running::new(),
+            exec,
+            slots: Slots::new(usize::from(depth)),
+            done: Vec::new(),
+            data_pool: DataPool::new(usize::from(depth)),
+            max_io_size: opts.max_io_size,
             transfers: Transfers::with_capacity(depth),
             inflight_cids: std::collections::HashSet::new(),
             sqhd: 0,
@@ -106,7 +146,7 @@ impl Queue {
     ) -> Result<QueueExit, ConnError> {
         loop {
             wire.out.flush(&wire.stream)?;
-            if self.closing && self.running.is_empty() {
+            if self.closing && self.slots.is_empty() {
                 wire.flush_all(DRAIN_TIMEOUT).await?;
                 return Ok(QueueExit::Disconnected);
             }
@@ -116,10 +156,11 @@ impl Queue {
                 .map_or_else(|| root.clone(), |b| b.token.clone());
             let want_read = !self.closing && !wire.is_backlogged();
             let oob = self.bound.as_mut().and_then(|b| b.oob.as_mut());
+            let running = !self.slots.is_empty();
             tokio::select! {
                 biased;
                 () = token.cancelled() => return self.on_cancel(wire, root).await,
-                Some(done) = next_completion(&mut self.running) => self.complete(wire, done),
+                () = self.slots.woken(), if running => self.run_woken(wire),
                 Some(cqe) = recv_oob(oob) => self.send_completion(wire, Completion {
                     dw0: cqe.dw0,
                     dw1: cqe.dw1,
@@ -146,16 +187,24 @@ impl Queue {
             return Ok(QueueExit::TornDown);
         }
         let drain = async {
-            while !self.running.is_empty() {
-                let Some(done) = next_completion(&mut self.running).await else {
-                    break;
-                };
-                self.complete(wire, done);
+            while !self.slots.is_empty() {
+                self.slots.woken().await;
+                self.run_woken(wire);
             }
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
         let _ = wire.flush_all(Duration::from_secs(2)).await;
         Ok(QueueExit::Shutdown)
+    }
+
+    /// Polls the woken commands and sends the completions of those that finished.
+    fn run_woken(&mut self, wire: &mut Wire) {
+        let mut done = std::mem::take(&mut self.done);
+        self.slots.poll_woken(&mut done);
+        for c in done.drain(..) {
+            self.complete(wire, c);
+        }
+        self.done = done;
     }
 
     /// Reads and handles every PDU available; `Ok(true)` when the host closed.
@@ -227,7 +276,7 @@ impl Queue {
         if !self.inflight_cids.insert(sqe.cid) {
             let c = Completion::error(sqe.cid, StatusCode::COMMAND_ID_CONFLICT);
             // The original command keeps its CID; answer the duplicate without releasing it.
-            self.send_completion_keep_cid(wire, &c);
+            self.send_completion_keep_cid(wire, c);
             return;
         }
         let location = match cmd.data_location() {
@@ -246,6 +295,7 @@ impl Queue {
                         sqe,
                         data: cmd.data,
                         c2h_len: 0,
+                        buf: bytes::BytesMut::new(),
                     },
                 );
             }
@@ -253,12 +303,20 @@ impl Queue {
                 self.start_transfer(wire, sqe, len);
             }
             (DataLocation::Transport(len), DataDirection::ControllerToHost) => {
+                // I/O reads fill a pooled buffer; admin commands build their own data.
+                let is_io = self.bound.as_ref().is_some_and(|b| b.ctx.qid != 0);
+                let buf = if is_io && len <= self.max_io_size {
+                    self.data_pool.take(usize::try_from(len).unwrap_or(0))
+                } else {
+                    BytesMut::new()
+                };
                 self.dispatch(
                     wire,
                     Request {
                         sqe,
                         data: Bytes::new(),
                         c2h_len: len,
+                        buf,
                     },
                 );
             }
@@ -269,6 +327,7 @@ impl Queue {
                         sqe,
                         data: Bytes::new(),
                         c2h_len: 0,
+                        buf: BytesMut::new(),
                     },
                 );
             }
@@ -318,6 +377,7 @@ impl Queue {
                         sqe,
                         data,
                         c2h_len: 0,
+                        buf: BytesMut::new(),
                     },
                 );
                 Ok(())
@@ -352,9 +412,13 @@ impl Queue {
                 Completion::error(sqe.cid, StatusCode::COMMAND_SEQUENCE_ERROR),
             );
         };
-        match crate::dispatch::execute(&bound.ctx, req) {
-            crate::dispatch::Started::Running(f) => self.running.push(f),
-            crate::dispatch::Started::Parked => {}
+        let task = match (self.exec)(&bound.ctx, req) {
+            Dispatched::Io(f) => Either::Left(f),
+            Dispatched::Other(Started::Running(f)) => Either::Right(f),
+            Dispatched::Other(Started::Parked) => return,
+        };
+        if let Some(done) = self.slots.start(task) {
+            self.complete(wire, done);
         }
     }
 
@@ -414,6 +478,7 @@ impl Queue {
             } => (qid, token, None, Some(registration)),
         };
         span.record("qid", qid);
+        let c2h_success = ctrl.sq_flow_control_disabled() && self.target.options().c2h_success;
         let gauge = if qid == 0 {
             &self.target.transport_stats.admin_queues
         } else {
@@ -429,6 +494,7 @@ impl Queue {
             target: self.target.clone(),
             ctrl,
             qid,
+            max_io_size: self.max_io_size,
         };
         self.bound = Some(Bound {
             ctx,
@@ -436,6 +502,7 @@ impl Queue {
             oob,
             registration,
             sqsize,
+            c2h_success,
         });
     }
 
@@ -468,23 +535,29 @@ impl Queue {
             self.closing = true;
         }
         self.send_completion(wire, done);
+        // Small completions wait for the end of the batch and go out in one writev; once
+        // this much is queued (large reads), start sending, so the host works on the first
+        // data while the next commands run. A failure shows again at the loop's own flush.
+        if wire.out.queued_bytes() >= EAGER_FLUSH_BYTES {
+            let _ = wire.out.flush(&wire.stream);
+        }
     }
 
     fn send_completion(&mut self, wire: &mut Wire, done: Completion) {
         self.inflight_cids.remove(&done.cid);
-        self.send_completion_keep_cid(wire, &done);
+        self.send_completion_keep_cid(wire, done);
     }
 
-    fn send_completion_keep_cid(&mut self, wire: &mut Wire, done: &Completion) {
+    fn send_completion_keep_cid(&mut self, wire: &mut Wire, mut done: Completion) {
         let success = done.status == Status::SUCCESS;
-        if let (true, Some(data)) = (success, &done.data) {
+        if let (true, Some(data)) = (success, done.data.take()) {
             let c2h_success = self.c2h_success_allowed();
             let pdu = C2hData {
                 cccid: done.cid,
                 datao: 0,
                 last_pdu: true,
                 success: c2h_success,
-                data: data.clone(),
+                data,
             };
             wire.out.push_c2h_data(&pdu, wire.tx);
             if c2h_success && done.dw0 == 0 && done.dw1 == 0 {
@@ -504,9 +577,7 @@ impl Queue {
     }
 
     fn c2h_success_allowed(&self) -> bool {
-        self.bound.as_ref().is_some_and(|b| {
-            b.ctx.ctrl.sq_flow_control_disabled() && self.target.options().c2h_success
-        })
+        self.bound.as_ref().is_some_and(|b| b.c2h_success)
     }
 }
 
