@@ -14,6 +14,7 @@
 //! connections are dealt round-robin to one current-thread runtime per CPU instead (no work
 //! stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
 
+pub mod cids;
 pub mod connection;
 pub mod output;
 pub mod pool;

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use futures::future::Either;
 
+use super::cids::CidSet;
 use super::connection::{ConnError, DRAIN_TIMEOUT, Wire, decode_failure, violation};
 use super::pool::DataPool;
 use super::slots::Slots;
@@ -40,6 +41,19 @@ use crate::context::Target;
 use crate::controller::OobReceiver;
 use crate::controller::connect::{ConnectSite, Joined, connect};
 use crate::dispatch::{Dispatched, Started};
+
+/// Input handled between two sends of the completions ready (see `read_and_dispatch`).
+const ANSWER_EVERY: usize = 32 * 1024;
+
+/// Bytes a PDU carried on the wire, near enough to pace `ANSWER_EVERY` (data payloads and
+/// a command capsule's header).
+fn pdu_len(pdu: &Pdu) -> usize {
+    match pdu {
+        Pdu::CapsuleCmd(c) => 72 + c.data.len(),
+        Pdu::H2cData(d) => 24 + d.data.len(),
+        _ => 8,
+    }
+}
 
 /// Output queued past which a batch starts being written before it ends.
 const EAGER_FLUSH_BYTES: usize = 64 * 1024;
@@ -86,7 +100,7 @@ pub struct Queue<F> {
     data_pool: DataPool,
     max_io_size: u32,
     transfers: Transfers,
-    inflight_cids: std::collections::HashSet<u16>,
+    inflight_cids: CidSet,
     sqhd: u16,
     closing: bool,
     violations: crate::telemetry::ViolationLog,
@@ -121,7 +135,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             data_pool: DataPool::new(usize::from(depth)),
             max_io_size: opts.max_io_size,
             transfers: Transfers::with_capacity(depth),
-            inflight_cids: std::collections::HashSet::new(),
+            inflight_cids: CidSet::new(),
             sqhd: 0,
             closing: false,
             violations: crate::telemetry::ViolationLog::default(),
@@ -215,9 +229,20 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e.into()),
         }
+        let mut since_flush = 0usize;
         loop {
             match wire.next_pdu() {
-                Ok(Some(pdu)) => self.on_pdu(wire, pdu)?,
+                Ok(Some(pdu)) => {
+                    since_flush += pdu_len(&pdu);
+                    self.on_pdu(wire, pdu)?;
+                    // Send what has completed so far every ANSWER_EVERY bytes of input, so a
+                    // host that sent a burst gets its first completions (and refills) while
+                    // the rest of the burst runs, instead of the two sides taking turns.
+                    if since_flush >= ANSWER_EVERY {
+                        since_flush = 0;
+                        wire.out.flush(&wire.stream)?;
+                    }
+                }
                 Ok(None) => return Ok(false),
                 Err(lamina_protocol::DecodeError::DataDigest {
                     command_id,
@@ -544,7 +569,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     }
 
     fn send_completion(&mut self, wire: &mut Wire, done: Completion) {
-        self.inflight_cids.remove(&done.cid);
+        self.inflight_cids.remove(done.cid);
         self.send_completion_keep_cid(wire, done);
     }
 
