@@ -88,21 +88,23 @@ fn flush(shared: &Shared) {
 
 /// Fails what is left, publishes why the queue ended and shuts the socket down.
 fn stop(shared: &Shared, end: HostError, wakers: &mut Vec<Waker>) {
-    {
+    let why = {
         let mut core = shared.lock();
         core.fail(end.clone(), &[]);
         // Last chance for an H2CTermReq queued by a violation.
         shared.flush_locked(&mut core);
         core.drain_ready(|_, waker| wakers.extend(waker));
         shared.release_slots(&mut core);
-    }
+        core.dead().cloned().unwrap_or(end)
+    };
     shared.slots.close();
+    tracing::debug!(qid = shared.params.qid, peer = %shared.peer, error = %why, "queue stopped");
+    // Marked ended before any failed command is woken: a caller that sees its command fail
+    // with the queue's end also sees `is_closed`.
+    shared.ended.send_replace(Some(why));
     for w in wakers.drain(..) {
         w.wake();
     }
-    let why = shared.lock().dead().cloned().unwrap_or(end);
-    tracing::debug!(qid = shared.params.qid, peer = %shared.peer, error = %why, "queue stopped");
-    shared.ended.send_replace(Some(why));
     // Both directions: the target sees the connection go even while handles remain.
     let _ = rustix::net::shutdown(&shared.stream, Shutdown::Both);
 }
