@@ -15,6 +15,7 @@
 //!
 //! - [`fixtures`]: [`fixtures::TestTarget`] runs Lamina's own target in-process on an
 //!   ephemeral loopback port and a temporary data directory.
+//! - [`alloc_count`]: the counting global allocator of the allocation tests.
 //!
 //! # Tests
 //!
@@ -46,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod alloc_count;
 pub mod fixtures;
 pub mod host;
 pub mod perf;

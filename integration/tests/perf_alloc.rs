@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lamina_integration::alloc_count::{self, CountingAlloc};
 use lamina_integration::host::{ConnectOptions, Controller};
 use lamina_integration::perf::engine::{Engine, Timing};
 use lamina_integration::perf::live::Live;
@@ -17,51 +16,8 @@ use lamina_integration::perf::plan::ConnPlan;
 use lamina_integration::perf::workload::WorkloadKind;
 use support::mock::{MOCK_NQN, MockConfig, MockTarget};
 
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-fn note() {
-    let tracking = TRACK.try_with(Cell::get).unwrap_or(false);
-    if tracking {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// caller's obligations are exactly the ones `System` needs; the counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 /// Runs one engine for `secs` (after 0.2 s of warm-up) on a fresh thread; returns the I/Os
 /// measured and the allocations made on that thread while the engine ran.
@@ -100,11 +56,11 @@ fn run_engine(addr: std::net::SocketAddr, kind: WorkloadKind, secs: f64) -> (u64
                 end: warm_end + Duration::from_secs_f64(secs),
                 stall_limit: Duration::from_secs(10),
             };
-            COUNT.with(|c| c.set(0));
-            TRACK.with(|t| t.set(true));
+            let before = alloc_count::thread_count();
+            alloc_count::track_this_thread(true);
             let result = engine.run(timing).await;
-            TRACK.with(|t| t.set(false));
-            let allocs = COUNT.with(Cell::get);
+            alloc_count::track_this_thread(false);
+            let allocs = alloc_count::thread_count() - before;
             let result = result.expect("engine run");
             assert_eq!(result.stats.verify.mismatches, 0);
             let ios = result.stats.read.ios + result.stats.write.ios;

@@ -8,13 +8,12 @@
 //! writes, must leave the target's allocation count where it was, give or take a few one-off
 //! growths.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use lamina_integration::alloc_count::{self, CountingAlloc};
 use lamina_integration::host::{ConnectOptions, Controller};
 use lamina_integration::perf::engine::{Engine, Timing};
 use lamina_integration::perf::live::Live;
@@ -26,50 +25,8 @@ use lamina_target::server;
 use lamina_target::telemetry::LogFormat;
 use serde_json::{Value, json};
 
-thread_local! {
-    static TARGET_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-static TARGET_ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-struct Counting;
-
-fn note() {
-    if TARGET_THREAD.try_with(Cell::get).unwrap_or(false) {
-        TARGET_ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// caller's obligations are exactly the ones `System` needs; the counting touches only a
-// const-initialised thread-local and an atomic, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarded unchanged (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 const NQN: &str = "nqn.2026-11.io.lamina:alloc";
 /// Measured I/Os per namespace before the run counts as warm.
@@ -181,9 +138,9 @@ fn drive(addr: std::net::SocketAddr, nsid: u32, digests: bool) -> Window {
         }
     };
     wait_for(WARM_IOS);
-    let (ios0, allocs0) = (live.snapshot().ios, TARGET_ALLOCS.load(Ordering::Relaxed));
+    let (ios0, allocs0) = (live.snapshot().ios, alloc_count::total());
     wait_for(ios0 + measured_ios());
-    let (ios1, allocs1) = (live.snapshot().ios, TARGET_ALLOCS.load(Ordering::Relaxed));
+    let (ios1, allocs1) = (live.snapshot().ios, alloc_count::total());
     stop.store(true, Ordering::Relaxed);
     host.join().expect("host thread");
     Window {
@@ -196,7 +153,7 @@ fn drive(addr: std::net::SocketAddr, nsid: u32, digests: bool) -> Window {
 fn steady_state_io_allocates_nothing() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .on_thread_start(|| TARGET_THREAD.with(|t| t.set(true)))
+        .on_thread_start(|| alloc_count::track_this_thread(true))
         .enable_all()
         .build()
         .expect("target runtime");
