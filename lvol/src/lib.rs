@@ -49,6 +49,9 @@
 //! * `registry`: [`Registry`], every lvstore by UUID and unique name.
 //! * `lifecycle`, `grace`: the lvol lifecycle (open counts, per-I/O guard, drain) and the
 //!   grace periods that keep freed clusters from being reused under an in-flight I/O.
+//! * `drain`, `detach`: the drain primitive, and the rule that every state change runs to
+//!   completion in a task of its own (which futures may be dropped, and what that costs).
+//! * `check`: the online and offline consistency checks and the offline repair.
 //!
 //! # Concurrency rules
 //!
@@ -68,7 +71,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod check;
+mod detach;
 pub mod device;
+mod drain;
 mod error;
 mod format;
 mod grace;
@@ -80,6 +86,7 @@ mod store;
 mod sync;
 mod types;
 
+pub use check::{CheckReport, RepairReport, check_device, repair_device};
 pub use error::{DeviceError, DeviceOp, LvolError};
 pub use progress::Progress;
 pub use registry::Registry;

@@ -2,7 +2,9 @@
 //! this type. Callers only ever get refcounted handles ([`LvolStore`], [`Lvol`]); no map guard
 //! outlives a call or is held across an `.await` or while another key is touched. Listings
 //! snapshot the handles first and read properties afterwards through each handle, so a listing
-//! racing a delete sees each lvol complete and valid, or not at all.
+//! racing a delete sees each lvol complete and valid, or not at all. Operations that change
+//! what the registry holds run in tasks of their own (see [`crate::detach`]), so a caller
+//! that stops waiting never leaves a name held or an lvstore half-created or half-forgotten.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use uuid::Uuid;
 
+use crate::detach::uncounted;
 use crate::device::Device;
 use crate::error::LvolError;
 use crate::lifecycle::LifeState;
@@ -60,6 +63,26 @@ impl Registry {
         name: &str,
         opts: &LvstoreOptions,
     ) -> Result<LvolStore, LvolError> {
+        let (this, base_bdev, name, opts) = (
+            self.clone(),
+            base_bdev.to_owned(),
+            name.to_owned(),
+            opts.clone(),
+        );
+        uncounted(async move {
+            this.create_lvstore_now(device, &base_bdev, &name, &opts)
+                .await
+        })
+        .await
+    }
+
+    async fn create_lvstore_now(
+        &self,
+        device: Device,
+        base_bdev: &str,
+        name: &str,
+        opts: &LvstoreOptions,
+    ) -> Result<LvolStore, LvolError> {
         check_name("lvstore", name)?;
         self.hold_name(name)?;
         match LvolStore::create(device, base_bdev, name, opts).await {
@@ -101,25 +124,38 @@ impl Registry {
 
     /// Unloads an lvstore (its metadata is checkpointed); `Busy` if an lvol is open.
     pub async fn unload_lvstore(&self, store: &LvolStore) -> Result<(), LvolError> {
-        let name = store.name();
-        store.close(LifeState::Unloaded).await?;
-        self.forget(store, &name);
-        Ok(())
+        let (this, store) = (self.clone(), store.clone());
+        uncounted(async move {
+            let name = store.name();
+            store.close(LifeState::Unloaded).await?;
+            this.forget(&store, &name);
+            Ok(())
+        })
+        .await
     }
 
     /// Destroys an lvstore: its superblock is wiped, so the device holds no lvstore any more.
     /// `Busy` if an lvol is open.
     pub async fn destroy_lvstore(&self, store: &LvolStore) -> Result<(), LvolError> {
-        let name = store.name();
-        let r = store.close(LifeState::Deleted).await;
-        if !matches!(r, Err(LvolError::Busy(_) | LvolError::Unloaded)) {
-            self.forget(store, &name);
-        }
-        r
+        let (this, store) = (self.clone(), store.clone());
+        uncounted(async move {
+            let name = store.name();
+            let r = store.close(LifeState::Deleted).await;
+            if !matches!(r, Err(LvolError::Busy(_) | LvolError::Unloaded)) {
+                this.forget(&store, &name);
+            }
+            r
+        })
+        .await
     }
 
     /// Renames an lvstore (names are unique across the registry).
     pub async fn rename_lvstore(&self, store: &LvolStore, name: &str) -> Result<(), LvolError> {
+        let (this, store, name) = (self.clone(), store.clone(), name.to_owned());
+        uncounted(async move { this.rename_lvstore_now(&store, &name).await }).await
+    }
+
+    async fn rename_lvstore_now(&self, store: &LvolStore, name: &str) -> Result<(), LvolError> {
         check_name("lvstore", name)?;
         let old = store.name();
         if old == name {

@@ -52,6 +52,8 @@ struct State {
     mode: FaultMode,
     tripped: bool,
     fail_reads: bool,
+    /// Every operation yields to the scheduler before and after it takes effect.
+    yielding: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -100,6 +102,7 @@ impl FaultDevice {
                 mode: FaultMode::Error,
                 tripped: false,
                 fail_reads: false,
+                yielding: false,
             })),
             block_size,
             size,
@@ -117,6 +120,21 @@ impl FaultDevice {
     /// Makes every read fail (or work again).
     pub fn set_fail_reads(&self, fail: bool) {
         self.inner.lock().fail_reads = fail;
+    }
+
+    /// Makes every operation yield once before it takes effect and once after, as a real
+    /// device's would: a caller dropped at the first yield never started the operation, one
+    /// dropped at the second abandoned an operation that completed (what an io_uring write
+    /// does when its future is dropped). Tests use it to drop futures at every await point.
+    pub fn set_yielding(&self, on: bool) {
+        self.inner.lock().yielding = on;
+    }
+
+    async fn pause(&self) {
+        let yielding = self.inner.lock().yielding;
+        if yielding {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Mutating writes seen so far (writes, write-zeroes, deallocates).
@@ -209,6 +227,48 @@ impl BlockDevice for FaultDevice {
     }
 
     async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
+        self.pause().await;
+        let r = self.read_now(offset, len, buf);
+        self.pause().await;
+        r
+    }
+
+    async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
+        self.pause().await;
+        let r = self.mutate(
+            DeviceOp::Write,
+            offset,
+            data.len() as u64,
+            Some(data.to_vec()),
+        );
+        self.pause().await;
+        r
+    }
+
+    async fn flush(&self) -> Result<(), DeviceError> {
+        self.pause().await;
+        let r = self.flush_now();
+        self.pause().await;
+        r
+    }
+
+    async fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.pause().await;
+        let r = self.mutate(DeviceOp::WriteZeroes, offset, len, None);
+        self.pause().await;
+        r
+    }
+
+    async fn deallocate(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.pause().await;
+        let r = self.mutate(DeviceOp::Deallocate, offset, len, None);
+        self.pause().await;
+        r
+    }
+}
+
+impl FaultDevice {
+    fn read_now(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
         let len64 = len as u64;
         check_range(DeviceOp::Read, offset, len64, self.size, self.block_size)?;
         let start = to_usize(DeviceOp::Read, offset, offset)?;
@@ -227,16 +287,7 @@ impl BlockDevice for FaultDevice {
         Ok(())
     }
 
-    async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
-        self.mutate(
-            DeviceOp::Write,
-            offset,
-            data.len() as u64,
-            Some(data.to_vec()),
-        )
-    }
-
-    async fn flush(&self) -> Result<(), DeviceError> {
+    fn flush_now(&self) -> Result<(), DeviceError> {
         let mut s = self.inner.lock();
         if s.tripped && s.mode == FaultMode::Error {
             return Err(DeviceError::Failed(DeviceOp::Flush));
@@ -246,14 +297,6 @@ impl BlockDevice for FaultDevice {
             apply(&mut s.durable, p.offset, p.len, p.data.as_deref());
         }
         Ok(())
-    }
-
-    async fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        self.mutate(DeviceOp::WriteZeroes, offset, len, None)
-    }
-
-    async fn deallocate(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        self.mutate(DeviceOp::Deallocate, offset, len, None)
     }
 }
 

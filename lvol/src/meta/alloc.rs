@@ -25,6 +25,8 @@ struct Parked {
 pub(crate) struct Allocator {
     held: Vec<u64>,
     held_count: u32,
+    /// Held clusters that are reservations (the rest are parked).
+    reserved: u32,
     parked: Vec<Parked>,
     cursor: u32,
     next_id: u64,
@@ -96,6 +98,7 @@ impl Allocator {
             }
             if !st.is_used(c) && !self.is_held(c) {
                 self.set_held(c, true);
+                self.reserved += 1;
                 out.push(c);
             }
             c = if c + 1 >= st.total_clusters {
@@ -114,11 +117,63 @@ impl Allocator {
         Ok(out)
     }
 
-    /// Drops holds: unused reservations, or reservations that the state now uses.
+    /// Drops reservations: unused ones, or ones that the state now uses.
     pub(crate) fn release(&mut self, clusters: &[u32]) {
         for &c in clusters {
-            self.set_held(c, false);
+            if self.is_held(c) {
+                self.set_held(c, false);
+                self.reserved = self.reserved.saturating_sub(1);
+            }
         }
+    }
+
+    /// Clusters reserved now (first writes and thick creates in progress).
+    pub(crate) fn reserved_clusters(&self) -> u32 {
+        self.reserved
+    }
+
+    /// Every broken invariant of the allocator over `st`, one sentence each.
+    pub(crate) fn verify(&self, st: &MetaState) -> Vec<String> {
+        let mut problems = Vec::new();
+        let marked = self.held.iter().map(|w| w.count_ones()).sum::<u32>();
+        if marked != self.held_count {
+            problems.push(format!(
+                "the allocator marks {marked} clusters held but counts {}",
+                self.held_count
+            ));
+        }
+        let parked = self.parked_clusters();
+        if u64::from(self.held_count) != u64::from(self.reserved) + parked as u64 {
+            problems.push(format!(
+                "the allocator holds {} clusters: {} reserved and {parked} quarantined do not add up",
+                self.held_count, self.reserved
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in self.parked.iter().flat_map(|p| p.clusters.iter().copied()) {
+            if !seen.insert(c) {
+                problems.push(format!("cluster {c} is quarantined twice"));
+            }
+            if !self.is_held(c) {
+                problems.push(format!("quarantined cluster {c} is not held"));
+            }
+        }
+        for (w, &bits) in self.held.iter().enumerate() {
+            let mut b = bits;
+            while b != 0 {
+                let c = u32::try_from(w * 64).unwrap_or(u32::MAX) + b.trailing_zeros();
+                b &= b - 1;
+                if st.is_used(c) {
+                    problems.push(format!(
+                        "cluster {c} is both held by the allocator and mapped"
+                    ));
+                }
+                if !st.is_data_cluster(c) {
+                    problems.push(format!("the allocator holds {c}, outside the data region"));
+                }
+            }
+        }
+        problems
     }
 
     /// Quarantines clusters just freed by operation `op_seq` in grace epoch `epoch`; `ready`
@@ -163,7 +218,9 @@ impl Allocator {
             !safe
         });
         let n = back.len();
-        self.release(&back);
+        for &c in &back {
+            self.set_held(c, false);
+        }
         n
     }
 }

@@ -8,7 +8,14 @@
 //! first), writes them as one journal batch and flushes again; callers that queued behind the
 //! lock usually find their record already durable. When the live journal passes half the ring,
 //! or a batch would not fit, the writer writes a checkpoint instead.
+//!
+//! Every write of the journal, a checkpoint or the superblock runs in a detached task (see
+//! [`crate::detach`]): the writer takes pending records out of memory before it writes them,
+//! and a writer dropped in between would lose them while later batches go on, so the next load
+//! would replay a journal with a hole in it. Only waiting for the writer lock, and a flush with
+//! nothing queued, stay in the caller's future: dropping those changes nothing.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -18,7 +25,9 @@ use uuid::Uuid;
 use super::alloc::Allocator;
 use super::checkpoint;
 use super::state::{Applied, MetaState};
+use crate::detach::{detached, uncounted};
 use crate::device::{BlockDevice, Device};
+use crate::drain::Drain;
 use crate::error::LvolError;
 use crate::format::block::{self, BlockHeader, BlockKind, PAYLOAD};
 use crate::format::codec::put_u32;
@@ -71,9 +80,12 @@ pub(crate) struct MetaStore {
     pub uuid: Uuid,
     pub meta: Mutex<Meta>,
     pub grace: Grace,
+    /// Detached work on this lvstore (commits, allocations, clears, management operations).
+    pub tasks: Arc<Drain>,
     sb: RwLock<Superblock>,
-    // Held across device awaits on purpose: it serialises journal and superblock writes.
-    writer: tokio::sync::Mutex<Writer>,
+    // Held across device awaits on purpose: it serialises journal and superblock writes. In an
+    // `Arc` so a flush can hand the guard it waited for to the task that writes.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     durable: AtomicU64,
     flush_req: AtomicU64,
     flush_done: AtomicU64,
@@ -156,8 +168,9 @@ impl MetaStore {
             uuid: sb.uuid,
             meta: Mutex::new(meta),
             grace: Grace::new(),
+            tasks: Arc::new(Drain::new()),
             sb: RwLock::new(sb),
-            writer: tokio::sync::Mutex::new(writer),
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
             durable: AtomicU64::new(durable),
             flush_req: AtomicU64::new(0),
             flush_done: AtomicU64::new(0),
@@ -250,38 +263,62 @@ impl MetaStore {
     }
 
     /// Makes every operation up to `seq` durable.
-    pub(crate) async fn commit(&self, seq: u64) -> Result<(), LvolError> {
+    pub(crate) async fn commit(self: &Arc<Self>, seq: u64) -> Result<(), LvolError> {
         if self.durable_seq() >= seq {
             return Ok(());
         }
-        let mut w = self.writer.lock().await;
-        if self.durable_seq() >= seq {
-            return Ok(());
-        }
-        self.commit_locked(&mut w).await
+        let md = Arc::clone(self);
+        detached(&self.tasks, async move {
+            let mut w = md.writer.lock().await;
+            if md.durable_seq() >= seq {
+                return Ok(());
+            }
+            md.commit_locked(&mut w).await
+        })
+        .await
     }
 
     /// Makes every completed write and every applied operation durable (host Flush).
-    pub(crate) async fn flush(&self) -> Result<(), LvolError> {
+    pub(crate) async fn flush(self: &Arc<Self>) -> Result<(), LvolError> {
         let ticket = self.flush_req.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut w = self.writer.lock().await;
+        let mut w = Arc::clone(&self.writer).lock_owned().await;
         if self.flush_done.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
-        // Every flush requested up to now is covered by the device flush below.
+        // Every flush requested up to now is covered by the device flush below, and every
+        // operation they follow is queued by now (read before the check below).
         let covers = self.flush_req.load(Ordering::SeqCst);
-        self.commit_locked(&mut w).await?;
-        self.flush_done.fetch_max(covers, Ordering::SeqCst);
-        Ok(())
+        if self.meta.lock().pending.is_empty() {
+            // Nothing to write: a device flush, which changes nothing if dropped.
+            self.check_failed()?;
+            self.failing(self.device.flush().await.map_err(LvolError::from))?;
+            self.reclaim();
+            self.flush_done.fetch_max(covers, Ordering::SeqCst);
+            return Ok(());
+        }
+        let md = Arc::clone(self);
+        detached(&self.tasks, async move {
+            md.commit_locked(&mut w).await?;
+            md.flush_done.fetch_max(covers, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
     }
 
-    async fn commit_locked(&self, w: &mut Writer) -> Result<(), LvolError> {
-        self.check_failed()?;
-        let result = self.write_out(w).await;
-        if result.is_err() {
+    /// Marks the store failed if `r` is an error.
+    fn failing<T>(&self, r: Result<T, LvolError>) -> Result<T, LvolError> {
+        if r.is_err() {
             self.failed.store(true, Ordering::SeqCst);
             tracing::error!(lvstore = %self.uuid, "metadata commit failed; lvstore stops accepting changes");
         }
+        r
+    }
+
+    /// Writes every pending record (writer lock held). Only ever awaited inside a detached
+    /// task: it takes the records out of memory before writing them.
+    async fn commit_locked(&self, w: &mut Writer) -> Result<(), LvolError> {
+        self.check_failed()?;
+        let result = self.failing(self.write_out(w).await);
         self.reclaim();
         result
     }
@@ -376,43 +413,136 @@ impl MetaStore {
     }
 
     /// Commits everything and writes a checkpoint (unload: the next load replays nothing).
-    pub(crate) async fn checkpoint(&self) -> Result<(), LvolError> {
-        let mut w = self.writer.lock().await;
-        self.check_failed()?;
-        let r = self.checkpoint_locked(&mut w).await;
-        if r.is_err() {
-            self.failed.store(true, Ordering::SeqCst);
-        }
-        r
+    /// Not counted in `tasks`: unload calls it after closing them.
+    pub(crate) async fn checkpoint(self: &Arc<Self>) -> Result<(), LvolError> {
+        let md = Arc::clone(self);
+        uncounted(async move {
+            let mut w = md.writer.lock().await;
+            md.check_failed()?;
+            let r = md.checkpoint_locked(&mut w).await;
+            if r.is_err() {
+                md.failed.store(true, Ordering::SeqCst);
+            }
+            r
+        })
+        .await
     }
 
     /// Rewrites the superblock with `change` applied (rename, grow), crash-atomically.
     pub(crate) async fn update_superblock(
-        &self,
-        change: impl FnOnce(&mut Superblock),
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Superblock) + Send + 'static,
     ) -> Result<Superblock, LvolError> {
-        let mut w = self.writer.lock().await;
-        self.check_failed()?;
-        let mut sb = self.superblock();
-        change(&mut sb);
-        sb.generation += 1;
-        let slot = 1 - w.sb_slot;
-        let offset = SLOT_OFFSETS.get(slot).copied().unwrap_or(0);
-        self.device.write(offset, Bytes::from(sb.encode())).await?;
-        self.device.flush().await?;
-        w.sb_slot = slot;
-        *self.sb.write() = sb.clone();
-        Ok(sb)
+        let md = Arc::clone(self);
+        detached(&self.tasks, async move {
+            let mut w = md.writer.lock().await;
+            md.check_failed()?;
+            let mut sb = md.superblock();
+            change(&mut sb);
+            sb.generation += 1;
+            let slot = 1 - w.sb_slot;
+            let offset = SLOT_OFFSETS.get(slot).copied().unwrap_or(0);
+            md.device.write(offset, Bytes::from(sb.encode())).await?;
+            md.device.flush().await?;
+            w.sb_slot = slot;
+            *md.sb.write() = sb.clone();
+            Ok(sb)
+        })
+        .await
     }
 
-    /// Wipes the superblocks (destroy): the device no longer holds an lvstore.
-    pub(crate) async fn wipe(&self) -> Result<(), LvolError> {
+    /// Wipes the superblocks (destroy): the device no longer holds an lvstore. Not counted in
+    /// `tasks`: destroy calls it after closing them.
+    pub(crate) async fn wipe(self: &Arc<Self>) -> Result<(), LvolError> {
+        let md = Arc::clone(self);
+        uncounted(async move {
+            let _w = md.writer.lock().await;
+            md.device
+                .write(0, Bytes::from(vec![0u8; 2 * MD_BLOCK]))
+                .await?;
+            md.device.flush().await?;
+            md.failed.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// What an online check saw (see `crate::check`).
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub problems: Vec<String>,
+    pub lvols: usize,
+    pub data_clusters: u32,
+    pub used: u32,
+    pub reserved: u32,
+    pub parked: usize,
+    pub free: u32,
+}
+
+impl MetaStore {
+    /// Checks the in-memory state and allocator, then that the media agrees with memory:
+    /// with no journal write in flight (writer lock held), what the device loads plus the
+    /// records still pending must be exactly the state in memory. Changes nothing.
+    pub(crate) async fn verify(self: &Arc<Self>) -> Result<Verified, LvolError> {
         let _w = self.writer.lock().await;
-        self.device
-            .write(0, Bytes::from(vec![0u8; 2 * MD_BLOCK]))
-            .await?;
-        self.device.flush().await?;
-        self.failed.store(true, Ordering::SeqCst);
-        Ok(())
+        let (mut records, pending, mut v) = {
+            let m = self.meta.lock();
+            let mut problems = m.state.verify(m.max_lvols);
+            problems.extend(m.alloc.verify(&m.state));
+            let v = Verified {
+                problems,
+                lvols: m.state.lvol_count(),
+                data_clusters: m.state.data_clusters(),
+                used: m.state.used_clusters(),
+                reserved: m.alloc.reserved_clusters(),
+                parked: m.alloc.parked_clusters(),
+                free: m.alloc.free_clusters(&m.state),
+            };
+            (m.state.records(), m.pending.clone(), v)
+        };
+        let mut media =
+            match super::open::read_metadata(&self.device, super::open::Mode::Strict).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let why = super::open::detail(&e);
+                    v.problems
+                        .push(format!("the media does not load as it is now: {why}"));
+                    return Ok(v);
+                }
+            };
+        let replayed = super::open::apply_batch(
+            &mut media.state,
+            &pending,
+            super::open::Mode::Strict,
+            &mut |_| {},
+        );
+        if let Err(e) = replayed {
+            let why = super::open::detail(&e);
+            v.problems.push(format!(
+                "the records not yet written do not apply to what the media holds: {why}"
+            ));
+            return Ok(v);
+        }
+        let mut loaded = media.state.records();
+        records.sort_by_key(|r| r.uuid);
+        loaded.sort_by_key(|r| r.uuid);
+        if records != loaded {
+            let only = |a: &[crate::format::record::LvolRecord],
+                        b: &[crate::format::record::LvolRecord]| {
+                a.iter()
+                    .filter(|r| !b.contains(r))
+                    .map(|r| format!("{} ({})", r.uuid, r.name))
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            v.problems.push(format!(
+                "memory and media disagree: in memory only [{}]; on the media only [{}]",
+                only(&records, &loaded),
+                only(&loaded, &records)
+            ));
+        }
+        Ok(v)
     }
 }

@@ -506,6 +506,9 @@ pub(crate) fn provides(parent: &Arc<LvolShared>, index: usize) -> bool {
 #[path = "state_tree.rs"]
 mod tree;
 
+#[path = "state_verify.rs"]
+mod verify;
+
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;

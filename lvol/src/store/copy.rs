@@ -9,6 +9,7 @@
 use super::io::{Payload, entry};
 use super::lvol::Lvol;
 use super::plane::{Claim, DataPlane};
+use crate::detach::detached;
 use crate::error::LvolError;
 use crate::format::record::{Op, UNMAPPED};
 use crate::lifecycle::LifeState;
@@ -18,12 +19,20 @@ use crate::progress::Progress;
 impl Lvol {
     /// Allocates every cluster (copying from the parents) and drops the parent.
     pub async fn inflate(&self, progress: &Progress) -> Result<(), LvolError> {
-        self.copy_up(true, progress).await
+        self.copy_up_detached(true, progress).await
     }
 
     /// Allocates the clusters the parent provides and drops the parent.
     pub async fn decouple_parent(&self, progress: &Progress) -> Result<(), LvolError> {
-        self.copy_up(false, progress).await
+        self.copy_up_detached(false, progress).await
+    }
+
+    async fn copy_up_detached(&self, thick: bool, progress: &Progress) -> Result<(), LvolError> {
+        let (this, progress) = (self.clone(), progress.clone());
+        detached(&self.store.0.md.tasks, async move {
+            this.copy_up(thick, &progress).await
+        })
+        .await
     }
 
     fn needs_copy(&self, idx: u32, thick: bool) -> Option<u32> {

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use super::lvol::{Lvol, refusal_error};
+use crate::detach::detached;
 use crate::error::LvolError;
 use crate::format::record::Op;
 use crate::lifecycle::LifeState;
@@ -24,8 +25,17 @@ use crate::progress::Progress;
 use crate::types::ClearMethod;
 
 impl Lvol {
-    /// Deletes the lvol (see the module docs for the rules).
+    /// Deletes the lvol (see the module docs for the rules). Runs in a detached task: once
+    /// called, the delete completes (or fails) even if the caller stops waiting.
     pub async fn delete(&self, progress: &Progress) -> Result<(), LvolError> {
+        let (this, progress) = (self.clone(), progress.clone());
+        detached(&self.store.0.md.tasks, async move {
+            this.delete_now(&progress).await
+        })
+        .await
+    }
+
+    async fn delete_now(&self, progress: &Progress) -> Result<(), LvolError> {
         let core = &self.store.0;
         core.check_live()?;
         let clear = {

@@ -8,14 +8,21 @@
 //! data, writes the payload and only then maps it: a cluster is never visible half-filled,
 //! and concurrent first writes to it allocate once (the others wait on a latch, then write).
 //! Nothing here allocates on the heap for a write or read into allocated clusters.
+//!
+//! Cancellation (see [`crate::detach`]): a write runs in the caller's future only while every
+//! cluster it touches is allocated. From the first cluster that needs allocating, the rest of
+//! the write runs in a detached task that takes over the I/O guard and the write gate, so a
+//! caller dropped mid-allocation leaks no reserved cluster and leaves no half-made mapping.
+//! Write-zeroes and deallocate (which release clusters and then clear them) run detached whole.
 
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::StoreCore;
-use super::lvol::LvolDesc;
+use super::lvol::{IoGuard, LvolDesc};
 use super::plane::{Claim, DataPlane};
+use crate::detach::detached;
 use crate::device::BlockDevice;
 use crate::error::LvolError;
 use crate::format::record::{Op, UNMAPPED, ZERO};
@@ -241,6 +248,46 @@ impl StoreCore {
         result
     }
 
+    /// Writes `data` at `off` in logical cluster `idx` if that cluster is allocated; `false`
+    /// (nothing written) if it needs allocating first.
+    async fn write_allocated(
+        &self,
+        shared: &LvolShared,
+        idx: u32,
+        off: u64,
+        data: &Bytes,
+    ) -> Result<bool, LvolError> {
+        let _grace = self.md.grace.enter();
+        let e = entry(shared, idx);
+        if !is_real(e) {
+            return Ok(false);
+        }
+        let at = u64::from(e) * self.cluster_size + off;
+        self.md.device.write(at, data.clone()).await?;
+        Ok(true)
+    }
+
+    /// Writes the rest of a host write (from the first cluster that needs allocating), holding
+    /// the guards the caller handed over. Runs in a detached task.
+    async fn write_rest(
+        &self,
+        shared: &Arc<LvolShared>,
+        offset: u64,
+        data: Bytes,
+        guards: (IoGuard, tokio::sync::OwnedRwLockReadGuard<()>),
+    ) -> Result<(), LvolError> {
+        let mut done = 0usize;
+        for (idx, off, n) in segments(offset, data.len() as u64, self.cluster_size) {
+            let n = usize::try_from(n).map_err(|_| LvolError::invalid("write length"))?;
+            let chunk = data.slice(done..done + n);
+            done += n;
+            self.write_segment(shared, idx, off, Payload::Data(chunk))
+                .await?;
+        }
+        drop(guards);
+        Ok(())
+    }
+
     /// Writes `payload` at `off` in logical cluster `idx`, allocating it on first write.
     pub(crate) async fn write_segment(
         &self,
@@ -379,8 +426,8 @@ impl LvolDesc {
     /// Writes `data` at byte `offset`; with `fua` the data and any allocation it caused are
     /// durable when this returns.
     pub async fn write(&self, offset: u64, data: Bytes, fua: bool) -> Result<(), LvolError> {
-        let _io = self.lvol.enter_io()?;
-        let _gate = self.shared().plane.gate.read().await;
+        let io = self.lvol.enter_io()?;
+        let gate = Arc::clone(&self.shared().plane.gate).read_owned().await;
         let (read_only, _) = self.check_range(offset, data.len() as u64)?;
         if read_only {
             return Err(LvolError::ReadOnly);
@@ -390,11 +437,27 @@ impl LvolDesc {
         for (idx, off, n) in segments(offset, data.len() as u64, store.cluster_size) {
             let n = usize::try_from(n).map_err(|_| LvolError::invalid("write length"))?;
             let chunk = data.slice(done..done + n);
-            done += n;
-            store
-                .write_segment(self.shared(), idx, off, Payload::Data(chunk))
+            if !store
+                .write_allocated(self.shared(), idx, off, &chunk)
+                .await?
+            {
+                // From here on the write allocates: it must finish even if we are dropped.
+                let (core, shared) = (Arc::clone(&self.lvol.store.0), Arc::clone(self.shared()));
+                let rest = data.slice(done..);
+                let at = offset + done as u64;
+                detached(&store.md.tasks, async move {
+                    core.write_rest(&shared, at, rest, (io, gate)).await?;
+                    if fua {
+                        core.md.flush().await?;
+                    }
+                    Ok(())
+                })
                 .await?;
+                return Ok(());
+            }
+            done += n;
         }
+        drop(gate);
         if fua {
             store.md.flush().await?;
         }
@@ -423,14 +486,33 @@ impl LvolDesc {
     }
 
     async fn zero_range(&self, offset: u64, len: u64) -> Result<(), LvolError> {
-        let _io = self.lvol.enter_io()?;
-        let _gate = self.shared().plane.gate.read().await;
+        let io = self.lvol.enter_io()?;
+        let gate = Arc::clone(&self.shared().plane.gate).read_owned().await;
         let (read_only, thin) = self.check_range(offset, len)?;
         if read_only {
             return Err(LvolError::ReadOnly);
         }
-        let store = self.store();
-        let cs = store.cluster_size;
+        // Releases and their clears, and partial clusters that allocate: detached whole.
+        let (core, shared) = (Arc::clone(&self.lvol.store.0), Arc::clone(self.shared()));
+        detached(&self.store().md.tasks, async move {
+            let r = core.zero_now(&shared, offset, len, thin).await;
+            drop((io, gate));
+            r
+        })
+        .await
+    }
+}
+
+impl StoreCore {
+    /// Zeroes `[offset, offset + len)` of `shared` (guards held by the caller).
+    async fn zero_now(
+        &self,
+        shared: &Arc<LvolShared>,
+        offset: u64,
+        len: u64,
+        thin: bool,
+    ) -> Result<(), LvolError> {
+        let cs = self.cluster_size;
         let mut run: Option<(u32, u32)> = None;
         for (idx, off, n) in segments(offset, len, cs) {
             if thin && n == cs {
@@ -438,19 +520,18 @@ impl LvolDesc {
                     Some((s, c)) if s + c == idx => Some((s, c + 1)),
                     other => {
                         if let Some((s, c)) = other {
-                            store.release_run(self.shared(), s, c).await?;
+                            self.release_run(shared, s, c).await?;
                         }
                         Some((idx, 1))
                     }
                 };
                 continue;
             }
-            store
-                .write_segment(self.shared(), idx, off, Payload::Zeroes(n))
+            self.write_segment(shared, idx, off, Payload::Zeroes(n))
                 .await?;
         }
         if let Some((s, c)) = run {
-            store.release_run(self.shared(), s, c).await?;
+            self.release_run(shared, s, c).await?;
         }
         Ok(())
     }

@@ -104,9 +104,11 @@ pub struct LvolDesc {
 }
 
 /// Held by every I/O from before its first map lookup to its end; delete waits for these.
-pub(crate) struct IoGuard<'a>(&'a LvolCore);
+/// Owned, so the detached rest of an allocating write can take it over.
+#[derive(Debug)]
+pub(crate) struct IoGuard(Arc<LvolCore>);
 
-impl Drop for IoGuard<'_> {
+impl Drop for IoGuard {
     fn drop(&mut self) {
         if self.0.life.exit_io() {
             self.0.drained.notify_waiters();
@@ -260,9 +262,9 @@ impl Lvol {
     }
 
     /// Takes the per-I/O guard.
-    pub(crate) fn enter_io(&self) -> Result<IoGuard<'_>, LvolError> {
+    pub(crate) fn enter_io(&self) -> Result<IoGuard, LvolError> {
         if self.core.life.enter_io() {
-            Ok(IoGuard(&self.core))
+            Ok(IoGuard(Arc::clone(&self.core)))
         } else {
             Err(self.check().err().unwrap_or(LvolError::Deleted))
         }

@@ -1,7 +1,9 @@
 //! Lvol management: create (thin, thick, clone), snapshot, resize, rename, set read-only.
 //! Each is one metadata operation applied under the metadata lock (where the lookup indexes are
 //! updated too) and committed before returning. Thick clusters are zeroed before their lvol
-//! exists, so a thick lvol never shows data of a deleted one.
+//! exists, so a thick lvol never shows data of a deleted one. Every public operation runs in a
+//! detached task (see [`crate::detach`]): a caller that stops waiting cannot leave zeroed
+//! clusters reserved, a name held, or an applied operation uncommitted.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use uuid::Uuid;
 
 use super::lvol::{Lvol, refusal_error};
 use super::{LvolStore, StoreCore, contiguous};
+use crate::detach::detached;
 use crate::device::BlockDevice;
 use crate::error::LvolError;
 use crate::format::record::{FLAG_THIN, LvolRecord, Op, UNMAPPED, ZERO};
@@ -119,6 +122,19 @@ impl LvolStore {
         size_bytes: u64,
         opts: &LvolOptions,
     ) -> Result<Lvol, LvolError> {
+        let (this, name, opts) = (self.clone(), name.to_owned(), opts.clone());
+        detached(&self.0.md.tasks, async move {
+            this.create_lvol_now(&name, size_bytes, &opts).await
+        })
+        .await
+    }
+
+    async fn create_lvol_now(
+        &self,
+        name: &str,
+        size_bytes: u64,
+        opts: &LvolOptions,
+    ) -> Result<Lvol, LvolError> {
         let core = &self.0;
         core.check_live()?;
         let hold = core.hold_name(name)?;
@@ -170,6 +186,14 @@ impl Lvol {
 
     /// Creates a thin clone of this snapshot (or read-only lvol) named `name`.
     pub async fn create_clone(&self, name: &str) -> Result<Lvol, LvolError> {
+        let (this, name) = (self.clone(), name.to_owned());
+        detached(&self.core().md.tasks, async move {
+            this.create_clone_now(&name).await
+        })
+        .await
+    }
+
+    async fn create_clone_now(&self, name: &str) -> Result<Lvol, LvolError> {
         self.check()?;
         let core = self.core();
         core.check_live()?;
@@ -202,6 +226,14 @@ impl Lvol {
     /// Takes a snapshot named `name`: the snapshot takes over this lvol's data and this lvol
     /// (same UUID, still exported) becomes its thin clone. Writes are paused for the switch.
     pub async fn snapshot(&self, name: &str) -> Result<Lvol, LvolError> {
+        let (this, name) = (self.clone(), name.to_owned());
+        detached(&self.core().md.tasks, async move {
+            this.snapshot_now(&name).await
+        })
+        .await
+    }
+
+    async fn snapshot_now(&self, name: &str) -> Result<Lvol, LvolError> {
         self.check()?;
         let core = self.core();
         core.check_live()?;
@@ -231,6 +263,14 @@ impl Lvol {
     /// Resizes to `size_bytes` (rounded up to whole clusters). Shrinking releases the clusters
     /// past the new end with the clear method.
     pub async fn resize(&self, size_bytes: u64) -> Result<(), LvolError> {
+        let this = self.clone();
+        detached(&self.core().md.tasks, async move {
+            this.resize_now(size_bytes).await
+        })
+        .await
+    }
+
+    async fn resize_now(&self, size_bytes: u64) -> Result<(), LvolError> {
         self.check()?;
         let core = self.core();
         core.check_live()?;
@@ -299,6 +339,14 @@ impl Lvol {
 
     /// Renames the lvol within its lvstore.
     pub async fn rename(&self, name: &str) -> Result<(), LvolError> {
+        let (this, name) = (self.clone(), name.to_owned());
+        detached(&self.core().md.tasks, async move {
+            this.rename_now(&name).await
+        })
+        .await
+    }
+
+    async fn rename_now(&self, name: &str) -> Result<(), LvolError> {
         self.check()?;
         let core = self.core();
         core.check_live()?;
@@ -325,6 +373,14 @@ impl Lvol {
 
     /// Makes the lvol read-only (it can then be cloned).
     pub async fn set_read_only(&self) -> Result<(), LvolError> {
+        let this = self.clone();
+        detached(&self.core().md.tasks, async move {
+            this.set_read_only_now().await
+        })
+        .await
+    }
+
+    async fn set_read_only_now(&self) -> Result<(), LvolError> {
         self.check()?;
         let core = self.core();
         core.check_live()?;

@@ -96,7 +96,7 @@ pub struct LvolStore(pub(crate) Arc<StoreCore>);
 
 #[derive(Debug)]
 pub(crate) struct StoreCore {
-    pub md: MetaStore,
+    pub md: Arc<MetaStore>,
     pub base_bdev: String,
     pub block_size: u32,
     pub cluster_size: u64,
@@ -109,7 +109,7 @@ impl StoreCore {
     fn new(md: MetaStore, base_bdev: &str) -> Self {
         let sb = md.superblock();
         Self {
-            md,
+            md: Arc::new(md),
             base_bdev: base_bdev.to_owned(),
             block_size: sb.block_size,
             cluster_size: sb.cluster_size,
@@ -358,6 +358,11 @@ impl LvolStore {
 
     /// Picks up a device that grew, adding its new clusters.
     pub async fn grow(&self) -> Result<LvstoreInfo, LvolError> {
+        let this = self.clone();
+        crate::detach::detached(&self.0.md.tasks, async move { this.grow_now().await }).await
+    }
+
+    async fn grow_now(&self) -> Result<LvstoreInfo, LvolError> {
         self.0.check_live()?;
         let size = self.0.md.device.refresh_size()?;
         let sb = self.0.md.superblock();
@@ -376,7 +381,7 @@ impl LvolStore {
                 u32::try_from(total).map_err(|_| LvolError::invalid("too many clusters"))?;
             self.0
                 .md
-                .update_superblock(|s| s.total_clusters = total)
+                .update_superblock(move |s| s.total_clusters = total)
                 .await?;
             self.0.md.meta.lock().state.grow(total32);
         }
@@ -392,8 +397,14 @@ impl LvolStore {
         Ok(())
     }
 
-    /// Closes every lvol and the lvstore: `Busy` if an lvol is exported or open.
+    /// Closes every lvol and the lvstore: `Busy` if an lvol is exported or open. Runs in a
+    /// task of its own (see [`crate::detach`]).
     pub(crate) async fn close(&self, final_state: LifeState) -> Result<(), LvolError> {
+        let this = self.clone();
+        crate::detach::uncounted(async move { this.close_now(final_state).await }).await
+    }
+
+    async fn close_now(&self, final_state: LifeState) -> Result<(), LvolError> {
         let core = &self.0;
         if core
             .state
@@ -402,6 +413,8 @@ impl LvolStore {
         {
             return Err(LvolError::Unloaded);
         }
+        // From here on opens fail (they check the store after registering), so every open
+        // that can block the close is visible now.
         let lvols = core.lvol_handles();
         if let Some(busy) = lvols.iter().find(|l| l.core.life.check_closable().is_err()) {
             core.state.store(LIVE, Ordering::SeqCst);
@@ -411,10 +424,24 @@ impl LvolStore {
             )));
         }
         for l in &lvols {
-            if l.core.life.begin_close().is_ok() {
-                l.drain().await;
+            loop {
+                match l.core.life.begin_close() {
+                    Ok(()) => {
+                        l.drain().await;
+                        break;
+                    }
+                    // An open that started after CLOSING holds its registration only until it
+                    // sees the store closing: it cannot last.
+                    Err(crate::lifecycle::Refusal::Busy(_)) => tokio::task::yield_now().await,
+                    // Being deleted: its delete is detached work, waited for below.
+                    Err(crate::lifecycle::Refusal::Gone(_)) => break,
+                }
             }
         }
+        // Deletes still clearing, thick creates still zeroing, copies, commits: all finish
+        // before the metadata is checkpointed or wiped.
+        core.md.tasks.close();
+        core.md.tasks.wait_idle().await;
         let result = match final_state {
             LifeState::Deleted => core.md.wipe().await,
             _ => core.md.checkpoint().await,
@@ -426,6 +453,19 @@ impl LvolStore {
         core.names.clear();
         core.state.store(CLOSED, Ordering::SeqCst);
         result
+    }
+}
+
+#[cfg(test)]
+impl LvolStore {
+    /// Test helper: waits for detached work, flushes, returns safe quarantined clusters to the
+    /// pool and checks the lvstore. A store that leaks nothing reports no reserved and no
+    /// quarantined clusters afterwards.
+    pub(crate) async fn settle(&self) -> crate::CheckReport {
+        self.0.md.tasks.wait_idle().await;
+        self.0.md.flush().await.expect("flush while settling");
+        self.0.md.reclaim();
+        self.check().await.expect("check while settling")
     }
 }
 

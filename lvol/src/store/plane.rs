@@ -13,8 +13,9 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 pub(crate) struct DataPlane {
     // An async lock because writes hold it across device I/O; it is write-preferring, so a
-    // snapshot waiting for it is not starved by a stream of writes.
-    pub gate: tokio::sync::RwLock<()>,
+    // snapshot waiting for it is not starved by a stream of writes. In an `Arc` so a write
+    // can hand its shared guard to the detached task that finishes it.
+    pub gate: Arc<tokio::sync::RwLock<()>>,
     pub allocating: Mutex<HashMap<u32, Arc<Latch>>>,
 }
 
