@@ -171,3 +171,10 @@ pub async fn repair_device(device: Device) -> Result<RepairReport, LvolError> {
     let after = check_device(&device).await?;
     Ok(RepairReport { changes, after })
 }
+
+/// Bytes at the start of `device` that hold the lvstore's metadata (superblocks, checkpoint
+/// slots, journal): what a backup before a repair must save.
+pub async fn metadata_bytes(device: &Device) -> Result<u64, LvolError> {
+    let sb = crate::format::superblock::choose(open::read_slots(device).await?)?;
+    Ok(sb.first_data_cluster * sb.cluster_size)
+}

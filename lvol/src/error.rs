@@ -81,6 +81,9 @@ pub enum DeviceError {
     /// A parameter of the device itself is unusable (size, block size).
     #[error("invalid device parameter: {0}")]
     InvalidParameter(&'static str),
+    /// Another open holds the device's exclusive lock (another target, or an offline check).
+    #[error("the device is in use: another process (or open) holds its lock; stop it first")]
+    InUse,
 }
 
 impl DeviceError {

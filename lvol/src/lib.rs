@@ -86,7 +86,7 @@ mod store;
 mod sync;
 mod types;
 
-pub use check::{CheckReport, RepairReport, check_device, repair_device};
+pub use check::{CheckReport, RepairReport, check_device, metadata_bytes, repair_device};
 pub use error::{DeviceError, DeviceOp, LvolError};
 pub use progress::Progress;
 pub use registry::Registry;

@@ -349,3 +349,61 @@ async fn long_inflate_draws_progress() {
     assert_eq!(inflated["is_clone"], false);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lvstore_check_online_offline_and_repair() {
+    let s = TestServer::start().await;
+    let sock = s.running.rpc_socket.clone();
+    let img = s.dir.path().join("lvs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let img_s = img.to_str().unwrap();
+    lamina(
+        &sock,
+        &[
+            "rpc",
+            "bdev_aio_create",
+            &format!(r#"{{"name":"f0","filename":"{img_s}"}}"#),
+        ],
+    )
+    .await
+    .ok();
+    lamina(&sock, &["lvstore", "create", "f0", "lvs1"])
+        .await
+        .ok();
+    lamina(&sock, &["lvol", "create", "lvs1/v", "64M", "--thin"])
+        .await
+        .ok();
+    // Online: a verdict line, and the report as JSON.
+    let text = lamina(&sock, &["lvstore", "check", "lvs1"]).await.ok();
+    assert!(text.starts_with("lvs1 ("), "{text}");
+    assert!(text.contains(": consistent"), "{text}");
+    let json = lamina(&sock, &["lvstore", "check", "--json"]).await.json();
+    assert_eq!(json[0]["consistent"], true, "{json}");
+    assert_eq!(json[0]["lvols"], 1, "{json}");
+    // Offline on a device the target holds: refused, pointing at the online check.
+    let err = lamina(&sock, &["lvstore", "check", "--device", img_s])
+        .await
+        .fails(1);
+    assert!(err.contains("in use"), "{err}");
+    let _dir = s.stop().await;
+    // The target is gone: the offline check and a repair of a consistent store.
+    let json = lamina(&sock, &["lvstore", "check", "--device", img_s, "--json"])
+        .await
+        .json();
+    assert_eq!(json[0]["consistent"], true, "{json}");
+    assert!(json[0]["journal_records"].as_u64().unwrap() > 0, "{json}");
+    let out = lamina(
+        &sock,
+        &["lvstore", "repair", "--device", img_s, "--no-backup"],
+    )
+    .await
+    .ok();
+    assert!(out.contains("nothing to repair"), "{out}");
+    let usage = lamina(&sock, &["lvstore", "repair", "--device", img_s])
+        .await
+        .fails(2);
+    assert!(usage.contains("--backup"), "{usage}");
+}

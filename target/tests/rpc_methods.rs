@@ -194,6 +194,23 @@ async fn lvstores(r: &mut Rpc, s: &TestServer) {
     .await;
     r.err("bdev_lvol_get_lvstores", json!({"lvs_name": "zz"}), ENODEV)
         .await;
+    let check = r.ok("bdev_lvol_check_lvstore", json!({"uuid": uuid})).await;
+    assert_eq!(check[0]["consistent"], true, "{check}");
+    assert_eq!(check[0]["name"], "lvs0");
+    assert_eq!(check[0]["free_clusters"], store["free_clusters"]);
+    assert_eq!(check[0]["problems"], json!([]));
+    let all = r.ok("bdev_lvol_check_lvstore", Value::Null).await;
+    assert_eq!(all, check);
+    r.err("bdev_lvol_check_lvstore", json!({"lvs_name": "zz"}), ENODEV)
+        .await;
+    let msg = r
+        .err(
+            "bdev_lvol_check_lvstore",
+            json!({"repair": true}),
+            INVALID_PARAMS,
+        )
+        .await;
+    assert!(msg.contains("repair"), "{msg}");
     rename_and_grow(r, s).await;
 }
 

@@ -8,7 +8,8 @@
 //! fallback); buffers that are not aligned for direct I/O go through an aligned bounce buffer.
 //! Write-zeroes and deallocate map to `fallocate(ZERO_RANGE)` and `fallocate(PUNCH_HOLE)`
 //! (both work on block devices too), falling back to writing zeros. A missing file is created
-//! sparse when a size is given.
+//! sparse when a size is given. An open takes the file's lock (see `file_lock`): a second
+//! process using the same file (another target, an offline check) is refused.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom};
@@ -59,6 +60,8 @@ pub struct FileDevice(Arc<FileInner>);
 
 #[derive(Debug)]
 struct FileInner {
+    /// One process at a time (see `file_lock`).
+    _lock: Arc<super::file_lock::FileLock>,
     path: PathBuf,
     file: File,
     kind: DeviceKind,
@@ -202,8 +205,10 @@ impl FileDevice {
                 ),
             }
         }
+        let lock = super::file_lock::lock(path)?;
         let uring = open_uring(&file, opts, path);
         Ok(Self(Arc::new(FileInner {
+            _lock: lock,
             path: path.to_path_buf(),
             uring,
             file,

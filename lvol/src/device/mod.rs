@@ -11,6 +11,7 @@
 //! of [`Device`] (and of the match arms below) without touching any caller.
 
 mod file;
+mod file_lock;
 mod null;
 mod ram;
 

@@ -13,6 +13,7 @@ mod crash;
 mod data;
 mod lvol_ops;
 mod model;
+mod repair;
 mod seed;
 mod snapshots;
 mod store_ops;

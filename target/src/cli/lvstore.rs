@@ -1,5 +1,6 @@
-//! `lamina lvstore create|list|delete|rename|grow`: lvol stores, over the `bdev_lvol_*` lvstore
-//! methods. An lvstore is named by its name or its UUID.
+//! `lamina lvstore create|list|delete|rename|grow|check|repair`: lvol stores, over the
+//! `bdev_lvol_*` lvstore methods. An lvstore is named by its name or its UUID. `check` and
+//! `repair` are in [`super::lvstore_check`].
 
 use std::process::ExitCode;
 
@@ -79,11 +80,51 @@ enum LvstoreAction {
         /// Name or UUID.
         name: String,
     },
+    /// Check an lvstore's metadata: online (of a running target), or offline with --device.
+    /// Exit status 4 when problems are found.
+    Check {
+        /// Name or UUID (online; default: every lvstore).
+        name: Option<String>,
+        /// Check the lvstore on this file or block device instead (no target may hold it).
+        #[arg(long, value_name = "PATH", conflicts_with = "name")]
+        device: Option<std::path::PathBuf>,
+    },
+    /// Repair the lvstore on a device that no target holds (see lvol/FORMAT.md).
+    Repair {
+        /// The file or block device.
+        #[arg(long, value_name = "PATH")]
+        device: std::path::PathBuf,
+        /// Save the metadata region here first (a new file, mode 0600).
+        #[arg(long, value_name = "FILE", required_unless_present = "no_backup")]
+        backup: Option<std::path::PathBuf>,
+        /// Repair without saving the metadata region first.
+        #[arg(long)]
+        no_backup: bool,
+    },
 }
 
 /// Runs `lamina lvstore`.
 pub async fn run(args: LvstoreArgs) -> ExitCode {
-    finish(exec(&args).await)
+    use super::lvstore_check as check;
+    match &args.action {
+        LvstoreAction::Check {
+            device: Some(path), ..
+        } => check::offline(path, args.client.json).await,
+        LvstoreAction::Repair { device, backup, .. } => {
+            check::repair(device, backup.as_ref(), args.client.json).await
+        }
+        LvstoreAction::Check { name, .. } => {
+            let online = async {
+                let mut s = Session::connect(&args.client).await?;
+                check::online(&mut s, name.as_deref()).await
+            };
+            match online.await {
+                Ok(code) => code,
+                Err(e) => finish(Err(e)),
+            }
+        }
+        _ => finish(exec(&args).await),
+    }
 }
 
 /// `{"uuid": ..}` or `{"lvs_name": ..}` for an lvstore given by name or UUID.
@@ -130,6 +171,7 @@ async fn exec(args: &LvstoreArgs) -> Result<(), CliError> {
             s.emit(&r, &format!("Renamed lvstore {old_name} to {new_name}"));
         }
         LvstoreAction::Grow { name } => grow(&mut s, name).await?,
+        LvstoreAction::Check { .. } | LvstoreAction::Repair { .. } => {}
     }
     Ok(())
 }

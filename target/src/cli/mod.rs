@@ -26,6 +26,7 @@ use crate::telemetry::LogFormat;
 pub mod bdev;
 pub mod lvol;
 pub mod lvstore;
+pub mod lvstore_check;
 pub mod progress;
 pub mod rpc;
 pub mod session;

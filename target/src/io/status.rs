@@ -39,6 +39,7 @@ pub fn from_device(e: &DeviceError) -> Status {
             }
             DeviceOp::Open => Status::new(StatusCode::INTERNAL_ERROR),
         },
+        DeviceError::InUse => Status::new(StatusCode::INTERNAL_ERROR),
         DeviceError::OutOfRange { .. } => Status::dnr(StatusCode::LBA_OUT_OF_RANGE),
         DeviceError::Misaligned { .. } | DeviceError::InvalidParameter(_) => {
             Status::dnr(StatusCode::INVALID_FIELD)

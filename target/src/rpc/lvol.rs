@@ -37,6 +37,7 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "bdev_lvol_rename_lvstore", rename_lvstore);
     super::reg(m, t, "bdev_lvol_grow_lvstore", grow_lvstore);
     super::lvol_ops::register(m, t);
+    super::lvol_check::register(m, t);
 }
 
 fn parse_clear(s: Option<&str>) -> Result<ClearMethod, RpcError> {
@@ -95,16 +96,17 @@ async fn create_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
     }
 }
 
+/// `uuid` or `lvs_name` of one lvstore, or neither for all.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct StoreSelector {
+pub(super) struct StoreSelector {
     uuid: Option<String>,
     lvs_name: Option<String>,
 }
 
 impl StoreSelector {
     /// The selected lvstore, or `None` for all; both given is an error.
-    fn resolve(&self, t: &Target) -> Result<Option<LvolStore>, RpcError> {
+    pub(super) fn resolve(&self, t: &Target) -> Result<Option<LvolStore>, RpcError> {
         match (&self.uuid, &self.lvs_name) {
             (Some(_), Some(_)) => Err(RpcError::invalid_params("give uuid or lvs_name, not both")),
             (Some(k), None) | (None, Some(k)) => Ok(Some(t.lvols.lvstore(k)?)),

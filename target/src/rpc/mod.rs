@@ -5,7 +5,7 @@
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
 //! the other end used by the CLI and tests. The methods live in one file per resource:
 //! [`bdev`], [`lvol`] (lvstores, lvol create/list/delete), [`lvol_ops`] (the other lvol
-//! methods), [`nvmf`], [`framework`]. [`operations`] tracks the progress of long lvol operations
+//! methods), [`lvol_check`] (the lvstore consistency check), [`nvmf`], [`framework`]. [`operations`] tracks the progress of long lvol operations
 //! for the Lamina-specific `lamina_get_operations`.
 //!
 //! Every method that succeeds and is not a pure query persists the configuration (see
@@ -19,6 +19,7 @@ pub mod error;
 pub mod framework;
 pub mod framing;
 pub mod lvol;
+pub mod lvol_check;
 pub mod lvol_ops;
 pub mod nvmf;
 pub mod operations;
@@ -48,7 +49,11 @@ fn is_query(name: &str) -> bool {
         || name.starts_with("get_")
         || matches!(
             name,
-            "save_config" | "framework_wait_init" | "rpc_get_methods" | "spdk_get_version"
+            "save_config"
+                | "framework_wait_init"
+                | "rpc_get_methods"
+                | "spdk_get_version"
+                | "bdev_lvol_check_lvstore"
         )
 }
 

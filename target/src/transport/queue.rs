@@ -142,15 +142,37 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         }
     }
 
-    /// Runs the queue until it ends.
+    /// Runs the queue until it ends. Commands still running then are not dropped: they run
+    /// to completion first (their completions go nowhere), so no device operation outlives the
+    /// guards that protect what it touches, and the controller is released only once nothing
+    /// it started is still writing.
     pub async fn run(
         mut self,
         wire: &mut Wire,
         root: CancellationToken,
     ) -> Result<QueueExit, ConnError> {
         let result = self.serve(wire, &root).await;
+        self.finish_in_flight().await;
         self.unbind();
         result
+    }
+
+    /// Waits for every command still running (after the queue ended).
+    async fn finish_in_flight(&mut self) {
+        let left = self.slots.len();
+        if left == 0 {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut done = std::mem::take(&mut self.done);
+        while !self.slots.is_empty() {
+            self.slots.woken().await;
+            self.slots.poll_woken(&mut done);
+            done.clear();
+        }
+        self.done = done;
+        tracing::debug!(commands = left, waited = ?started.elapsed(),
+            "queue ended with commands in flight: they finished before it closed");
     }
 
     async fn serve(
