@@ -16,8 +16,8 @@ use crate::controller::errors::ERROR_LOG_ENTRIES;
 use crate::controller::stats::data_units;
 use crate::subsystem::SubsystemKind;
 
-/// Handles Get Log Page.
-pub fn get_log_page(ctx: &QueueCtx, sqe: &Sqe) -> Completion {
+/// Handles Get Log Page; `c2h_len` is the host buffer's size (at most MDTS).
+pub fn get_log_page(ctx: &QueueCtx, sqe: &Sqe, c2h_len: u32) -> Completion {
     let cid = sqe.cid;
     let Ok(cmd) = GetLogPage::try_from(sqe) else {
         return Completion::error(cid, StatusCode::INVALID_FIELD);
@@ -35,7 +35,9 @@ pub fn get_log_page(ctx: &QueueCtx, sqe: &Sqe) -> Completion {
         (LogPageId::COMMANDS_EFFECTS, false) => effects(),
         _ => return Completion::with_status(cid, Status::dnr(StatusCode::INVALID_LOG_PAGE)),
     };
-    match slice(&page, cmd.lpo, cmd.len_bytes()) {
+    // NUMD can ask for 16 GiB; nothing beyond the host's buffer is ever built.
+    let len = cmd.len_bytes().min(u64::from(c2h_len));
+    match slice(&page, cmd.lpo, len) {
         Some(data) => Completion::data(cid, data),
         None => Completion::error(cid, StatusCode::INVALID_FIELD),
     }

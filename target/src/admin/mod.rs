@@ -11,14 +11,16 @@ use crate::command::{Completion, QueueCtx, Request, ready};
 use crate::dispatch::Started;
 use crate::subsystem::SubsystemKind;
 
-/// Starts an admin command.
+/// Starts an admin command. Data for the host never exceeds what its SGL describes (the
+/// transport bounds that by MDTS before the command starts): a shorter buffer gets the first
+/// bytes of the answer, as SPDK does, and nothing is built beyond it.
 pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
     let sqe = &req.sqe;
     let cid = sqe.cid;
     let discovery = ctx.ctrl.subsystem().kind() == SubsystemKind::Discovery;
-    let done = match AdminOpcode(sqe.opcode) {
+    let mut done = match AdminOpcode(sqe.opcode) {
         AdminOpcode::IDENTIFY => identify::identify(ctx, sqe),
-        AdminOpcode::GET_LOG_PAGE => log_page::get_log_page(ctx, sqe),
+        AdminOpcode::GET_LOG_PAGE => log_page::get_log_page(ctx, sqe, req.c2h_len),
         AdminOpcode::SET_FEATURES => features::set_features(ctx, sqe, &req.data),
         AdminOpcode::GET_FEATURES => features::get_features(ctx, sqe),
         AdminOpcode::KEEP_ALIVE => Completion::ok(cid),
@@ -29,7 +31,19 @@ pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
         AdminOpcode::ABORT if !discovery => abort(sqe),
         _ => Completion::error(cid, StatusCode::INVALID_OPCODE),
     };
+    bound_to_sgl(&mut done, req.c2h_len);
     Started::Running(ready(done))
+}
+
+/// Cuts the data of `done` to the `c2h_len` bytes the host's SGL describes.
+pub fn bound_to_sgl(done: &mut Completion, c2h_len: u32) {
+    let room = usize::try_from(c2h_len).unwrap_or(usize::MAX);
+    if let Some(data) = done.data.as_mut() {
+        data.truncate(room);
+        if data.is_empty() {
+            done.data = None;
+        }
+    }
 }
 
 /// Abort is best effort (NVMe Base 2.0 §5.1): commands run to completion here, so the honest

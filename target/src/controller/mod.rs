@@ -68,6 +68,8 @@ pub struct Controller {
     subsystem: Arc<Subsystem>,
     host: HostIdentity,
     kato_ms: AtomicU32,
+    /// Wakes the supervisor when KATO changes, so a new value applies at once.
+    kato_changed: tokio::sync::Notify,
     sq_flow_control_disabled: bool,
     regs: Mutex<(Cc, Csts)>,
     features: Mutex<Features>,
@@ -116,6 +118,7 @@ impl Controller {
             subsystem: args.subsystem,
             host: args.host,
             kato_ms: AtomicU32::new(args.kato_ms),
+            kato_changed: tokio::sync::Notify::new(),
             sq_flow_control_disabled: args.sq_flow_control_disabled,
             regs: Mutex::new((Cc(0), Csts(0))),
             features: Mutex::new(Features {
@@ -160,10 +163,16 @@ impl Controller {
         self.kato_ms.load(Ordering::Acquire)
     }
 
-    /// Sets KATO (Set Features Keep Alive Timer).
+    /// Sets KATO (Set Features Keep Alive Timer); the new timeout runs from now.
     pub fn set_kato_ms(&self, ms: u32) {
-        self.kato_ms.store(ms, Ordering::Release);
         self.touch();
+        self.kato_ms.store(ms, Ordering::Release);
+        self.kato_changed.notify_one();
+    }
+
+    /// Resolves when KATO was changed (a permit is kept if nobody waits).
+    pub async fn kato_changed(&self) {
+        self.kato_changed.notified().await;
     }
 
     /// Whether the host disabled SQ flow control (so C2HData may carry SUCCESS).

@@ -32,6 +32,8 @@ pub async fn supervise(ctrl: Arc<Controller>, target: Arc<Target>) {
         };
         tokio::select! {
             () = cancel.cancelled() => break,
+            // Set Features KATO: the new deadline (or none) applies at once.
+            () = ctrl.kato_changed() => {}
             () = sleep => {
                 if ctrl.keep_alive_deadline().is_some_and(|d| d <= std::time::Instant::now()) {
                     tracing::warn!(

@@ -1,11 +1,13 @@
-//! The command identifiers in flight on one queue, to answer a reused CID with Command ID
-//! Conflict: one bit per possible CID (8 KiB per queue, allocated once), so the check on
-//! every command is a shift and a mask instead of hashing into a set.
+//! The command identifiers in flight on one queue, to refuse a CID still in use and a host
+//! that submits more commands than its SQ holds: one bit per possible CID (8 KiB per queue,
+//! allocated once), so the check on every command is a shift and a mask instead of hashing
+//! into a set, plus a count.
 
 /// A set of `u16` command identifiers.
 #[derive(Debug)]
 pub struct CidSet {
     words: Box<[u64]>,
+    len: usize,
 }
 
 impl Default for CidSet {
@@ -19,6 +21,7 @@ impl CidSet {
     pub fn new() -> Self {
         Self {
             words: vec![0; (usize::from(u16::MAX) + 1) / 64].into_boxed_slice(),
+            len: 0,
         }
     }
 
@@ -32,10 +35,27 @@ impl CidSet {
         match self.words.get_mut(word) {
             Some(w) if *w & bit == 0 => {
                 *w |= bit;
+                self.len += 1;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Whether `cid` is in the set.
+    pub fn contains(&self, cid: u16) -> bool {
+        let (word, bit) = Self::locate(cid);
+        self.words.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    /// How many CIDs are in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Removes `cid`; false if it was not in the set.
@@ -44,6 +64,7 @@ impl CidSet {
         match self.words.get_mut(word) {
             Some(w) if *w & bit != 0 => {
                 *w &= !bit;
+                self.len -= 1;
                 true
             }
             _ => false,
@@ -66,6 +87,9 @@ mod tests {
         assert!(!s.remove(64));
         assert!(s.insert(64));
         assert!(!s.remove(2));
+        assert_eq!(s.len(), 6);
+        assert!(s.contains(4095) && !s.contains(2));
         assert!(s.remove(u16::MAX) && s.remove(0));
+        assert_eq!(s.len(), 4);
     }
 }

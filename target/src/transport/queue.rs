@@ -55,6 +55,9 @@ fn pdu_len(pdu: &Pdu) -> usize {
     }
 }
 
+/// Offset of the CID in a command capsule PDU (common header, then the SQE's CDW0).
+const CAPSULE_CID_OFFSET: u32 = 8 + 2;
+
 /// Output queued past which a batch starts being written before it ends.
 const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 
@@ -103,6 +106,8 @@ pub struct Queue<F> {
     inflight_cids: CidSet,
     sqhd: u16,
     closing: bool,
+    /// Decoding stopped with PDUs left in the read buffer because the output backed up.
+    input_paused: bool,
     violations: crate::telemetry::ViolationLog,
 }
 
@@ -138,6 +143,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             inflight_cids: CidSet::new(),
             sqhd: 0,
             closing: false,
+            input_paused: false,
             violations: crate::telemetry::ViolationLog::default(),
         }
     }
@@ -180,6 +186,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         wire: &mut Wire,
         root: &CancellationToken,
     ) -> Result<QueueExit, ConnError> {
+        self.decode_buffered(wire)?;
         loop {
             wire.out.flush(&wire.stream)?;
             if self.closing && self.slots.is_empty() {
@@ -190,6 +197,10 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                 .bound
                 .as_ref()
                 .map_or_else(|| root.clone(), |b| b.token.clone());
+            if self.input_paused && !self.closing && !wire.is_backlogged() {
+                // The host read enough: go on with the PDUs that were already buffered.
+                self.decode_buffered(wire)?;
+            }
             let want_read = !self.closing && !wire.is_backlogged();
             let oob = self.bound.as_mut().and_then(|b| b.oob.as_mut());
             let running = !self.slots.is_empty();
@@ -251,8 +262,25 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e.into()),
         }
+        self.decode_buffered(wire)?;
+        Ok(false)
+    }
+
+    /// Handles every complete PDU in the read buffer (including any that arrived in the same
+    /// segment as the ICReq, before the queue loop started), until the output backs up: a
+    /// host that does not read its completions gets no more commands started, so what it
+    /// costs is bounded by the output high-water mark, not by how much it sent.
+    fn decode_buffered(&mut self, wire: &mut Wire) -> Result<(), ConnError> {
         let mut since_flush = 0usize;
+        self.input_paused = false;
         loop {
+            if wire.is_backlogged() {
+                wire.out.flush(&wire.stream)?;
+                if wire.is_backlogged() {
+                    self.input_paused = true;
+                    return Ok(());
+                }
+            }
             match wire.next_pdu() {
                 Ok(Some(pdu)) => {
                     since_flush += pdu_len(&pdu);
@@ -265,13 +293,13 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                         wire.out.flush(&wire.stream)?;
                     }
                 }
-                Ok(None) => return Ok(false),
+                Ok(None) => return Ok(()),
                 Err(lamina_protocol::DecodeError::DataDigest {
                     command_id,
                     pdu_type,
                     ..
                 }) => {
-                    self.on_data_digest_error(wire, pdu_type, command_id);
+                    self.on_data_digest_error(wire, pdu_type, command_id)?;
                 }
                 Err(e) => return Err(decode_failure(wire, &e)),
             }
@@ -280,10 +308,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
 
     fn on_pdu(&mut self, wire: &mut Wire, pdu: Pdu) -> Result<(), ConnError> {
         match pdu {
-            Pdu::CapsuleCmd(cmd) => {
-                self.on_command(wire, cmd);
-                Ok(())
-            }
+            Pdu::CapsuleCmd(cmd) => self.on_command(wire, cmd),
             Pdu::H2cData(data) => self.on_h2c_data(wire, &data),
             Pdu::H2cTermReq(t) => Err(ConnError::HostTerminated(t.fes)),
             _ => Err(violation(
@@ -296,39 +321,80 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     }
 
     /// Data digest mismatch: the command fails with Transient Transport Error (NVMe/TCP 1.0);
-    /// the stream stays in sync, so the connection lives on.
-    fn on_data_digest_error(&mut self, wire: &mut Wire, pdu_type: PduType, cid: u16) {
+    /// the stream stays in sync, so the connection lives on. A capsule whose CID is still in
+    /// flight is a duplicate all the same (a transport error), and H2CData for no transfer of
+    /// that CID is a sequence error: neither may release another command's CID.
+    fn on_data_digest_error(
+        &mut self,
+        wire: &mut Wire,
+        pdu_type: PduType,
+        cid: u16,
+    ) -> Result<(), ConnError> {
         crate::violation!(
             self.violations,
             cid,
             ?pdu_type,
             "data digest error: completing the command with Transient Transport Error"
         );
+        let c = Completion::with_status(cid, Status::new(StatusCode::TRANSIENT_TRANSPORT_ERROR));
         if pdu_type == PduType::CAPSULE_CMD {
+            self.admit(wire, cid)?;
             // The capsule took an SQ slot even though its command never starts.
             self.sqhd = self.next_sqhd();
+            self.send_completion(wire, c);
+        } else if self.transfers.abort_command(cid) {
+            self.send_completion(wire, c);
         } else {
-            self.transfers.abort_command(cid);
+            return Err(violation(
+                wire,
+                Fes::PDU_SEQUENCE_ERROR,
+                0,
+                "H2CData with a bad digest for no transfer in progress",
+            ));
         }
-        let c = Completion::with_status(cid, Status::new(StatusCode::TRANSIENT_TRANSPORT_ERROR));
-        self.send_completion(wire, c);
+        Ok(())
     }
 
-    fn on_command(&mut self, wire: &mut Wire, cmd: CapsuleCmd) {
+    /// Takes `cid` into the in-flight set: a CID still in flight, or more commands than the
+    /// SQ holds, end the connection with a transport error (NVMe/TCP 1.0 §3.3: a host must not
+    /// reuse a CID in flight nor overrun the submission queue).
+    fn admit(&mut self, wire: &mut Wire, cid: u16) -> Result<(), ConnError> {
+        if !self.inflight_cids.insert(cid) {
+            return Err(violation(
+                wire,
+                Fes::INVALID_HEADER_FIELD,
+                CAPSULE_CID_OFFSET,
+                "a command reused the CID of one still in flight",
+            ));
+        }
+        let depth = self
+            .bound
+            .as_ref()
+            .map_or(usize::from(u16::MAX), |b| usize::from(b.sqsize.max(1)));
+        if self.inflight_cids.len() > depth {
+            return Err(violation(
+                wire,
+                Fes::PDU_SEQUENCE_ERROR,
+                0,
+                "more commands in flight than the submission queue holds",
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, wire: &mut Wire, cmd: CapsuleCmd) -> Result<(), ConnError> {
         let sqe = cmd.sqe;
         self.sqhd = self.next_sqhd();
         if let Some(b) = &self.bound {
             b.ctx.ctrl.touch();
         }
-        if !self.inflight_cids.insert(sqe.cid) {
-            let c = Completion::error(sqe.cid, StatusCode::COMMAND_ID_CONFLICT);
-            // The original command keeps its CID; answer the duplicate without releasing it.
-            self.send_completion_keep_cid(wire, c);
-            return;
-        }
+        self.admit(wire, sqe.cid)?;
         let location = match cmd.data_location() {
             Ok(l) => l,
-            Err(code) => return self.send_completion(wire, Completion::error(sqe.cid, code)),
+            Err(code) => {
+                self.send_completion(wire, Completion::error(sqe.cid, code));
+                return Ok(());
+            }
         };
         let direction = direction_of(&sqe);
         match (location, direction) {
@@ -348,6 +414,12 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             }
             (DataLocation::Transport(len), DataDirection::HostToController) => {
                 self.start_transfer(wire, sqe, len);
+            }
+            (DataLocation::Transport(len), DataDirection::ControllerToHost)
+                if len > self.max_io_size.max(crate::options::ADMIN_IN_CAPSULE_DATA) =>
+            {
+                // Beyond MDTS: refused before anything is built for it.
+                self.send_completion(wire, Completion::error(sqe.cid, StatusCode::INVALID_FIELD));
             }
             (DataLocation::Transport(len), DataDirection::ControllerToHost) => {
                 // I/O reads fill a pooled buffer; admin commands build their own data.
@@ -380,6 +452,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             }
             _ => self.send_completion(wire, Completion::error(sqe.cid, StatusCode::INVALID_FIELD)),
         }
+        Ok(())
     }
 
     fn next_sqhd(&self) -> u16 {

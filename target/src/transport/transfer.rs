@@ -155,8 +155,8 @@ impl Transfers {
         Ok(Some((sqe, done.into_data())))
     }
 
-    /// Drops the transfer of command `cid`, if any (its command failed).
-    pub fn abort_command(&mut self, cid: u16) {
+    /// Drops the transfer of command `cid`, if any (its command failed); whether there was one.
+    pub fn abort_command(&mut self, cid: u16) -> bool {
         for (tag, slot) in self.slots.iter_mut().enumerate() {
             if slot.as_ref().is_some_and(|t| t.sqe.cid == cid) {
                 *slot = None;
@@ -164,9 +164,10 @@ impl Transfers {
                 if let Ok(tag) = u16::try_from(tag) {
                     self.free.push(tag);
                 }
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// Transfers in progress.
