@@ -37,6 +37,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         config: None,
         log_level: None,
         log_format: LogFormat::Text,
+        limits: lamina_target::cli::LimitArgs::default(),
     }
 }
 
@@ -51,10 +52,24 @@ impl TestTarget {
     }
 
     async fn start_in(dir: tempfile::TempDir, listen: SocketAddr) -> Self {
-        let running = server::start(&args(dir.path(), listen))
-            .await
-            .expect("the target starts");
+        let a = args(dir.path(), listen);
+        Self::start_with_args(dir, a).await
+    }
+
+    async fn start_with_args(dir: tempfile::TempDir, args: ServeArgs) -> Self {
+        let running = server::start(&args).await.expect("the target starts");
         Self { running, dir }
+    }
+
+    /// Starts a target on a fresh data directory with these connection limits.
+    ///
+    /// # Panics
+    /// When the target cannot start.
+    pub async fn start_with_limits(limits: lamina_target::cli::LimitArgs) -> Self {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let mut a = args(dir.path(), "127.0.0.1:0".parse().expect("address"));
+        a.limits = limits;
+        Self::start_with_args(dir, a).await
     }
 
     /// The NVMe/TCP address (loopback, ephemeral port).

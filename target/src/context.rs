@@ -48,6 +48,8 @@ pub struct Target {
     pub persist_lock: parking_lot::Mutex<()>,
     /// Long lvol operations in progress (inflate, decouple, clearing deletes, thick creates).
     pub operations: crate::rpc::operations::Operations,
+    /// NVMe/TCP connection limits and who holds a place.
+    pub admission: Arc<crate::transport::admission::Admission>,
 }
 
 impl Target {
@@ -67,6 +69,9 @@ impl Target {
             state_path: RwLock::new(None),
             persist_lock: parking_lot::Mutex::new(()),
             operations: crate::rpc::operations::Operations::new(),
+            admission: crate::transport::admission::Admission::new(
+                crate::transport::admission::ConnectionLimits::default(),
+            ),
         })
     }
 

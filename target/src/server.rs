@@ -65,6 +65,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
     let target = Target::new(TransportOptions::default());
+    target.admission.set_limits(args.limits.limits());
     if !crate::stats::init_from_env() {
         tracing::info!("LAMINA_IO_STATS=off: per-command counters are off");
     }

@@ -169,6 +169,7 @@ fn steady_state_io_allocates_nothing() {
         config: Some(cfg),
         log_level: None,
         log_format: LogFormat::Text,
+        limits: lamina_target::cli::LimitArgs::default(),
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");
     let addr = running.ports[0];

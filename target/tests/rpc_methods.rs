@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use lamina_target::rpc::client::RpcClient;
 use lamina_target::rpc::error::{
-    EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOSPC, INVALID_PARAMS, METHOD_NOT_FOUND,
+    EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, INVALID_PARAMS, METHOD_NOT_FOUND,
 };
 use lamina_target::subsystem::SubsystemEvent;
 use serde_json::{Value, json};
@@ -122,6 +122,17 @@ async fn bdevs(r: &mut Rpc, s: &TestServer) {
         EEXIST,
     )
     .await;
+    // Sized past the machine: refused, the target unharmed (it used to abort sizing a table).
+    for blocks in [1u64 << 40, u64::MAX / 4096] {
+        let msg = r
+            .err(
+                "bdev_malloc_create",
+                json!({"name": "huge", "num_blocks": blocks, "block_size": 4096}),
+                ENOMEM,
+            )
+            .await;
+        assert!(msg.contains("chunk table"), "{msg}");
+    }
     r.ok(
         "bdev_null_create",
         json!({"name": "n0", "num_blocks": 1024, "block_size": 512}),

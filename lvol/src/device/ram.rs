@@ -69,9 +69,13 @@ impl RamDevice {
     /// A zero-filled device of `size_bytes` with `block_size`-byte blocks (512 or 4096).
     pub fn new(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
         check_geometry(size_bytes, block_size)?;
-        let chunks = (0..chunk_count(size_bytes)?)
-            .map(|_| RwLock::new(None))
-            .collect();
+        let n = chunk_count(size_bytes)?;
+        // The chunk table is the one allocation sized by the request: fail, do not abort.
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(n)
+            .map_err(|_| DeviceError::InvalidParameter("RAM device too large for this host"))?;
+        chunks.extend((0..n).map(|_| RwLock::new(None)));
         Ok(Self(Arc::new(RamInner {
             block_size,
             size: AtomicU64::new(size_bytes),

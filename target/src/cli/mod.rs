@@ -97,6 +97,80 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, value_enum, env = "LAMINA_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// NVMe/TCP connection limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Most NVMe/TCP connections held at once.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAMINA_MAX_CONNECTIONS",
+        default_value_t = 16384
+    )]
+    pub max_connections: usize,
+    /// Most NVMe/TCP connections from one source address.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAMINA_MAX_CONNECTIONS_PER_SOURCE",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_source: usize,
+    /// Most connections that have not completed a Fabrics Connect (the oldest go first).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAMINA_MAX_UNCONNECTED",
+        default_value_t = 1024
+    )]
+    pub max_unconnected: usize,
+    /// Most such connections from one source address.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAMINA_MAX_UNCONNECTED_PER_SOURCE",
+        default_value_t = 64
+    )]
+    pub max_unconnected_per_source: usize,
+    /// Seconds from accept to a successful Connect (ICReq included).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "LAMINA_CONNECT_TIMEOUT",
+        default_value_t = 10
+    )]
+    pub connect_timeout: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let d = crate::transport::admission::ConnectionLimits::default();
+        Self {
+            max_connections: d.max_connections,
+            max_connections_per_source: d.max_per_source,
+            max_unconnected: d.max_unconnected,
+            max_unconnected_per_source: d.max_unconnected_per_source,
+            connect_timeout: d.connect_timeout.as_secs(),
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The limits these flags ask for.
+    pub fn limits(&self) -> crate::transport::admission::ConnectionLimits {
+        crate::transport::admission::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            max_per_source: self.max_connections_per_source.max(1),
+            max_unconnected: self.max_unconnected.max(1),
+            max_unconnected_per_source: self.max_unconnected_per_source.max(1),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout.max(1)),
+        }
+    }
 }
 
 impl ServeArgs {

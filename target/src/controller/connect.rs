@@ -21,6 +21,9 @@ use super::{Controller, HostIdentity, IoQueueRefusal, NewController, OobReceiver
 use crate::context::Target;
 use crate::options::TransportOptions;
 
+/// KATO of a discovery controller whose Connect asked for none (nvmet's NVMET_DISC_KATO_MS).
+pub const DISCOVERY_DEFAULT_KATO_MS: u32 = 120_000;
+
 /// The queue a successful Connect set up.
 #[derive(Debug)]
 pub enum Joined {
@@ -126,7 +129,13 @@ pub fn connect(
                 cntlid,
                 subsystem: subsystem.clone(),
                 host,
-                kato_ms: cmd.kato_ms,
+                // A discovery controller connected with KATO 0 still expires, after two
+                // minutes, as nvmet and SPDK do: otherwise an idle one is held for ever.
+                kato_ms: if is_discovery && cmd.kato_ms == 0 {
+                    DISCOVERY_DEFAULT_KATO_MS
+                } else {
+                    cmd.kato_ms
+                },
                 sq_flow_control_disabled: cmd.cattr & ConnectCommand::CATTR_DISABLE_SQ_FLOW_CONTROL
                     != 0,
                 max_io_queues: if is_discovery {

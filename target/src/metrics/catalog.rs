@@ -111,6 +111,21 @@ metrics! {
     /// TermReqs sent.
     TERM_REQS_SENT: Counter "lamina_term_reqs_sent_total" ["fes"]
         "C2HTermReq PDUs sent (the connection then closes), by Fatal Error Status";
+    /// Connections refused at accept.
+    CONNECTIONS_REFUSED: Counter "lamina_connections_refused_total" ["reason"]
+        "NVMe/TCP connections closed at accept because a limit was full of connected queues, by limit (total, per_source)";
+    /// Unconnected connections evicted.
+    CONNECTIONS_EVICTED: Counter "lamina_connections_evicted_total" []
+        "NVMe/TCP connections closed before their Connect to make room for new ones";
+    /// Connect timeouts.
+    CONNECT_TIMEOUTS: Counter "lamina_connect_timeouts_total" []
+        "NVMe/TCP connections closed for not completing ICReq and Connect within the connect timeout";
+    /// Unconnected connections.
+    CONNECTIONS_UNCONNECTED: Gauge "lamina_connections_unconnected" []
+        "NVMe/TCP connections that have not completed a Fabrics Connect yet";
+    /// Panics caught.
+    CONNECTION_PANICS: Counter "lamina_connection_panics_total" []
+        "Connection tasks that panicked (the connection was closed, the target went on)";
     /// Digest errors.
     DIGEST_ERRORS: Counter "lamina_digest_errors_total" ["type"]
         "PDUs received with a wrong CRC32C digest, by digest (header, data)";

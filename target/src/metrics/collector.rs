@@ -60,7 +60,7 @@ impl Collector for LaminaCollector {
         build_info(&mut out);
         if let Some(t) = self.target.upgrade() {
             nvmf::collect(&t, &mut out);
-            transport::collect(&t.transport_stats, &mut out);
+            transport::collect(&t.transport_stats, &t.admission, &mut out);
             volumes::collect(&t, &mut out);
         }
         if let Some(rpc) = &self.rpc {

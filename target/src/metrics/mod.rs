@@ -46,6 +46,14 @@
 //! - `lamina_connections` gauge and `lamina_connections_accepted_total` counter.
 //! - `lamina_queues{type}` gauge: queues bound to a controller, `admin` or `io`.
 //! - `lamina_keep_alive_expiries_total` counter.
+//! - `lamina_connections_unconnected` gauge: connections that have not completed a Fabrics
+//!   Connect; `lamina_connections_refused_total{reason}` counter: closed at accept because a
+//!   limit was full of connected queues (`total`, `per_source`);
+//!   `lamina_connections_evicted_total` counter: unconnected connections closed to make room;
+//!   `lamina_connect_timeouts_total` counter: no ICReq and Connect within the connect timeout
+//!   (see `crate::transport::admission` for the limits).
+//! - `lamina_connection_panics_total` counter: connection tasks that panicked (caught; that
+//!   connection closed).
 //! - `lamina_term_reqs_sent_total{fes}` counter: C2HTermReqs by Fatal Error Status
 //!   (`invalid_header_field`, `pdu_sequence_error`, `header_digest_error`,
 //!   `data_out_of_range`, `data_limit_exceeded`, `unsupported_parameter`, `other`).

@@ -52,6 +52,39 @@ struct MallocCreate {
     physical_block_size: Option<u32>,
 }
 
+/// A RAM bdev is allocated 1 MiB at a time as it is written, behind a table of one entry per
+/// MiB sized at creation. Refuses (-ENOMEM) a size whose table alone would take more than
+/// 1/64 of this machine's memory (the request that used to abort the process), and warns
+/// when the bdev is larger than the memory: writing more than there is will fail later.
+fn check_memory(size: u64) -> Result<(), RpcError> {
+    const ENTRY_BYTES: u64 = 32;
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib.saturating_mul(1024));
+    let Some(total) = total else { return Ok(()) };
+    let table = size.div_ceil(1 << 20).saturating_mul(ENTRY_BYTES);
+    if table > total / 64 {
+        return Err(RpcError::new(
+            super::error::ENOMEM,
+            format!(
+                "num_blocks * block_size is {size} bytes: its chunk table alone needs {table} \
+                 bytes, more than this machine's {total} bytes of memory allow"
+            ),
+        ));
+    }
+    if size > total {
+        tracing::warn!(size, memory = total,
+            "malloc bdev larger than memory: it is allocated as written, and writing more than \
+             the memory holds will fail");
+    }
+    Ok(())
+}
+
 async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
     let p: MallocCreate = p.parse()?;
     if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
@@ -68,6 +101,7 @@ async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
         .checked_mul(u64::from(p.block_size))
         .filter(|s| *s > 0)
         .ok_or_else(|| RpcError::invalid_params("num_blocks * block_size must be positive"))?;
+    check_memory(size)?;
     let dev = RamDevice::new(size, p.block_size).map_err(|e| RpcError::invalid(e.to_string()))?;
     let name = p.name.unwrap_or_else(|| next_name(&t, "Malloc"));
     let bdev = t

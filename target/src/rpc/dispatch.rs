@@ -129,7 +129,27 @@ impl Methods {
         let span = tracing::info_span!("rpc", method = %request.method);
         let handler = self.handlers.get(request.method.as_str());
         let outcome = match handler {
-            Some(handler) => handler(Params(request.params)).instrument(span).await,
+            // In a task of its own: a client that hangs up cannot stop a method half-way (its
+            // change made but not persisted), and a panic in it answers this request with an
+            // internal error instead of ending the connection and every request on it.
+            Some(handler) => {
+                let work = handler(Params(request.params)).instrument(span);
+                match tokio::spawn(work).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let what = if e.is_panic() {
+                            "panicked"
+                        } else {
+                            "was cancelled"
+                        };
+                        tracing::error!(method = %request.method, "rpc method {what}");
+                        Err(RpcError::internal(format!(
+                            "{} {what} (a bug; the target goes on)",
+                            request.method
+                        )))
+                    }
+                }
+            }
             None => Err(RpcError::method_not_found(&request.method)),
         };
         if let Some(observer) = &self.observer {
@@ -241,6 +261,33 @@ mod tests {
 
     async fn call(m: &Methods, v: Value) -> Option<Value> {
         m.handle_value(v).await
+    }
+
+    #[tokio::test]
+    async fn a_method_that_panics_answers_an_internal_error_and_the_next_one_works() {
+        let mut m = table();
+        m.register("explode", |_p: Params| async move {
+            let v: Vec<Value> = std::hint::black_box(Vec::new());
+            #[allow(clippy::indexing_slicing)] // the bug this test plants
+            Ok(v[0].clone())
+        });
+        let r = call(&m, json!({"jsonrpc":"2.0","id":1,"method":"explode"}))
+            .await
+            .unwrap();
+        assert_eq!(r["error"]["code"], -32603, "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("explode panicked")
+        );
+        let r = call(
+            &m,
+            json!({"jsonrpc":"2.0","id":2,"method":"echo","params":{"name":"b"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r["result"]["name"], "b");
     }
 
     #[tokio::test]

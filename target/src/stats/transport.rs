@@ -73,6 +73,8 @@ pub struct TransportStats {
     pub header_digest_errors: AtomicU64,
     /// Data digest errors.
     pub data_digest_errors: AtomicU64,
+    /// Connection tasks that panicked (caught; the connection closed).
+    pub connection_panics: AtomicU64,
     term_reqs: [AtomicU64; FES_SLOTS],
     pdus: Sharded<PduCounts>,
 }

@@ -19,15 +19,16 @@ use std::time::Duration;
 use lamina_protocol::tcp::{Fes, IcResp, Pda, TermReq, TxParams};
 use lamina_protocol::{DecodeError, Framer, FramerConfig, Pdu};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
+use super::admission::Ticket;
 use super::output::Output;
 use super::pool::ReadBuffer;
 use super::queue::{QueueExit, new_queue};
 use crate::context::Target;
 use crate::options::ADMIN_IN_CAPSULE_DATA;
+use crate::stats::TransportStats;
 
-/// How long a new connection may take to send its ICReq.
+/// How long the ICResp may take to be sent.
 pub const IC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight commands may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,8 +51,10 @@ pub enum ConnError {
     Violation(String),
     /// The host sent an H2CTermReq.
     HostTerminated(Fes),
-    /// No ICReq in time.
+    /// No ICReq, or no successful Connect, in time.
     Timeout,
+    /// Closed to make room for a new connection before it had connected.
+    Evicted,
 }
 
 impl From<io::Error> for ConnError {
@@ -151,8 +154,36 @@ impl Wire {
     }
 }
 
-/// Serves one accepted connection to its end.
-pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationToken) {
+/// Serves one accepted connection to its end, as [`serve`] does, with a panic while serving
+/// it caught here: that connection closes (its socket and queue state are dropped, the
+/// commands it started have finished or run on detached), the panic is logged and counted
+/// (`lamina_connection_panics_total`), and every other connection and the management plane go
+/// on. Sizes a peer controls are checked before anything is allocated for them, so a panic
+/// here is a bug, not an input the target failed to check.
+pub async fn serve_guarded(stream: TcpStream, target: Arc<Target>, ticket: Ticket) {
+    let stats = target.transport_stats.clone();
+    contain_panic(serve(stream, target, ticket), &stats).await;
+}
+
+/// Runs `work`; a panic in it is logged and counted instead of unwinding further.
+async fn contain_panic(work: impl std::future::Future<Output = ()>, stats: &TransportStats) {
+    use futures::FutureExt;
+    if let Err(panic) = std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %what, "a connection task panicked: connection closed");
+        stats
+            .connection_panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Serves one accepted connection to its end. It must complete the ICReq and a Fabrics Connect
+/// within the ticket's connect timeout, and ends early if the ticket is evicted.
+pub async fn serve(stream: TcpStream, target: Arc<Target>, mut ticket: Ticket) {
     let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
@@ -184,12 +215,23 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, cancel: CancellationT
             local,
             peer,
         };
-        if let Err(e) = handshake(&mut wire, opts.io_unit_size).await {
+        let deadline = tokio::time::Instant::now() + ticket.connect_timeout();
+        let shaken = tokio::select! {
+            r = tokio::time::timeout_at(deadline, handshake(&mut wire, opts.io_unit_size)) => {
+                r.unwrap_or(Err(ConnError::Timeout))
+            }
+            () = ticket.token.cancelled() => Err(ConnError::Evicted),
+        };
+        if let Err(e) = shaken {
+            if matches!(e, ConnError::Timeout) {
+                ticket.on_connect_timeout();
+            }
             log_end(&e);
             return;
         }
+        let root = ticket.token.clone();
         let queue = new_queue(target, local, peer);
-        match queue.run(&mut wire, cancel).await {
+        match queue.run(&mut wire, root, &mut ticket, deadline).await {
             Ok(exit) => tracing::debug!(?exit, "connection closed"),
             Err(e) => log_end(&e),
         }
@@ -207,15 +249,16 @@ fn log_end(e: &ConnError) {
         ConnError::HostTerminated(fes) => {
             tracing::warn!(?fes, "host terminated the connection (H2CTermReq)");
         }
-        ConnError::Timeout => tracing::debug!("no ICReq in time: closing"),
+        ConnError::Timeout => tracing::debug!("no ICReq and Connect in time: closing"),
+        ConnError::Evicted => {
+            tracing::debug!("closed before Connect to make room for a new connection");
+        }
     }
 }
 
-/// The ICReq/ICResp exchange.
+/// The ICReq/ICResp exchange (the caller bounds it in time).
 async fn handshake(wire: &mut Wire, maxh2cdata: u32) -> Result<(), ConnError> {
-    let pdu = tokio::time::timeout(IC_TIMEOUT, read_one(wire))
-        .await
-        .map_err(|_| ConnError::Timeout)??;
+    let pdu = read_one(wire).await?;
     let Pdu::IcReq(req) = pdu else {
         return Err(violation(
             wire,
@@ -284,5 +327,19 @@ pub fn describe(exit: &QueueExit) -> &'static str {
         QueueExit::Disconnected => "host disconnected the queue",
         QueueExit::TornDown => "controller torn down",
         QueueExit::Shutdown => "target shutting down",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test]
+    async fn a_panicking_connection_is_contained_and_counted() {
+        let stats = TransportStats::default();
+        contain_panic(async { panic!("boom") }, &stats).await;
+        contain_panic(async {}, &stats).await;
+        assert_eq!(stats.connection_panics.load(Ordering::Relaxed), 1);
     }
 }

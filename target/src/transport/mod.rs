@@ -1,8 +1,10 @@
 //! The NVMe/TCP transport: listeners that accept connections and the per-connection task.
 //!
 //! [`listen`] binds an address; [`accept_loop`] spawns one [`connection::serve`] task per
-//! accepted connection, bounded by a semaphore so a connection flood cannot exhaust the
-//! process. Each connection is one queue (admin or I/O) of one controller.
+//! accepted connection that [`admission`] admits (caps in total and per source, with idle
+//! handshakes evicted first, and a deadline to Connect), so a connection flood cannot exhaust
+//! the process or lock out well-behaved hosts. Each connection is one queue (admin or I/O) of
+//! one controller.
 //!
 //! # Runtime layout
 //!
@@ -14,6 +16,7 @@
 //! connections are dealt round-robin to one current-thread runtime per CPU instead (no work
 //! stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
 
+pub mod admission;
 pub mod cids;
 pub mod connection;
 pub mod output;
@@ -28,13 +31,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Target;
-
-/// Most concurrent connections per listener.
-pub const MAX_CONNECTIONS: usize = 16 * 1024;
+use admission::Ticket;
 
 /// Binds an NVMe/TCP listener.
 pub async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -88,19 +88,12 @@ fn start_per_core() -> Option<Vec<Handle>> {
 }
 
 /// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
-fn spawn_connection(
-    stream: TcpStream,
-    target: &Arc<Target>,
-    cancel: &CancellationToken,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    next: &mut usize,
-) {
-    let (t, c) = (target.clone(), cancel.clone());
+fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, next: &mut usize) {
+    let t = target.clone();
     let Some(rts) = per_core_runtimes() else {
-        target.tracker.spawn(async move {
-            connection::serve(stream, t, c).await;
-            drop(permit);
-        });
+        target
+            .tracker
+            .spawn(connection::serve_guarded(stream, t, ticket));
         return;
     };
     // A socket belongs to the reactor that registered it: hand it over as a std socket.
@@ -113,30 +106,27 @@ fn spawn_connection(
     *next = next.wrapping_add(1);
     rt.spawn(target.tracker.track_future(async move {
         if let Ok(stream) = TcpStream::from_std(std_stream) {
-            connection::serve(stream, t, c).await;
+            connection::serve_guarded(stream, t, ticket).await;
         }
-        drop(permit);
     }));
 }
 
-/// Accepts connections until `cancel` fires.
+/// Accepts connections until `cancel` fires; each is admitted or closed at once.
 pub async fn accept_loop(listener: TcpListener, target: Arc<Target>, cancel: CancellationToken) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut next = 0usize;
     loop {
-        let permit = tokio::select! {
-            () = cancel.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, _)) => spawn_connection(stream, &target, &cancel, permit, &mut next),
+            Ok((stream, peer)) => match target.admission.admit(peer.ip(), &cancel) {
+                Ok(ticket) => spawn_connection(stream, &target, ticket, &mut next),
+                Err(why) => {
+                    tracing::debug!(%peer, reason = why.label(), "connection refused: limit reached");
+                    drop(stream);
+                }
+            },
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use futures::future::Either;
 
+use super::admission::Ticket;
 use super::cids::CidSet;
 use super::connection::{ConnError, DRAIN_TIMEOUT, Wire, decode_failure, violation};
 use super::pool::DataPool;
@@ -156,8 +157,10 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         mut self,
         wire: &mut Wire,
         root: CancellationToken,
+        ticket: &mut Ticket,
+        connect_by: tokio::time::Instant,
     ) -> Result<QueueExit, ConnError> {
-        let result = self.serve(wire, &root).await;
+        let result = self.serve(wire, &root, ticket, connect_by).await;
         self.finish_in_flight().await;
         self.unbind();
         result
@@ -185,9 +188,14 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         &mut self,
         wire: &mut Wire,
         root: &CancellationToken,
+        ticket: &mut Ticket,
+        connect_by: tokio::time::Instant,
     ) -> Result<QueueExit, ConnError> {
         self.decode_buffered(wire)?;
         loop {
+            if self.bound.is_some() {
+                ticket.connected();
+            }
             wire.out.flush(&wire.stream)?;
             if self.closing && self.slots.is_empty() {
                 wire.flush_all(DRAIN_TIMEOUT).await?;
@@ -202,11 +210,16 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                 self.decode_buffered(wire)?;
             }
             let want_read = !self.closing && !wire.is_backlogged();
+            let unbound = self.bound.is_none();
             let oob = self.bound.as_mut().and_then(|b| b.oob.as_mut());
             let running = !self.slots.is_empty();
             tokio::select! {
                 biased;
                 () = token.cancelled() => return self.on_cancel(wire, root).await,
+                () = tokio::time::sleep_until(connect_by), if unbound => {
+                    ticket.on_connect_timeout();
+                    return Err(ConnError::Timeout);
+                }
                 () = self.slots.woken(), if running => self.run_woken(wire),
                 Some(cqe) = recv_oob(oob) => self.send_completion(wire, Completion {
                     dw0: cqe.dw0,

@@ -43,6 +43,7 @@ impl Metered {
             config: None,
             log_level: None,
             log_format: LogFormat::Text,
+            limits: lamina_target::cli::LimitArgs::default(),
         };
         let running = server::start(&args).await.unwrap();
         Self { running, dir }

@@ -27,6 +27,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
         config,
         log_level: None,
         log_format: LogFormat::Text,
+        limits: lamina_target::cli::LimitArgs::default(),
     }
 }
 
