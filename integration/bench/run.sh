@@ -50,7 +50,7 @@ NQN=nqn.2026-11.io.lamina:bench
 start() {
     local name="$1"; shift
     rm -rf "$WORK/data-$name"
-    env "$@" taskset -c "$TARGET_CPU" "$LAMINA_BIN" serve --data-dir "$WORK/data-$name" \
+    env "$@" taskset -c "$TARGET_CPU" "$LAMINA_BIN" serve --data-dir "$WORK/data-$name" --allow-path "$WORK" \
         --config "$WORK/$name.toml" --listen "127.0.0.1:$((PORT + 1))" \
         --log-level warn > "$WORK/$name.log" 2>&1 &
     PID=$!

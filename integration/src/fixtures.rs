@@ -38,6 +38,8 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),
+        metrics_allow: Vec::new(),
+        allow_path: Vec::new(),
     }
 }
 

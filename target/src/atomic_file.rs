@@ -1,9 +1,11 @@
 //! Crash-safe replacement of a small file: write a temporary file, fsync it, rename it over the
 //! old one, fsync the directory. A reader (or a restart after a crash at any point) sees the
-//! old contents or the new, never a mix.
+//! old contents or the new, never a mix. The file is private to the target's user (0600): it
+//! describes every device and host of the target.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Replaces `path` with `contents` atomically and durably.
@@ -23,7 +25,10 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
+        // A temporary left by an older version may have a wider mode: narrow it.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(contents)?;
         f.sync_all()?;
     }
@@ -45,6 +50,8 @@ mod tests {
         write(&p, b"one").unwrap();
         write(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }

@@ -50,6 +50,8 @@ pub struct Target {
     pub operations: crate::rpc::operations::Operations,
     /// NVMe/TCP connection limits and who holds a place.
     pub admission: Arc<crate::transport::admission::Admission>,
+    /// The files and devices RPCs may open (nothing until the server sets it).
+    pub paths: RwLock<crate::path_policy::PathPolicy>,
 }
 
 impl Target {
@@ -69,6 +71,7 @@ impl Target {
             state_path: RwLock::new(None),
             persist_lock: parking_lot::Mutex::new(()),
             operations: crate::rpc::operations::Operations::new(),
+            paths: RwLock::new(crate::path_policy::PathPolicy::default()),
             admission: crate::transport::admission::Admission::new(
                 crate::transport::admission::ConnectionLimits::default(),
             ),

@@ -14,8 +14,15 @@
 //! `/metrics` still serves the final counters. It has its own cancellation token for that
 //! reason, not a child of the target's root token.
 //!
-//! HTTP/1.1 via hyper; one task per connection, at most [`MAX_CONNECTIONS`] at once, headers
-//! must arrive within [`HEADER_TIMEOUT`]; every other path is a 404, every other method a 405.
+//! HTTP/1.1 via hyper; one task per connection, at most [`MAX_CONNECTIONS`] at once (a new
+//! connection closes the oldest when full, see [`crate::http_limits`]), only from the
+//! addresses of `--metrics-allow` when it is given; request headers (the first and every next
+//! one on a keep-alive connection) must arrive within [`HEADER_TIMEOUT`]; every other path is
+//! a 404, every other method a 405.
+//!
+//! Exposure: `/metrics` names every subsystem (NQNs that discovery hides from hosts without
+//! access), namespace, lvstore and lvol with its UUID. Bind it to loopback, or to the address
+//! your Prometheus reaches (the pod or node IP), and list your scrapers in `--metrics-allow`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,8 +38,9 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::http_limits::{AllowList, ConnTable};
 use tokio_util::task::TaskTracker;
 
 /// The Prometheus text exposition content type.
@@ -41,11 +49,11 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// The conventional metrics port (`--metrics 127.0.0.1:9440`, `0.0.0.0:9440` in containers).
 pub const DEFAULT_METRICS_PORT: u16 = 9440;
 
-/// Most HTTP connections served at once; more wait in the kernel's backlog.
+/// Most HTTP connections open at once; a new one closes the oldest.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// How long a client may take to send its request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers (and idle between keep-alive requests).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long [`Endpoint::stop`] waits for open connections.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -83,6 +91,7 @@ impl Endpoint {
         addr: SocketAddr,
         render: Render,
         ready: Arc<Readiness>,
+        allow: AllowList,
     ) -> std::io::Result<Self> {
         let listener = bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -91,6 +100,7 @@ impl Endpoint {
             listener,
             render,
             ready,
+            allow,
             cancel.clone(),
             tracker.clone(),
         ));
@@ -125,24 +135,22 @@ pub async fn serve(
     listener: TcpListener,
     render: Render,
     ready: Arc<Readiness>,
+    allow: AllowList,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Arc::new(ConnTable::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            () = cancel.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
             a = listener.accept() => a,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+            Ok((stream, peer)) if allow.allows(peer.ip()) => stream,
+            Ok((_, peer)) => {
+                tracing::debug!(%peer, "metrics endpoint: not in --metrics-allow, closed");
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::debug!(error = %e, "metrics endpoint: accept failed");
@@ -151,7 +159,12 @@ pub async fn serve(
             }
         };
         let (render, ready, cancel) = (render.clone(), ready.clone(), cancel.clone());
+        let table = table.clone();
         tracker.spawn(async move {
+            let (slot, evicted) = table.admit();
+            if evicted {
+                tracing::debug!("metrics endpoint full: closed its oldest connection");
+            }
             let service = service_fn(move |req| {
                 let (render, ready) = (render.clone(), ready.clone());
                 async move { Ok::<_, Infallible>(route(&req, &render, &ready)) }
@@ -164,12 +177,13 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                () = slot.token.cancelled() => {}
                 () = cancel.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(STOP_TIMEOUT, conn.as_mut()).await;
                 }
             }
-            drop(permit);
+            drop(slot);
         });
     }
 }
@@ -250,6 +264,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             fixed("lamina_up 1\n"),
             ready.clone(),
+            AllowList::default(),
         )
         .await
         .unwrap();
@@ -276,12 +291,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slow_and_idle_clients_cannot_starve_the_probes() {
+        let ep = Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            fixed(""),
+            Arc::new(Readiness::default()),
+            AllowList::default(),
+        )
+        .await
+        .unwrap();
+        let addr = ep.local_addr();
+        // 100 clients that send a request line and never end their headers, and 64 idle
+        // keep-alive connections after one request each.
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            held.push(s);
+        }
+        for _ in 0..64 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await.unwrap();
+            held.push(s);
+        }
+        for _ in 0..20 {
+            let probe = tokio::time::timeout(Duration::from_secs(1), get(addr, "/healthz"))
+                .await
+                .expect("a liveness probe waited behind slow clients");
+            assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
+        }
+        drop(held);
+        ep.stop().await;
+    }
+
+    #[tokio::test]
+    async fn only_allowed_scrapers_are_served() {
+        let allow = AllowList::new(vec!["127.0.0.2".parse().unwrap()]);
+        let ep = Endpoint::start(
+            "127.0.0.1:0".parse().unwrap(),
+            fixed("x 1\n"),
+            Arc::new(Readiness::default()),
+            allow,
+        )
+        .await
+        .unwrap();
+        let mut s = tokio::net::TcpStream::connect(ep.local_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        assert!(out.is_empty(), "an address off the list got an answer");
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = sock.connect(ep.local_addr()).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        ep.stop().await;
+    }
+
+    #[tokio::test]
     async fn render_failure_is_a_500() {
         let render: Render = Arc::new(|| Err("boom".to_string()));
         let ep = Endpoint::start(
             "127.0.0.1:0".parse().unwrap(),
             render,
             Arc::new(Readiness::default()),
+            AllowList::default(),
         )
         .await
         .unwrap();
@@ -296,6 +384,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             fixed(""),
             Arc::new(Readiness::default()),
+            AllowList::default(),
         )
         .await
         .unwrap();

@@ -61,11 +61,12 @@ pub struct Running {
 
 /// Starts everything; returns once the target serves.
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     let target = Target::new(TransportOptions::default());
     target.admission.set_limits(args.limits.limits());
+    let roots = std::iter::once(data_dir.clone()).chain(args.allow_path.iter().cloned());
+    *target.paths.write() = crate::path_policy::PathPolicy::new(roots);
     if !crate::stats::init_from_env() {
         tracing::info!("LAMINA_IO_STATS=off: per-command counters are off");
     }
@@ -76,7 +77,10 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     // The endpoint first: /healthz answers and /readyz says 503 while the configuration loads.
     let ready = Arc::new(Readiness::default());
     let http = match args.metrics {
-        Some(addr) => Some(start_metrics(&target, &rpc_stats, addr, ready.clone()).await?),
+        Some(addr) => {
+            let allow = crate::http_limits::AllowList::new(args.metrics_allow.clone());
+            Some(start_metrics(&target, &rpc_stats, addr, ready.clone(), allow).await?)
+        }
         None => None,
     };
     let state = data_dir.join(crate::config::STATE_FILE);
@@ -145,11 +149,12 @@ async fn start_metrics(
     rpc: &Arc<crate::stats::RpcStats>,
     addr: SocketAddr,
     ready: Arc<Readiness>,
+    allow: crate::http_limits::AllowList,
 ) -> anyhow::Result<crate::http::Endpoint> {
     let exporter = crate::metrics::Exporter::new(target, Some(rpc.clone()))?;
     let render: crate::http::Render =
         Arc::new(move || exporter.render().map_err(|e| e.to_string()));
-    let endpoint = crate::http::Endpoint::start(addr, render, ready)
+    let endpoint = crate::http::Endpoint::start(addr, render, ready, allow)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
     tracing::info!(bound = %endpoint.local_addr(), "metrics endpoint up (/metrics, /healthz, /readyz)");
@@ -170,6 +175,27 @@ async fn call(methods: &Methods, method: &str, params: Value) -> anyhow::Result<
 }
 
 /// Creates the embedded default; safe to repeat after a crash half-way through.
+/// Creates the data directory private to the target's user (0700): it holds volume images
+/// and the configuration. An existing one that others can read is left as it is, with a
+/// warning.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+            "the data directory is open to other users: volume images and configuration may be \
+             readable by them (chmod 700 it)");
+    }
+    Ok(())
+}
+
 async fn create_default(
     methods: &Methods,
     data_dir: &Path,
@@ -177,7 +203,12 @@ async fn create_default(
 ) -> anyhow::Result<()> {
     let image = data_dir.join(DEFAULT_IMAGE);
     if !image.exists() {
-        let f = std::fs::File::create(&image)
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&image)
             .with_context(|| format!("cannot create {}", image.display()))?;
         f.set_len(DEFAULT_IMAGE_BYTES)?;
         f.sync_all()?;

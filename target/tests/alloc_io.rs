@@ -170,6 +170,8 @@ fn steady_state_io_allocates_nothing() {
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),
+        metrics_allow: Vec::new(),
+        allow_path: Vec::new(),
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");
     let addr = running.ports[0];

@@ -104,6 +104,8 @@ fn spawn_serve(data: &Path, config: &Path) -> Child {
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
         .arg("--data-dir")
         .arg(data)
+        .arg("--allow-path")
+        .arg(data.parent().unwrap())
         .arg("--config")
         .arg(config)
         .stdout(Stdio::null())

@@ -121,10 +121,12 @@ fn create_if_missing(path: &Path, opts: &FileOptions) -> Result<(), DeviceError>
     match (std::fs::metadata(path), opts.create_size_bytes) {
         (Ok(_), _) => Ok(()),
         (Err(e), Some(size)) if e.kind() == ErrorKind::NotFound => {
+            // Volume contents: private to the target's user.
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|e| open_err(&e))?;
             f.set_len(size).map_err(|e| open_err(&e))

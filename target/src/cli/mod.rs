@@ -88,6 +88,14 @@ pub struct ServeArgs {
     /// Serve /metrics, /healthz and /readyz on this address (port 9440 by convention).
     #[arg(long, value_name = "ADDR:PORT", env = "LAMINA_METRICS")]
     pub metrics: Option<SocketAddr>,
+    /// Only these addresses or networks (ADDR or ADDR/BITS, repeatable) may reach --metrics.
+    #[arg(
+        long,
+        value_name = "NET",
+        env = "LAMINA_METRICS_ALLOW",
+        value_delimiter = ','
+    )]
+    pub metrics_allow: Vec<crate::http_limits::Cidr>,
     /// Declarative start-up configuration (TOML, or SPDK JSON from save_config).
     #[arg(long, value_name = "FILE", env = "LAMINA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -100,6 +108,14 @@ pub struct ServeArgs {
     /// NVMe/TCP connection limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// A file, device or directory RPCs may open besides the data directory (repeatable).
+    #[arg(
+        long = "allow-path",
+        value_name = "PATH",
+        env = "LAMINA_ALLOW_PATHS",
+        value_delimiter = ','
+    )]
+    pub allow_path: Vec<PathBuf>,
 }
 
 /// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).

@@ -130,6 +130,7 @@ async fn apply_transport(
 
 /// Creates the sparse file of an aio bdev when it is missing and a size is given.
 fn ensure_file(path: &Path, size: Option<Size>) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {
         return Ok(());
     }
@@ -145,6 +146,7 @@ fn ensure_file(path: &Path, size: Option<Size>) -> Result<(), String> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     f.set_len(size)

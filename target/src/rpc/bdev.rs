@@ -78,9 +78,12 @@ fn check_memory(size: u64) -> Result<(), RpcError> {
         ));
     }
     if size > total {
-        tracing::warn!(size, memory = total,
+        tracing::warn!(
+            size,
+            memory = total,
             "malloc bdev larger than memory: it is allocated as written, and writing more than \
-             the memory holds will fail");
+             the memory holds will fail"
+        );
     }
     Ok(())
 }
@@ -139,11 +142,15 @@ async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
             p.name
         )));
     }
+    let filename = t
+        .paths
+        .read()
+        .check(&p.filename)
+        .map_err(|why| RpcError::new(super::error::EPERM, format!("filename {why}")))?;
     let opts = FileOptions {
         block_size: p.block_size.filter(|b| *b != 0),
         ..FileOptions::default()
     };
-    let filename = p.filename.clone();
     let dev = tokio::task::spawn_blocking(move || FileDevice::open(&filename, &opts))
         .await
         .map_err(RpcError::internal)?

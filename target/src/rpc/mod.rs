@@ -23,6 +23,7 @@ pub mod lvol_check;
 pub mod lvol_ops;
 pub mod nvmf;
 pub mod operations;
+pub mod peer;
 pub mod server;
 
 use std::future::Future;

@@ -543,14 +543,22 @@ async fn remove_host(t: Arc<Target>, p: Params) -> RpcResult {
             p.host, p.nqn
         )));
     }
-    // A removed host loses its controllers, as in SPDK.
-    for ctrl in t.controllers.of_subsystem(&p.nqn) {
-        if ctrl.host().hostnqn == p.host && !sub.host_allowed(&p.host) {
+    drop_unauthorized(&t, &sub);
+    t.subsystems.bump_generation();
+    Ok(json!(true))
+}
+
+/// Tears down the controllers of `sub` whose host may no longer connect (a removed host, or
+/// every host off the allow-list once `allow_any_host` is off), as SPDK does: access control
+/// that only stopped new connections would leave the host doing I/O.
+fn drop_unauthorized(t: &Target, sub: &crate::subsystem::Subsystem) {
+    for ctrl in t.controllers.of_subsystem(sub.nqn()) {
+        if !sub.host_allowed(&ctrl.host().hostnqn) {
+            tracing::info!(cntlid = ctrl.cntlid(), hostnqn = %ctrl.host().hostnqn,
+                subnqn = %sub.nqn(), "host no longer allowed: tearing its controller down");
             ctrl.tear_down();
         }
     }
-    t.subsystems.bump_generation();
-    Ok(json!(true))
 }
 
 #[derive(Deserialize)]
@@ -568,6 +576,7 @@ async fn allow_any_host(t: Arc<Target>, p: Params) -> RpcResult {
     let _ = p.tgt_name;
     let sub = nvm_subsystem(&t, &p.nqn)?;
     sub.set_allow_any_host(p.allow_any_host);
+    drop_unauthorized(&t, &sub);
     t.subsystems.bump_generation();
     Ok(json!(true))
 }

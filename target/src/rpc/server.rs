@@ -1,10 +1,12 @@
-//! The JSON-RPC listeners: a Unix socket (mode 0600) and optionally a loopback TCP address.
+//! The JSON-RPC listeners: a Unix socket (mode 0600) and optionally a loopback TCP address,
+//! each serving only clients of the target's own user or root (see [`super::peer`]; others get
+//! one JSON-RPC error naming their uid, then the connection closes).
 //!
 //! Each client connection is its own task, so a slow, silent or vanished client only ever holds
-//! its own task: a request left half-written for [`RpcServerConfig::idle_timeout`] closes the
-//! connection, as does a response the client does not read within the same time, a request
-//! larger than [`RpcServerConfig::max_request_bytes`] or malformed JSON (after a -32700
-//! answer). Requests on one connection are answered in order, one response per request,
+//! its own task: a request not received whole within [`RpcServerConfig::idle_timeout`] of its
+//! first byte closes the connection (however slowly its bytes trickle in), as does a response
+//! the client does not read within the same time, a request larger than
+//! [`RpcServerConfig::max_request_bytes`] or malformed JSON (after a -32700 answer). Requests on one connection are answered in order, one response per request,
 //! each followed by a newline (as SPDK's server writes them).
 
 use std::future::Future;
@@ -79,7 +81,12 @@ pub async fn serve_unix(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let accept = || async { listener.accept().await.map(|(s, _)| s) };
+    let accept = || async {
+        let (s, _) = listener.accept().await?;
+        let verdict =
+            super::peer::unix_peer_uid(&s).map(|uid| (uid, super::peer::allowed_uid(uid)));
+        Ok((s, verdict))
+    };
     accept_loop(accept, &methods, &config, &cancel, &tracker).await;
     let _ = std::fs::remove_file(&path);
 }
@@ -92,9 +99,19 @@ pub async fn serve_tcp(
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let accept = || async { listener.accept().await.map(|(s, _)| s) };
+    let accept = || async {
+        let (s, peer) = listener.accept().await?;
+        let verdict = s.local_addr().map_err(|e| e.to_string()).and_then(|local| {
+            super::peer::tcp_peer_uid(peer, local).map(|uid| (uid, super::peer::allowed_uid(uid)))
+        });
+        Ok((s, verdict))
+    };
     accept_loop(accept, &methods, &config, &cancel, &tracker).await;
 }
+
+/// What the listener learnt of a client: its uid and whether it may use the RPC, or why its
+/// user could not be found.
+type Verdict = Result<(u32, bool), String>;
 
 /// Accepts clients with `accept` until `cancel` fires, one task each; a failed accept (e.g.
 /// EMFILE) backs off briefly instead of spinning.
@@ -106,7 +123,7 @@ async fn accept_loop<A, F, S>(
     tracker: &TaskTracker,
 ) where
     A: FnMut() -> F,
-    F: Future<Output = io::Result<S>>,
+    F: Future<Output = io::Result<(S, Verdict)>>,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     loop {
@@ -115,9 +132,21 @@ async fn accept_loop<A, F, S>(
             a = accept() => a,
         };
         match accepted {
-            Ok(stream) => {
+            Ok((stream, Ok((_, true)))) => {
                 let (m, c, k) = (methods.clone(), config.clone(), cancel.child_token());
                 tracker.spawn(async move { serve_connection(stream, &m, &c, &k).await });
+            }
+            Ok((stream, verdict)) => {
+                let why = match verdict {
+                    Ok((uid, _)) => format!(
+                        "uid {uid} may not use this RPC server: only the target's own user and \
+                         root may"
+                    ),
+                    Err(e) => format!("the client's user is unknown ({e}): refused"),
+                };
+                tracing::warn!(reason = %why, "rpc client refused");
+                let c = config.clone();
+                tracker.spawn(refuse(stream, why, c));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "rpc accept failed");
@@ -127,7 +156,14 @@ async fn accept_loop<A, F, S>(
     }
 }
 
-/// Binds a TCP RPC listener; refuses non-loopback addresses (the RPC has no authentication).
+/// Answers a refused client with one JSON-RPC error, then closes.
+async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, why: String, config: RpcServerConfig) {
+    let e = RpcError::new(super::error::EPERM, why);
+    let _ = write_answer(&mut stream, &error_response(Value::Null, &e), &config).await;
+}
+
+/// Binds a TCP RPC listener; refuses non-loopback addresses (clients are authorised by their
+/// user, which only loopback connections reveal).
 pub async fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     if !addr.ip().is_loopback() {
         return Err(io::Error::new(
@@ -151,6 +187,8 @@ pub async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut frames = JsonStream::new(config.max_request_bytes);
+    // When the request being received started: it must be whole by this plus idle_timeout.
+    let mut started: Option<tokio::time::Instant> = None;
     loop {
         match frames.next_value() {
             Ok(Some(value)) => {
@@ -173,13 +211,18 @@ pub async fn serve_connection<S>(
                 return;
             }
         }
+        let deadline = if frames.has_partial() {
+            Some(*started.get_or_insert_with(tokio::time::Instant::now) + config.idle_timeout)
+        } else {
+            started = None;
+            None
+        };
         let read = async {
-            if frames.has_partial() {
-                tokio::time::timeout(config.idle_timeout, stream.read_buf(frames.buffer()))
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, stream.read_buf(frames.buffer()))
                     .await
-                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-            } else {
-                stream.read_buf(frames.buffer()).await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+                None => stream.read_buf(frames.buffer()).await,
             }
         };
         let n = tokio::select! {
@@ -305,6 +348,32 @@ mod tests {
             .expect("stalled client must be closed by the server")
             .unwrap();
         assert_eq!(n, 0);
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_request_trickling_in_is_dropped_at_its_deadline() {
+        let config = RpcServerConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..RpcServerConfig::default()
+        };
+        let (path, cancel, _dir) = start(config).await;
+        let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let started = std::time::Instant::now();
+        // One byte every 100 ms: never idle for the timeout, but never whole either.
+        for b in b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"" {
+            if s.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         cancel.cancel();
     }
 

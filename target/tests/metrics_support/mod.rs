@@ -44,6 +44,8 @@ impl Metered {
             log_level: None,
             log_format: LogFormat::Text,
             limits: lamina_target::cli::LimitArgs::default(),
+            metrics_allow: Vec::new(),
+            allow_path: Vec::new(),
         };
         let running = server::start(&args).await.unwrap();
         Self { running, dir }

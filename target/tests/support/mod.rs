@@ -28,6 +28,13 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),
+        // The tests keep their images next to the data directory.
+        metrics_allow: Vec::new(),
+        allow_path: data_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
     }
 }
 
