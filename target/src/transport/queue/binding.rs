@@ -1,0 +1,141 @@
+//! Starting commands and binding the queue: Connect binds it to a controller as its admin
+//! queue or one of its I/O queues (once), every other command waits for that binding, and
+//! the queue's hold on its controller is released when it ends.
+
+use super::{
+    Bound, Completion, ConnectCommand, ConnectData, Dispatched, Either, FabricsCommandType, Future,
+    Joined, Queue, QueueCtx, Request, Started, Status, StatusCode, Wire, connect,
+    fabrics_command_type,
+};
+
+impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
+    /// Starts a command whose data is all here.
+    pub(super) fn dispatch(&mut self, wire: &mut Wire, req: Request) {
+        let sqe = req.sqe;
+        if fabrics_command_type(&sqe) == Some(FabricsCommandType::CONNECT) {
+            let c = self.on_connect(&req);
+            return self.send_completion(wire, c);
+        }
+        let Some(bound) = &self.bound else {
+            return self.send_completion(
+                wire,
+                Completion::error(sqe.cid, StatusCode::COMMAND_SEQUENCE_ERROR),
+            );
+        };
+        let task = match (self.exec)(&bound.ctx, req) {
+            Dispatched::Io(f) => Either::Left(f),
+            Dispatched::Other(Started::Running(f)) => Either::Right(f),
+            Dispatched::Other(Started::Parked) => return,
+        };
+        if let Some(done) = self.slots.start(task) {
+            self.complete(wire, done);
+        }
+    }
+
+    pub(super) fn on_connect(&mut self, req: &Request) -> Completion {
+        let cid = req.sqe.cid;
+        if self.bound.is_some() {
+            return Completion::error(cid, StatusCode::COMMAND_SEQUENCE_ERROR);
+        }
+        let Ok(cmd) = ConnectCommand::try_from(&req.sqe) else {
+            return Completion::error(cid, StatusCode::INVALID_FIELD);
+        };
+        let data = match ConnectData::decode(&req.data) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut c = Completion::error(cid, StatusCode::CONNECT_INVALID_PARAMETERS);
+                if let Some(p) =
+                    lamina_protocol::fabrics::ConnectInvalidParameter::from_data_error(&e)
+                {
+                    c.dw0 = p.dw0();
+                } else {
+                    c.status = Status::dnr(StatusCode::INVALID_FIELD);
+                }
+                return c;
+            }
+        };
+        match connect(&self.target, &cmd, &data, self.site) {
+            Ok((joined, cqe)) => {
+                self.bind(joined, cmd.sqsize.saturating_add(1));
+                Completion {
+                    dw0: cqe.dw0,
+                    ..Completion::ok(cid)
+                }
+            }
+            Err(cqe) => {
+                tracing::info!(subnqn = %data.subnqn.as_str(), hostnqn = %data.hostnqn.as_str(),
+                    qid = cmd.qid, status = ?cqe.status.code, "connect refused");
+                Completion {
+                    dw0: cqe.dw0,
+                    ..Completion::with_status(cid, cqe.status)
+                }
+            }
+        }
+    }
+
+    pub(super) fn bind(&mut self, joined: Joined, sqsize: u16) {
+        let span = tracing::Span::current();
+        let ctrl = joined.controller().clone();
+        span.record("cntlid", ctrl.cntlid());
+        span.record("hostnqn", ctrl.host().hostnqn.as_str());
+        let (qid, token, oob, registration) = match joined {
+            Joined::Admin { ctrl, oob } => (0, ctrl.cancel_token().child_token(), Some(oob), None),
+            Joined::Io {
+                qid,
+                registration,
+                token,
+                ..
+            } => (qid, token, None, Some(registration)),
+        };
+        span.record("qid", qid);
+        let c2h_success = ctrl.sq_flow_control_disabled() && self.target.options().c2h_success;
+        let gauge = if qid == 0 {
+            &self.target.transport_stats.admin_queues
+        } else {
+            &self.target.transport_stats.io_queues
+        };
+        crate::stats::gauge_add(gauge, 1);
+        if qid == 0 {
+            tracing::info!(subnqn = %ctrl.subsystem().nqn(), "host connected: controller created");
+        } else {
+            tracing::debug!("I/O queue connected");
+        }
+        let ctx = QueueCtx {
+            target: self.target.clone(),
+            ctrl,
+            qid,
+            max_io_size: self.max_io_size,
+        };
+        self.bound = Some(Bound {
+            ctx,
+            token,
+            oob,
+            registration,
+            sqsize,
+            c2h_success,
+        });
+    }
+
+    /// Releases the queue's hold on its controller.
+    pub(super) fn unbind(&mut self) {
+        let Some(b) = self.bound.take() else { return };
+        let stats = &self.target.transport_stats;
+        let gauge = if b.ctx.qid == 0 {
+            &stats.admin_queues
+        } else {
+            &stats.io_queues
+        };
+        crate::stats::gauge_add(gauge, -1);
+        let ctrl = &b.ctx.ctrl;
+        if b.ctx.qid == 0 {
+            if !ctrl.is_torn_down() {
+                tracing::info!(
+                    "host disconnected: admin queue closed, tearing the controller down"
+                );
+            }
+            ctrl.tear_down();
+        } else if let Some(reg) = b.registration {
+            ctrl.remove_io_queue(b.ctx.qid, reg);
+        }
+    }
+}
