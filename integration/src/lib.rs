@@ -13,6 +13,8 @@
 //! - [`probe`]: the interoperability probe behind `lamina-probe` (`src/bin/lamina-probe.rs`),
 //!   run against the Linux kernel target in the VM harness (`vm/`).
 //!
+//! - [`fuzz`]: the session-level fuzzer behind `lamina-session-fuzz`
+//!   (`src/bin/lamina-session-fuzz.rs`): whole valid sessions, mutated, against a live target.
 //! - [`fixtures`]: [`fixtures::TestTarget`] runs Lamina's own target in-process on an
 //!   ephemeral loopback port and a temporary data directory.
 //! - [`alloc_count`]: the counting global allocator of the allocation tests.
@@ -49,6 +51,7 @@
 
 pub mod alloc_count;
 pub mod fixtures;
+pub mod fuzz;
 pub mod host;
 pub mod perf;
 pub mod probe;

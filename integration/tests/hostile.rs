@@ -272,3 +272,48 @@ async fn set_features_keep_alive_applies_at_once() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cid_of_an_abandoned_aer_may_be_reused() {
+    use lamina_protocol::fabrics::{Property, PropertySet, PropertySize};
+    use lamina_protocol::nvme::{AdminOpcode, SimpleAdmin};
+    // SPDK's initiator aborts its AERs locally when it detaches, then reuses their CIDs.
+    let t = TestTarget::start().await;
+    let opts = t.options();
+    let mut raw = RawHost::connect(t.addr()).await.unwrap();
+    raw.handshake(IcReq::default()).await.unwrap();
+    let cqe = raw.connect_queue(&opts, 0, 32, 0xffff).await.unwrap();
+    assert_eq!(cqe.status, Status::SUCCESS);
+    let enable = PropertySet {
+        cid: 2,
+        size: PropertySize::Four,
+        offset: Property::CC,
+        value: 0x0046_0001,
+    };
+    let cqe = raw.command(enable.to_sqe(), Bytes::new()).await.unwrap();
+    assert_eq!(cqe.status, Status::SUCCESS);
+    let aer = SimpleAdmin {
+        opcode: AdminOpcode::ASYNC_EVENT_REQUEST,
+        cid: 9,
+    };
+    raw.send_pdu(&Pdu::CapsuleCmd(CapsuleCmd {
+        sqe: aer.to_sqe(),
+        data: Bytes::new(),
+    }))
+    .await
+    .unwrap();
+    let keep_alive = SimpleAdmin {
+        opcode: AdminOpcode::KEEP_ALIVE,
+        cid: 9,
+    };
+    let cqe = raw
+        .command(keep_alive.to_sqe(), Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        cqe.status,
+        Status::SUCCESS,
+        "the AER's CID passes to the new command"
+    );
+    t.stop().await;
+}

@@ -64,6 +64,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     let target = Target::new(TransportOptions::default());
+    raise_fd_limit(args.limits.limits().max_connections);
     target.admission.set_limits(args.limits.limits());
     let roots = std::iter::once(data_dir.clone()).chain(args.allow_path.iter().cloned());
     *target.paths.write() = crate::path_policy::PathPolicy::new(roots);
@@ -175,6 +176,29 @@ async fn call(methods: &Methods, method: &str, params: Value) -> anyhow::Result<
 }
 
 /// Creates the embedded default; safe to repeat after a crash half-way through.
+/// Raises the soft open-file limit to the hard one (Debian's default soft limit, 1024, is far
+/// below the connections the target admits), and warns when even that cannot hold them.
+fn raise_fd_limit(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, l) {
+            tracing::debug!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    let wanted = max_connections as u64 + 256;
+    if now.is_some_and(|n| n < wanted) {
+        tracing::warn!(
+            open_files = now,
+            max_connections,
+            "the open-file limit is below --max-connections: raise LimitNOFILE (systemd) or \
+             ulimit -n, or lower --max-connections"
+        );
+    }
+}
+
 /// Creates the data directory private to the target's user (0700): it holds volume images
 /// and the configuration. An existing one that others can read is left as it is, with a
 /// warning.

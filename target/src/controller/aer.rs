@@ -77,6 +77,16 @@ impl Controller {
         Ok(())
     }
 
+    /// Drops the outstanding AER with `cid`, if there is one: a host that submits a command
+    /// with the CID of an outstanding AER has given that AER up (SPDK's initiator aborts its
+    /// AERs locally when it detaches, then reuses their CIDs). Whether there was one.
+    pub fn abandon_aer(&self, cid: u16) -> bool {
+        let mut s = self.aer.lock();
+        let before = s.outstanding.len();
+        s.outstanding.retain(|c| *c != cid);
+        s.outstanding.len() != before
+    }
+
     /// Records that namespace `nsid` changed and reports it if enabled and not masked.
     pub fn on_namespace_changed(&self, nsid: u32) {
         let enabled = self.features().async_event_config

@@ -114,7 +114,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     /// SQ holds, end the connection with a transport error (NVMe/TCP 1.0 §3.3: a host must not
     /// reuse a CID in flight nor overrun the submission queue).
     pub(super) fn admit(&mut self, wire: &mut Wire, cid: u16) -> Result<(), ConnError> {
-        if !self.inflight_cids.insert(cid) {
+        if !self.inflight_cids.insert(cid) && !self.abandoned_aer(cid) {
             return Err(violation(
                 wire,
                 Fes::INVALID_HEADER_FIELD,
@@ -137,6 +137,22 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         Ok(())
     }
 
+    /// Whether `cid` was an outstanding AER of this (admin) queue's controller, now given up by
+    /// the host; its CID then passes to the new command.
+    fn abandoned_aer(&self, cid: u16) -> bool {
+        let Some(b) = self.bound.as_ref().filter(|b| b.ctx.qid == 0) else {
+            return false;
+        };
+        let gone = b.ctx.ctrl.abandon_aer(cid);
+        if gone {
+            tracing::debug!(
+                cid,
+                "the host reused the CID of an outstanding AER: AER dropped"
+            );
+        }
+        gone
+    }
+
     pub(super) fn on_command(&mut self, wire: &mut Wire, cmd: CapsuleCmd) -> Result<(), ConnError> {
         let sqe = cmd.sqe;
         self.sqhd = self.next_sqhd();
@@ -144,14 +160,21 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             b.ctx.ctrl.touch();
         }
         self.admit(wire, sqe.cid)?;
-        let location = match cmd.data_location() {
+        let direction = direction_of(&sqe);
+        // A command that moves no data ignores its SGL (several initiators send an all-zero
+        // descriptor on Keep Alive, Flush, Property Set...), as SPDK and nvmet do.
+        let location = if direction == DataDirection::None && cmd.data.is_empty() {
+            Ok(DataLocation::None)
+        } else {
+            cmd.data_location()
+        };
+        let location = match location {
             Ok(l) => l,
             Err(code) => {
                 self.send_completion(wire, Completion::error(sqe.cid, code));
                 return Ok(());
             }
         };
-        let direction = direction_of(&sqe);
         match (location, direction) {
             (
                 DataLocation::InCapsule(_),
