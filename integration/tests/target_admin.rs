@@ -472,3 +472,58 @@ async fn restart_keeps_data_and_configuration() {
     ctrl.shutdown().await.unwrap();
     t.stop().await;
 }
+
+/// What each controller type advertises, it serves (issue 13 §1): the log pages its LPA and
+/// OAES promise, and the Identify CNS values it answers; a Compare miscompare is the
+/// command's answer and never counts as a media error in the SMART log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_log_pages_are_served_on_every_controller_type() {
+    use lamina_integration::host::ConnectOptions;
+    let pattern = |seed: u8, len: usize| Bytes::from(vec![seed; len]);
+    let t = TestTarget::start().await;
+    let nvm = t.connect().await.unwrap();
+    let disc = Controller::connect(
+        t.addr(),
+        ConnectOptions::new(lamina_protocol::nvme::DISCOVERY_NQN).unwrap(),
+    )
+    .await
+    .unwrap();
+    for (what, ctrl) in [("nvm", &nvm), ("discovery", &disc)] {
+        let id = ctrl.identity().clone();
+        let mut pages = vec![LogPageId::ERROR_INFO];
+        if id.lpa & (1 << 1) != 0 {
+            pages.push(LogPageId::COMMANDS_EFFECTS);
+        }
+        if id.oaes & (1 << 8) != 0 {
+            pages.push(LogPageId::CHANGED_NS_LIST);
+        }
+        if id.oaes & (1 << 31) != 0 {
+            pages.push(LogPageId::DISCOVERY);
+        }
+        if what == "nvm" {
+            pages.extend([LogPageId::SMART, LogPageId::FIRMWARE_SLOT]);
+        }
+        for lid in pages {
+            ctrl.get_log_page(lid, 0xffff_ffff, 0, 512, 0, true)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: log page {lid:?} is advertised: {e}"));
+        }
+    }
+    // A miscompare is not a media error.
+    let ns = nvm.namespace(1).await.unwrap();
+    let q = nvm.io_queue(0).unwrap();
+    q.write(&ns, 8, pattern(3, 4096), false).await.unwrap();
+    assert!(!q.compare(&ns, 8, pattern(4, 4096)).await.unwrap());
+    let raw = nvm
+        .get_log_page(LogPageId::SMART, 0xffff_ffff, 0, 512, 0, false)
+        .await
+        .unwrap();
+    let smart = SmartLog::decode(&raw).unwrap();
+    assert_eq!(
+        smart.media_errors, 0,
+        "a miscompare counted as a media error"
+    );
+    disc.shutdown().await.unwrap();
+    nvm.shutdown().await.unwrap();
+    t.stop().await;
+}

@@ -370,3 +370,96 @@ async fn wildcard_listener_is_reported_as_the_address_the_host_used() {
     disc.shutdown().await.unwrap();
     t.stop().await;
 }
+
+/// SPDK's spdk_nvme_perf sends an empty HOSTNQN by default: accepted where any host may
+/// connect (SPDK's target does too), refused where an allow-list applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_host_nqn_connects_only_where_any_host_may() {
+    use lamina_integration::host::RawHost;
+    use lamina_protocol::nvme::{Nqn, Status, StatusCode};
+    use lamina_protocol::tcp::IcReq;
+    let t = TestTarget::start().await;
+    let mut opts = t.options();
+    opts.hostnqn = Nqn::empty();
+    let mut raw = RawHost::connect(t.addr()).await.unwrap();
+    raw.handshake(IcReq::default()).await.unwrap();
+    let cqe = raw.connect_queue(&opts, 0, 32, 0xffff).await.unwrap();
+    assert_eq!(cqe.status, Status::SUCCESS);
+    let nqn = "nqn.2026-11.io.lamina:listed";
+    t.call("nvmf_create_subsystem", serde_json::json!({"nqn": nqn}))
+        .await
+        .unwrap();
+    let la = serde_json::json!({"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1",
+        "trsvcid": t.addr().port().to_string()});
+    t.call(
+        "nvmf_subsystem_add_listener",
+        serde_json::json!({"nqn": nqn, "listen_address": la}),
+    )
+    .await
+    .unwrap();
+    opts.subnqn = Nqn::new(nqn).unwrap();
+    let mut raw = RawHost::connect(t.addr()).await.unwrap();
+    raw.handshake(IcReq::default()).await.unwrap();
+    let cqe = raw.connect_queue(&opts, 0, 32, 0xffff).await.unwrap();
+    assert_eq!(cqe.status.code, StatusCode::CONNECT_INVALID_HOST);
+    t.stop().await;
+}
+
+/// A host reconnecting in a tight loop across restarts (issue 13 §1): the listener used to
+/// accept before the persisted configuration was restored, so a Connect in that window got
+/// Invalid Parameters with DNR, which kernels from 6.10 on take as final. Now connections wait
+/// in the accept queue until the configuration is applied: every attempt either fails at the
+/// TCP level (the target is down) or connects; none is refused with DNR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_reconnecting_across_restarts_is_never_refused_for_good() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let mut t = TestTarget::start().await;
+    // Enough configuration that restoring it takes a while: lvols exported as namespaces.
+    for i in 0..31 {
+        let p = serde_json::json!({"lvs_name": "lvs0", "lvol_name": format!("v{i}"),
+            "size_in_mib": 4, "thin_provision": true});
+        t.call("bdev_lvol_create", p).await.unwrap();
+        let p = serde_json::json!({"nqn": lamina_integration::fixtures::DEFAULT_NQN,
+            "namespace": {"bdev_name": format!("lvs0/v{i}")}});
+        t.call("nvmf_subsystem_add_ns", p).await.unwrap();
+    }
+    let addr = t.addr();
+    let opts = t.options();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, dnr) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let looper = {
+        let (stop, ok, dnr) = (stop.clone(), ok.clone(), dnr.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match Controller::connect(addr, opts.clone()).await {
+                    Ok(c) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        c.close();
+                    }
+                    Err(e) => {
+                        if e.status().is_some_and(|s| s.dnr) {
+                            dnr.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("refused for good: {e}");
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        })
+    };
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        t = t.restart().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    looper.await.unwrap();
+    assert!(ok.load(Ordering::Relaxed) > 0, "the host never got in");
+    assert_eq!(
+        dnr.load(Ordering::Relaxed),
+        0,
+        "Connects refused with DNR across restarts"
+    );
+    t.stop().await;
+}

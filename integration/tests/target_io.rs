@@ -337,3 +337,97 @@ async fn an_io_queue_disconnects_and_its_qid_can_join_again() {
     ctrl.shutdown().await.unwrap();
     t.stop().await;
 }
+
+/// Linux sends Dataset Management with a whole 4 KiB page of ranges whatever their count
+/// (`blkdiscard`, `mkfs.ext4`): accepted, and every backend that reports DLFEAT "deallocated
+/// blocks read zeros" reads zeros there afterwards: a thin lvol on a file, a thick lvol, a RAM
+/// bdev, a raw file bdev and the null bdev.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linux_style_discard_reads_back_zeros_on_every_backend() {
+    let t = TestTarget::start().await;
+    let img = t.data_dir().join("raw.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let nqn = lamina_integration::fixtures::DEFAULT_NQN;
+    for (method, params) in [
+        (
+            "bdev_lvol_create",
+            json!({"lvs_name": "lvs0", "lvol_name": "thick", "size_in_mib": 16}),
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "ram0", "num_blocks": 16384, "block_size": 4096}),
+        ),
+        (
+            "bdev_aio_create",
+            json!({"name": "raw0", "filename": img, "block_size": 4096}),
+        ),
+        (
+            "bdev_null_create",
+            json!({"name": "null0", "num_blocks": 16384, "block_size": 4096}),
+        ),
+    ] {
+        t.call(method, params).await.unwrap();
+    }
+    for (nsid, bdev) in [(2, "lvs0/thick"), (3, "ram0"), (4, "raw0"), (5, "null0")] {
+        let p = json!({"nqn": nqn, "namespace": {"bdev_name": bdev, "nsid": nsid}});
+        t.call("nvmf_subsystem_add_ns", p).await.unwrap();
+    }
+    let ctrl = t.connect().await.unwrap();
+    let q = ctrl.io_queue(0).unwrap();
+    for nsid in 1..=5u32 {
+        let ns = ctrl.namespace(nsid).await.unwrap();
+        let id = ctrl.identify_namespace(nsid).await.unwrap();
+        assert_eq!(
+            id.dlfeat & 0b111,
+            0b001,
+            "ns {nsid}: deallocated blocks read zeros"
+        );
+        let blocks_per_4k = 4096 / u64::from(ns.block_size);
+        // Two ranges (one a whole 4 MiB lvol cluster) in a 4 KiB page, as Linux sends them.
+        let (a, b) = (1024 * blocks_per_4k, 3000 * blocks_per_4k);
+        q.write(&ns, a, pattern(u64::from(nsid), 4096), false)
+            .await
+            .unwrap();
+        q.write(&ns, b, pattern(u64::from(nsid) + 9, 8192), false)
+            .await
+            .unwrap();
+        let mut page = BytesMut::new();
+        for (slba, nlb) in [(a, 1024 * blocks_per_4k), (b, 2 * blocks_per_4k)] {
+            DsmRange {
+                context_attributes: 0,
+                nlb: u32::try_from(nlb).unwrap(),
+                slba,
+            }
+            .encode(&mut page);
+        }
+        page.resize(4096, 0);
+        let sqe = lamina_protocol::nvme::DatasetManagement {
+            nsid,
+            nr: 1,
+            deallocate: true,
+            ..Default::default()
+        }
+        .to_sqe();
+        let cmd = lamina_integration::host::Command::with_transfer(
+            sqe,
+            lamina_integration::host::Transfer::ToController(page.freeze()),
+        );
+        q.execute(cmd)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_or_else(|e| panic!("ns {nsid}: DSM with a 4 KiB range page: {e}"));
+        let zeros = Bytes::from(vec![0u8; 8192]);
+        assert_eq!(
+            read(q, &ns, a, 4096).await.freeze(),
+            zeros.slice(..4096),
+            "ns {nsid}"
+        );
+        assert_eq!(read(q, &ns, b, 8192).await.freeze(), zeros, "ns {nsid}");
+    }
+    ctrl.shutdown().await.unwrap();
+    t.stop().await;
+}

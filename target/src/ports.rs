@@ -5,6 +5,12 @@
 //! `nvmf_subsystem_add_listener`) and runs until shutdown: the discovery subsystem is reachable
 //! on every port, and which NVM subsystems a connection may reach is decided per subsystem
 //! (its listener list) at Connect time.
+//!
+//! At start-up the ports are bound first (so the embedded default and the restored
+//! configuration see the real addresses) but accept nothing until [`Ports::open`]: the
+//! configuration is then fully applied, and a host reconnecting across a restart never meets a
+//! half-restored target (its Connect refused with DNR, which kernels from 6.10 on take as
+//! final). Until then its connection waits in the kernel's accept queue.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,15 +30,37 @@ pub struct Port {
 }
 
 /// Every port.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ports {
     ports: Mutex<BTreeMap<SocketAddr, Port>>,
+    /// Whether accept loops may accept (false until start-up ends).
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            ports: Mutex::new(BTreeMap::new()),
+            open: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl Ports {
-    /// No ports.
+    /// No ports, accepting nothing until [`Ports::open`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Lets every accept loop, present and future, accept.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Resolves once the ports accept.
+    pub async fn opened(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
     }
 
     /// Listens on `addr` unless already listening there; returns the port.

@@ -2,12 +2,13 @@
 //! cleanly.
 //!
 //! Start-up, in order: the metrics endpoint comes up if `--metrics` is given (`/healthz`
-//! answers, `/readyz` says 503 until start-up ends); the `--listen` ports open; the persisted
+//! answers, `/readyz` says 503 until start-up ends); the `--listen` ports are bound (they
+//! accept nothing until the end of start-up, see `crate::ports`); the persisted
 //! configuration (`DATA_DIR/lamina.json`) is replayed, or on a fresh data directory the embedded
 //! default is created (a sparse 16 GiB file `lvs0.img` holding lvstore `lvs0` with a 1 GiB thin
 //! lvol `vol0`, exported as namespace 1 of `nqn.2026-11.io.lamina:default` to any host); a
-//! `--config` file is applied on top (creating what is missing); the RPC socket opens;
-//! readiness is set; the attach commands are printed.
+//! `--config` file is applied on top (creating what is missing); the ports start accepting;
+//! the RPC socket opens; readiness is set; the attach commands are printed.
 //!
 //! Shutdown (SIGINT/SIGTERM): readiness is cleared and the root token is cancelled, so listeners
 //! stop accepting and every connection stops reading, lets its in-flight commands finish and
@@ -110,6 +111,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     }
     *target.state_path.write() = Some(state);
     crate::config::persist(&target).await;
+    // Everything is in place: hosts waiting in the accept queues are served now.
+    target.ports.open();
 
     let rpc_socket = args.rpc_socket_path();
     let unix = crate::rpc::server::bind_unix(&rpc_socket)

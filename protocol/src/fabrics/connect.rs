@@ -135,7 +135,8 @@ impl ConnectData {
             hostid: r.array(o::HOSTID)?,
             cntlid: r.u16(o::CNTLID)?,
             subnqn: Nqn::read(&r, o::SUBNQN, "SUBNQN")?,
-            hostnqn: Nqn::read(&r, o::HOSTNQN, "HOSTNQN")?,
+            // Empty from some initiators (SPDK's perf tool by default); the target decides.
+            hostnqn: Nqn::read_or_empty(&r, o::HOSTNQN, "HOSTNQN")?,
         })
     }
 }

@@ -46,6 +46,17 @@ impl Nqn {
         Ok(Self(s))
     }
 
+    /// The empty NQN: what SPDK's `spdk_nvme_perf` sends as its HOSTNQN by default. Only a
+    /// Connect's HOSTNQN may be empty (see [`crate::fabrics::ConnectData`]).
+    pub fn empty() -> Self {
+        Self(String::new())
+    }
+
+    /// Whether this is the empty NQN.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The discovery NQN.
     pub fn discovery() -> Self {
         Self(DISCOVERY_NQN.to_owned())
@@ -79,6 +90,19 @@ impl Nqn {
         let text = until_nul(raw);
         let s = core::str::from_utf8(text).map_err(|_| r.invalid(field, offset))?;
         Self::new(s).map_err(|_| r.invalid(field, offset))
+    }
+
+    /// Reads an NQN field that may be all zeros (the empty NQN).
+    pub(crate) fn read_or_empty(
+        r: &Reader<'_>,
+        offset: usize,
+        field: &'static str,
+    ) -> Result<Self, StructDecodeError> {
+        let raw = r.slice(offset, NQN_FIELD_LEN)?;
+        if until_nul(raw).is_empty() {
+            return Ok(Self::empty());
+        }
+        Self::read(r, offset, field)
     }
 }
 

@@ -32,8 +32,12 @@ const VWC: u8 = 0b111;
 const SGLS: u32 = 1 | (1 << 20);
 /// CTRATT: 128-bit Host Identifier, Traffic Based Keep Alive (any command restarts the timer).
 const CTRATT: u32 = 1 | (1 << 6);
-/// LPA: Commands Supported and Effects, extended Get Log Page (offsets, 32-bit NUMD).
+/// LPA of an NVM controller: Commands Supported and Effects, extended Get Log Page (offsets,
+/// 32-bit NUMD). A discovery controller serves only the extended Get Log Page: it has no
+/// Commands Supported and Effects log.
 const LPA: u8 = (1 << 1) | (1 << 2);
+/// LPA of a discovery controller.
+const LPA_DISCOVERY: u8 = 1 << 2;
 /// Error log entries kept, 0's based.
 pub const ELPE: u8 = 63;
 /// KAS: keep-alive granularity in 100 ms units.
@@ -86,7 +90,7 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         acl: 3,
         aerl: AERL,
         frmw: 0b11,
-        lpa: LPA,
+        lpa: if discovery { LPA_DISCOVERY } else { LPA },
         elpe: ELPE,
         kas: KAS,
         sqes: 0x66,

@@ -107,8 +107,13 @@ pub fn connect(
                 ConnectInvalidParameter::data(offset(connect_data_offsets::SUBNQN)),
             )
         })?;
+    // An empty HOSTNQN (SPDK's spdk_nvme_perf by default) passes only where any host may.
     if !subsystem.host_allowed(data.hostnqn.as_str()) {
         return Err(refuse(cid, StatusCode::CONNECT_INVALID_HOST, None));
+    }
+    if data.hostnqn.is_empty() {
+        tracing::info!(qid = cmd.qid, subnqn = %data.subnqn,
+            "Connect with an empty host NQN: accepted, the subsystem allows any host");
     }
     if cmd.is_admin() {
         if data.cntlid != ConnectData::DYNAMIC_CNTLID {

@@ -319,7 +319,9 @@ async fn dataset_management(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     let result = async {
         let cmd = DatasetManagement::try_from(&sqe)
             .map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
-        if data.len() != cmd.data_len() {
+        // At least NR+1 ranges: Linux always sends a whole 4 KiB page of them, and the
+        // specification (like SPDK) only refuses a buffer too short for NR.
+        if data.len() < cmd.data_len() {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
         }
         let ranges = DsmRange::decode_list(&data, cmd.range_count())

@@ -47,7 +47,9 @@ pub fn from_device(e: &DeviceError) -> Status {
     }
 }
 
-/// Whether a status is a media or data integrity error (SMART media error count).
+/// Whether a status is a media or data integrity error (SMART media error count). A Compare
+/// that found other data (Compare Failure, in the same status code type) is the command's
+/// answer, not damage: it does not count.
 pub fn is_media_error(s: Status) -> bool {
-    s.code.sct == lamina_protocol::nvme::Sct::MEDIA
+    s.code.sct == lamina_protocol::nvme::Sct::MEDIA && s.code != StatusCode::COMPARE_FAILURE
 }

@@ -114,6 +114,11 @@ fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, nex
 /// Accepts connections until `cancel` fires; each is admitted or closed at once.
 pub async fn accept_loop(listener: TcpListener, target: Arc<Target>, cancel: CancellationToken) {
     let mut next = 0usize;
+    // Not before start-up ends (see `crate::ports`): connections wait in the accept queue.
+    tokio::select! {
+        () = cancel.cancelled() => return,
+        () = target.ports.opened() => {}
+    }
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
