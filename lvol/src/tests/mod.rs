@@ -18,3 +18,4 @@ mod seed;
 mod snapshots;
 mod store_ops;
 mod support;
+mod teardown;

@@ -1,0 +1,148 @@
+//! Lvstore teardown racing work in progress (issue 14 §1): a destroy or unload issued while a
+//! delete is still clearing its clusters, while a thick create is still zeroing, or while an
+//! inflate is copying, must wait for that work before it wipes or checkpoints, so nothing
+//! touches the device afterwards (a new lvstore created on the same device then keeps its
+//! data). On a device that yields around every operation, so the work really is in progress.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::support::*;
+use crate::device::{Device, FaultDevice};
+use crate::{LvolError, LvolStore, LvstoreOptions, OpenMode, Progress, Registry};
+
+async fn store_on(dev: &FaultDevice, reg: &Registry) -> LvolStore {
+    let opts = LvstoreOptions {
+        clear_method: crate::ClearMethod::None,
+        ..small_opts()
+    };
+    reg.create_lvstore(Device::Fault(dev.clone()), "f0", "lvs", &opts)
+        .await
+        .unwrap()
+}
+
+/// Starts `work` in its own task, lets it run a few steps, then destroys the lvstore and
+/// checks that, once destroy returned, the device is never written again, and that a new
+/// lvstore on it keeps what is written to it.
+async fn destroy_during<F, Fut>(
+    what: &str,
+    dev: FaultDevice,
+    reg: Registry,
+    store: LvolStore,
+    work: F,
+) where
+    F: FnOnce(LvolStore) -> Fut,
+    Fut: Future<Output = Result<(), LvolError>> + Send + 'static,
+{
+    dev.set_yielding(true);
+    let running = tokio::spawn(work(store.clone()));
+    for _ in 0..2 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !running.is_finished(),
+        "{what}: finished before the destroy started"
+    );
+    let destroyed = reg.destroy_lvstore(&store).await;
+    let after = dev.writes();
+    // Whatever the work answers (done, or refused once the store closed)...
+    let _ = running.await.unwrap();
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        dev.writes(),
+        after,
+        "{what}: the device was written after destroy returned"
+    );
+    destroyed.unwrap_or_else(|e| panic!("{what}: destroy failed: {e}"));
+    // ...a new lvstore on the device keeps its data.
+    dev.set_yielding(false);
+    let reg2 = Registry::new();
+    let fresh = reg2
+        .create_lvstore(Device::Fault(dev.clone()), "f0", "again", &small_opts())
+        .await
+        .unwrap();
+    let v = fresh.create_lvol("v", 8 * MIB, &thick()).await.unwrap();
+    let d = v.open(OpenMode::Shared).unwrap();
+    for c in 0..8u64 {
+        d.write(c * MIB, pattern(c, 4096), false).await.unwrap();
+    }
+    d.flush().await.unwrap();
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    for c in 0..8u64 {
+        assert_eq!(
+            read(&d, c * MIB, 4096).await,
+            pattern(c, 4096).to_vec(),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn destroy_waits_for_a_delete_still_clearing() {
+    let dev = FaultDevice::new(64 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    let opts = crate::LvolOptions {
+        clear_method: crate::ClearMethod::WriteZeroes,
+        ..thick()
+    };
+    // Two thick lvols grown in turn, so the doomed one's clusters are not contiguous and
+    // every one of them is a clear of its own.
+    let doomed = store.create_lvol("doomed", MIB, &opts).await.unwrap();
+    let other = store.create_lvol("other", MIB, &opts).await.unwrap();
+    for mib in 2..=24 {
+        doomed.resize(mib * MIB).await.unwrap();
+        other.resize(mib * MIB).await.unwrap();
+    }
+    destroy_during("delete clearing", dev, reg, store, |s| async move {
+        s.lvol("doomed")?.delete(&Progress::new()).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn destroy_waits_for_a_thick_create_still_zeroing() {
+    let dev = FaultDevice::new(64 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    // Free space in holes one cluster wide: the new thick lvol is zeroed hole by hole.
+    let a = store.create_lvol("a", MIB, &thick()).await.unwrap();
+    let b = store.create_lvol("b", MIB, &thick()).await.unwrap();
+    for mib in 2..=24 {
+        a.resize(mib * MIB).await.unwrap();
+        b.resize(mib * MIB).await.unwrap();
+    }
+    a.delete(&Progress::new()).await.unwrap();
+    destroy_during("thick create", dev, reg, store, |s| async move {
+        s.create_lvol("thick", 20 * MIB, &thick()).await.map(drop)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn destroy_waits_for_an_inflate_still_copying() {
+    let dev = FaultDevice::new(64 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    let v = store.create_lvol("v", 6 * MIB, &thin()).await.unwrap();
+    {
+        let d = v.open(OpenMode::Shared).unwrap();
+        for c in 0..6u64 {
+            d.write(c * MIB, Bytes::from(vec![9u8; 4096]), false)
+                .await
+                .unwrap();
+        }
+    }
+    v.snapshot("s").await.unwrap();
+    let v = Arc::new(v);
+    destroy_during("inflate", dev, reg, store, move |_| async move {
+        v.inflate(&Progress::new()).await
+    })
+    .await;
+}
