@@ -150,6 +150,16 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Undoes [`Lifecycle::begin_close`] of a delete that changed nothing (its metadata
+    /// operation was refused): live again, I/O admitted again.
+    pub(crate) fn abort_close(&self) {
+        let mut c = lock(&self.control);
+        if c.state == LifeState::Deleting {
+            c.state = LifeState::Live;
+            self.io.fetch_and(!CLOSED, Ordering::SeqCst);
+        }
+    }
+
     /// Final state after a close (`Deleted` or `Unloaded`).
     pub(crate) fn finish(&self, state: LifeState) {
         let mut c = lock(&self.control);

@@ -5,7 +5,9 @@
 //!     nothing happened or the lvol is on its way out);
 //! (c) wait for in-flight I/O on existing descriptors to drain (per-I/O guards);
 //! (d) delete (or merge a snapshot into its only clone), commit, then clear the freed clusters
-//!     with the clear method, reporting progress;
+//!     with the clear method, reporting progress; if the metadata operation is refused (the
+//!     store failed, the metadata is full), nothing changed and the lvol is published again,
+//!     live, under its name: a delete completes or leaves the lvol as it was;
 //! (e) the memory goes when the last handle drops; old handles get `Deleted`.
 //!
 //! A snapshot with two or more clones is refused (`HasClones`); with exactly one, it is merged
@@ -23,6 +25,14 @@ use crate::meta::journal::Committed;
 use crate::meta::state::LvolShared;
 use crate::progress::Progress;
 use crate::types::ClearMethod;
+
+/// How a removal failed.
+enum Removal {
+    /// Before its metadata operation applied: nothing changed.
+    Refused(LvolError),
+    /// After: the lvol is gone from the metadata in memory.
+    Failed(LvolError),
+}
 
 impl Lvol {
     /// Deletes the lvol (see the module docs for the rules). Runs in a detached task: once
@@ -56,9 +66,26 @@ impl Lvol {
             clear
         };
         self.drain().await;
-        let result = self.remove(clear, progress).await;
-        self.core.life.finish(LifeState::Deleted);
-        result
+        match self.remove(clear, progress).await {
+            Err(Removal::Refused(e)) => {
+                // Nothing changed in the metadata: the lvol is back, as it was, under its name.
+                let _m = core.md.meta.lock();
+                self.core.life.abort_close();
+                let name = self.core.shared.data.read().name.clone();
+                core.publish(self, &name);
+                Err(e)
+            }
+            Err(Removal::Failed(e)) => {
+                // Applied (so gone from the metadata in memory) but not made durable or not
+                // cleared: the store is failed or the clear is what failed; deleted either way.
+                self.core.life.finish(LifeState::Deleted);
+                Err(e)
+            }
+            Ok(()) => {
+                self.core.life.finish(LifeState::Deleted);
+                Ok(())
+            }
+        }
     }
 
     /// The only clone now (ancestors merging meanwhile can change which lvol that is).
@@ -68,7 +95,7 @@ impl Lvol {
         child.and_then(|c| m.state.lvol(&c).cloned())
     }
 
-    async fn remove(&self, clear: ClearMethod, progress: &Progress) -> Result<(), LvolError> {
+    async fn remove(&self, clear: ClearMethod, progress: &Progress) -> Result<(), Removal> {
         let core = &self.store.0;
         let pending = clear != ClearMethod::None;
         let mut attempts = 0;
@@ -91,13 +118,13 @@ impl Lvol {
             match r {
                 // The clone was deleted or merged away while we waited for its gate.
                 Err(LvolError::HasClones(_) | LvolError::NotFound(_)) if attempts < 64 => {}
-                other => break other?,
+                other => break other.map_err(Removal::Refused)?,
             }
         };
-        core.md.commit(c.seq).await?;
+        core.md.commit(c.seq).await.map_err(Removal::Failed)?;
         progress.start(c.applied.freed.len() as u64);
         let r = core.clear_clusters(&c.applied.freed, clear, progress).await;
         core.md.mark_cleared(c.park);
-        r
+        r.map_err(Removal::Failed)
     }
 }

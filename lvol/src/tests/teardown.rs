@@ -146,3 +146,34 @@ async fn destroy_waits_for_an_inflate_still_copying() {
     })
     .await;
 }
+
+/// A delete whose metadata operation is refused (here: the lvstore stopped accepting changes
+/// after a failed metadata write) changes nothing: the lvol is listed again, live, under its
+/// name, and can be opened and read (issue 14 §1: it used to stay half-deleted, gone from
+/// listings but in the metadata, its name taken, back after a restart).
+#[tokio::test]
+async fn a_refused_delete_leaves_the_lvol_as_it_was() {
+    let dev = FaultDevice::new(16 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    let v = store.create_lvol("v", 2 * MIB, &thick()).await.unwrap();
+    {
+        let d = v.open(OpenMode::Shared).unwrap();
+        d.write(0, pattern(5, 4096), true).await.unwrap();
+    }
+    // The next metadata write fails: the lvstore then refuses every change.
+    dev.fail_after(dev.writes(), crate::device::FaultMode::Error);
+    let other = store.create_lvol("w", MIB, &thin()).await;
+    assert!(other.is_err());
+    let err = v.delete(&Progress::new()).await.unwrap_err();
+    assert!(matches!(err, LvolError::StoreFailed), "{err}");
+    let listed: Vec<String> = store.list_lvols().into_iter().map(|i| i.name).collect();
+    assert!(
+        listed.contains(&"v".to_owned()),
+        "the lvol vanished from listings: {listed:?}"
+    );
+    let again = store.lvol("v").unwrap();
+    assert_eq!(again.uuid(), v.uuid());
+    let d = again.open(OpenMode::Shared).unwrap();
+    assert_eq!(read(&d, 0, 4096).await, pattern(5, 4096).to_vec());
+}
