@@ -106,9 +106,13 @@ pub fn rss_bytes(pid: Option<u32>) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// A well-behaved host: connects, writes and reads back a block, disconnects.
+/// A well-behaved host: connects, writes and reads back a block, disconnects. Its keep-alive
+/// timeout is long: on a loaded machine bringing a controller up (a dozen round trips before
+/// the first Keep Alive) can take seconds, and the probe checks liveness, not timing.
 pub async fn probe(target: SocketAddr, opts: &ConnectOptions, seed: u64) -> Result<(), HostError> {
-    let ctrl = Controller::connect(target, opts.clone()).await?;
+    let mut opts = opts.clone();
+    opts.kato_ms = opts.kato_ms.max(30_000);
+    let ctrl = Controller::connect(target, opts).await?;
     let ns = ctrl.namespace(1).await?;
     let q = ctrl.io_queue(0)?;
     let slba = (seed % 1024) * 8 + (1 << 20) / u64::from(ns.block_size);
