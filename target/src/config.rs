@@ -60,17 +60,8 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
     if t.transport_created
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        let o = t.options();
-        out.push(json!({"method": "nvmf_create_transport", "params": {
-            "trtype": "TCP",
-            "max_queue_depth": o.max_queue_depth,
-            "max_io_qpairs_per_ctrlr": o.max_io_qpairs_per_ctrlr,
-            "in_capsule_data_size": o.in_capsule_data_size,
-            "max_io_size": o.max_io_size,
-            "io_unit_size": o.io_unit_size,
-            "max_aq_depth": o.max_aq_depth,
-            "c2h_success": o.c2h_success,
-        }}));
+        out.push(json!({"method": "nvmf_create_transport",
+            "params": crate::rpc::nvmf::transport::transport_json(&t.options())}));
     }
     for s in t.subsystems.list() {
         if s.kind() == SubsystemKind::Discovery {
@@ -79,7 +70,8 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
         let nqn = s.nqn();
         out.push(json!({"method": "nvmf_create_subsystem", "params": {
             "nqn": nqn, "serial_number": s.serial_number(), "model_number": s.model_number(),
-            "allow_any_host": s.allow_any_host(), "max_namespaces": s.max_namespaces()}}));
+            "allow_any_host": s.allow_any_host(), "max_namespaces": s.max_namespaces(),
+            "min_cntlid": s.cntlids().start(), "max_cntlid": s.cntlids().end()}}));
         for addr in s.listeners() {
             out.push(json!({"method": "nvmf_subsystem_add_listener", "params": {
                 "nqn": nqn, "listen_address": ListenAddress::from_socket_addr(addr)}}));

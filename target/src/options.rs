@@ -22,6 +22,14 @@ pub struct TransportOptions {
     /// Use the C2HData SUCCESS flag (skipping the response capsule) when the host disabled SQ
     /// flow control.
     pub c2h_success: bool,
+    /// KAS: the keep-alive granularity the controllers report, in 100 ms units; a host's KATO
+    /// is rounded up to a multiple of it (as SPDK does).
+    pub kas: u16,
+    /// The shortest keep-alive timeout, in milliseconds: a host asking for this or less (but not
+    /// 0) gets this (as SPDK does).
+    pub min_kato: u32,
+    /// `SO_PRIORITY` of accepted connections (0..=16, as SPDK allows; 0 leaves the default).
+    pub sock_priority: u32,
 }
 
 impl Default for TransportOptions {
@@ -34,9 +42,15 @@ impl Default for TransportOptions {
             io_unit_size: 128 * 1024,
             max_aq_depth: 128,
             c2h_success: true,
+            kas: 10,
+            min_kato: 1000,
+            sock_priority: 0,
         }
     }
 }
+
+/// The highest `sock_priority` (SPDK's limit).
+pub const MAX_SOCK_PRIORITY: u32 = 16;
 
 /// The in-capsule data the admin queue accepts (NVMe/TCP: 8 KiB).
 pub const ADMIN_IN_CAPSULE_DATA: u32 = 8192;
@@ -62,7 +76,33 @@ impl TransportOptions {
         if !self.max_io_size.is_power_of_two() || self.max_io_size < 4096 {
             return Err("max_io_size must be a power of two of at least 4096".into());
         }
+        if self.kas == 0 {
+            return Err(
+                "kas must be at least 1 (a KAS of 0 means no keep-alive, which the \
+                 Linux host refuses)"
+                    .into(),
+            );
+        }
+        if self.min_kato == 0 {
+            return Err("min_kato must be at least 1".into());
+        }
+        if self.sock_priority > MAX_SOCK_PRIORITY {
+            return Err(format!("sock_priority must be at most {MAX_SOCK_PRIORITY}"));
+        }
         Ok(())
+    }
+
+    /// The keep-alive timeout a controller uses when a host asks for `kato_ms` (at Connect or
+    /// with Set Features): 0 stays 0 (none), at most [`Self::min_kato`] becomes that, anything
+    /// else is rounded up to a multiple of the KAS granularity (SPDK's rule; NVMe Base 2.0
+    /// §5.27.1.12 lets the controller round KATO up to its granularity).
+    pub fn effective_kato(&self, kato_ms: u32) -> u32 {
+        let unit = u32::from(self.kas) * 100;
+        match kato_ms {
+            0 => 0,
+            k if k <= self.min_kato => self.min_kato,
+            k => k.div_ceil(unit).saturating_mul(unit),
+        }
     }
 
     /// IOCCSZ: the I/O command capsule size in 16-byte units.
@@ -101,5 +141,39 @@ mod tests {
             ..TransportOptions::default()
         };
         assert!(o.validate().is_err());
+        for bad in [
+            TransportOptions {
+                kas: 0,
+                ..TransportOptions::default()
+            },
+            TransportOptions {
+                min_kato: 0,
+                ..TransportOptions::default()
+            },
+            TransportOptions {
+                sock_priority: 17,
+                ..TransportOptions::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kato_is_raised_to_the_minimum_and_rounded_to_kas() {
+        let o = TransportOptions::default();
+        assert_eq!(o.effective_kato(0), 0);
+        assert_eq!(o.effective_kato(400), 1000);
+        assert_eq!(o.effective_kato(1000), 1000);
+        assert_eq!(o.effective_kato(1001), 2000);
+        assert_eq!(o.effective_kato(30_000), 30_000);
+        let spdk = TransportOptions {
+            kas: 100,
+            min_kato: 10_000,
+            ..TransportOptions::default()
+        };
+        assert_eq!(spdk.effective_kato(5_000), 10_000);
+        assert_eq!(spdk.effective_kato(10_001), 20_000);
+        assert_eq!(spdk.effective_kato(u32::MAX), u32::MAX);
     }
 }

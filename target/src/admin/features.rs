@@ -31,7 +31,7 @@ pub fn set_features(ctx: &QueueCtx, sqe: &Sqe, data: &Bytes) -> Completion {
     let ctrl = &ctx.ctrl;
     match cmd.fid {
         FeatureId::KEEP_ALIVE_TIMER => {
-            ctrl.set_kato_ms(cmd.cdw11);
+            ctrl.set_kato_ms(ctx.target.options().effective_kato(cmd.cdw11));
             Completion::ok(cid)
         }
         FeatureId::ASYNC_EVENT_CONFIG => {

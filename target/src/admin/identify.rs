@@ -40,8 +40,6 @@ const LPA: u8 = (1 << 1) | (1 << 2);
 const LPA_DISCOVERY: u8 = 1 << 2;
 /// Error log entries kept, 0's based.
 pub const ELPE: u8 = 63;
-/// KAS: keep-alive granularity in 100 ms units.
-const KAS: u16 = 10;
 /// DLFEAT: deallocated blocks read as zeros, Write Zeroes honours DEAC.
 const DLFEAT: u8 = 0b1001;
 
@@ -92,7 +90,7 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         frmw: 0b11,
         lpa: if discovery { LPA_DISCOVERY } else { LPA },
         elpe: ELPE,
-        kas: KAS,
+        kas: opts.kas,
         sqes: 0x66,
         cqes: 0x44,
         maxcmd: opts.max_queue_depth,

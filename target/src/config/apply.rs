@@ -109,6 +109,7 @@ async fn apply_transport(
         io_unit_size: size_u32(tr.io_unit_size, "io_unit_size")?.unwrap_or(base.io_unit_size),
         max_aq_depth: tr.max_aq_depth.unwrap_or(base.max_aq_depth),
         c2h_success: tr.c2h_success.unwrap_or(base.c2h_success),
+        ..base
     };
     o.validate()?;
     if t.transport_created

@@ -129,7 +129,7 @@ pub fn connect(
             local: site.local,
         };
         let is_discovery = subsystem.kind() == crate::subsystem::SubsystemKind::Discovery;
-        let registered = target.controllers.register(|cntlid| {
+        let registered = target.controllers.register(subsystem.cntlids(), |cntlid| {
             Controller::new(NewController {
                 cntlid,
                 subsystem: subsystem.clone(),
@@ -139,7 +139,7 @@ pub fn connect(
                 kato_ms: if is_discovery && cmd.kato_ms == 0 {
                     DISCOVERY_DEFAULT_KATO_MS
                 } else {
-                    cmd.kato_ms
+                    opts.effective_kato(cmd.kato_ms)
                 },
                 sq_flow_control_disabled: cmd.cattr & ConnectCommand::CATTR_DISABLE_SQ_FLOW_CONTROL
                     != 0,

@@ -163,6 +163,7 @@ mod tests {
             model_number: "m".into(),
             allow_any_host: true,
             max_namespaces: 1,
+            cntlids: 1..=crate::controller::registry::MAX_CNTLID,
         }));
         Controller::new(NewController {
             cntlid: 1,

@@ -4,6 +4,7 @@
 //! NVMe requires), allocated round-robin from 1 to FFEFh so a reconnecting host does not get
 //! the CNTLID of the controller it just lost while stale state may still refer to it.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -37,15 +38,22 @@ impl Controllers {
         Self::default()
     }
 
-    /// Allocates a CNTLID and registers the controller `make` builds with it; `None` when all
-    /// CNTLIDs are in use.
+    /// Allocates a CNTLID in `range` (a subsystem's `min_cntlid..=max_cntlid`, within
+    /// `1..=MAX_CNTLID`) and registers the controller `make` builds with it; `None` when all of
+    /// them are in use.
     pub fn register<T>(
         &self,
+        range: RangeInclusive<u16>,
         make: impl FnOnce(u16) -> (Arc<Controller>, T),
     ) -> Option<(Arc<Controller>, T)> {
-        for _ in 0..=MAX_CNTLID {
-            let id = self.next.fetch_add(1, Ordering::Relaxed);
-            let id = (id % MAX_CNTLID) + 1;
+        let (first, last) = ((*range.start()).max(1), (*range.end()).min(MAX_CNTLID));
+        if first > last {
+            return None;
+        }
+        let span = last - first + 1;
+        for _ in 0..span {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let id = first + n % span;
             if let Entry::Vacant(v) = self.map.entry(id) {
                 let (ctrl, extra) = make(id);
                 v.insert(ctrl.clone());

@@ -5,6 +5,12 @@
 //!
 //! Creating an aio bdev examines it: an lvstore found on the device is loaded with its lvols,
 //! which is how lvstores come back after a restart.
+//!
+//! Every parameter of SPDK's schema is accepted (see [`super::fields`]). Lamina's bdevs carry no
+//! metadata or protection information, report no optimal boundary or preferred granularity,
+//! and have a physical block equal to their block: those parameters are accepted only at the
+//! values that say so (`md_size` 0, `dif_type` 0, `physical_block_size` 0 or the block size...).
+//! `bdev_get_bdevs` waits up to `timeout` milliseconds for the bdev named to appear.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::dispatch::{Methods, Params, RpcResult};
+use super::dispatch::{Methods, RpcResult};
 use super::error::RpcError;
+use super::fields::{Described, Field, Lit, Ty, applied, only, same};
 use crate::bdev::{Bdev, BdevKind};
 use crate::context::Target;
 
@@ -39,17 +46,73 @@ struct MallocCreate {
     block_size: u32,
     uuid: Option<Uuid>,
     #[serde(default)]
-    optimal_io_boundary: Option<u32>,
-    #[serde(default)]
-    md_size: Option<u32>,
-    #[serde(default)]
-    md_interleave: Option<bool>,
-    #[serde(default)]
-    dif_type: Option<u32>,
-    #[serde(default)]
-    dif_is_head_of_md: Option<bool>,
-    #[serde(default)]
     physical_block_size: Option<u32>,
+}
+
+/// No metadata: `md_size`.
+const MD_SIZE: Field = only(
+    "md_size",
+    &[Lit::Int(0)],
+    "Lamina bdevs carry no metadata, separate or interleaved",
+);
+/// No protection information: `dif_type`.
+const DIF_TYPE: Field = only(
+    "dif_type",
+    &[Lit::Int(0)],
+    "Lamina bdevs carry no protection information (DIF/DIX)",
+);
+/// `dif_pi_format`.
+const DIF_PI_FORMAT: Field = only(
+    "dif_pi_format",
+    &[Lit::Int(0)],
+    "Lamina bdevs carry no protection information (DIF/DIX)",
+);
+/// `dif_is_head_of_md`.
+const DIF_HEAD: Field = only(
+    "dif_is_head_of_md",
+    &[Lit::Bool(false)],
+    "Lamina bdevs carry no metadata to hold protection information",
+);
+
+impl Described for MallocCreate {
+    const FIELDS: &'static [Field] = &[
+        applied("name"),
+        applied("num_blocks"),
+        applied("block_size"),
+        applied("uuid"),
+        only(
+            "optimal_io_boundary",
+            &[Lit::Int(0)],
+            "Lamina neither splits I/O at a boundary nor reports one (NOIOB is 0)",
+        ),
+        MD_SIZE,
+        only(
+            "md_interleave",
+            &[Lit::Bool(false)],
+            "Lamina bdevs carry no metadata to interleave",
+        ),
+        DIF_TYPE,
+        DIF_HEAD,
+        applied("physical_block_size"),
+        DIF_PI_FORMAT,
+        only(
+            "numa_id",
+            &[Lit::Int(-1)],
+            "Lamina allocates a RAM bdev from any NUMA node",
+        ),
+    ];
+}
+
+/// Checks `physical_block_size`: a Lamina bdev's physical block is its block (0 means that too).
+fn check_physical(physical: Option<u32>, block_size: u32) -> Result<(), RpcError> {
+    match physical {
+        None | Some(0) => Ok(()),
+        Some(p) if p == block_size => Ok(()),
+        Some(p) => Err(RpcError::invalid_params(format!(
+            "physical_block_size {p} is not supported: a Lamina bdev's physical block is its \
+             block_size ({block_size}); give that, 0, or leave it out"
+        ))),
+    }
 }
 
 /// A RAM bdev is allocated 1 MiB at a time as it is written, behind a table of one entry per
@@ -88,17 +151,8 @@ fn check_memory(size: u64) -> Result<(), RpcError> {
     Ok(())
 }
 
-async fn malloc_create(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: MallocCreate = p.parse()?;
-    if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
-        return Err(RpcError::invalid("metadata and DIF are not supported"));
-    }
-    let _ = (
-        p.optimal_io_boundary,
-        p.md_interleave,
-        p.dif_is_head_of_md,
-        p.physical_block_size,
-    );
+async fn malloc_create(t: Arc<Target>, p: MallocCreate) -> RpcResult {
+    check_physical(p.physical_block_size, p.block_size)?;
     let size = p
         .num_blocks
         .checked_mul(u64::from(p.block_size))
@@ -123,19 +177,36 @@ struct AioCreate {
     #[serde(default)]
     block_size: Option<u32>,
     #[serde(default)]
-    readonly: Option<bool>,
-    #[serde(default)]
-    fallocate: Option<bool>,
-    #[serde(default)]
     uuid: Option<Uuid>,
 }
 
-async fn aio_create(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: AioCreate = p.parse()?;
-    if p.readonly == Some(true) {
-        return Err(RpcError::invalid("read-only aio bdevs are not supported"));
-    }
-    let _ = p.fallocate;
+impl Described for AioCreate {
+    const FIELDS: &'static [Field] = &[
+        applied("name"),
+        applied("filename"),
+        applied("block_size"),
+        only(
+            "readonly",
+            &[Lit::Bool(false)],
+            "Lamina opens aio files read-write; read-only aio bdevs are not implemented",
+        ),
+        same(
+            "fallocate",
+            Ty::Bool,
+            "Lamina always serves UNMAP and WRITE ZEROES on files, through io_uring (SPDK \
+             leaves them off by default only because its fallocate call blocks), so both \
+             values give SPDK's fallocate=true behaviour",
+        ),
+        applied("uuid"),
+        only(
+            "nowait",
+            &[Lit::Bool(false)],
+            "Lamina does not submit with RWF_NOWAIT",
+        ),
+    ];
+}
+
+async fn aio_create(t: Arc<Target>, p: AioCreate) -> RpcResult {
     if t.bdevs.contains(&p.name) {
         return Err(RpcError::exists(format!(
             "bdev '{}' already exists",
@@ -200,21 +271,34 @@ struct NullCreate {
     #[serde(default)]
     uuid: Option<Uuid>,
     #[serde(default)]
-    md_size: Option<u32>,
-    #[serde(default)]
-    dif_type: Option<u32>,
-    #[serde(default)]
-    dif_is_head_of_md: Option<bool>,
-    #[serde(default)]
     physical_block_size: Option<u32>,
 }
 
-async fn null_create(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: NullCreate = p.parse()?;
-    if p.md_size.unwrap_or(0) != 0 || p.dif_type.unwrap_or(0) != 0 {
-        return Err(RpcError::invalid("metadata and DIF are not supported"));
-    }
-    let _ = (p.dif_is_head_of_md, p.physical_block_size);
+/// Lamina's namespaces report no preferred sizes or alignments.
+const NO_PREFERENCE: &str = "Lamina reports no preferred write or deallocate granularity, \
+     alignment or optimal write size (NPWG, NPWA, NOWS, NPDG and NPDA are 0)";
+
+impl Described for NullCreate {
+    const FIELDS: &'static [Field] = &[
+        applied("name"),
+        applied("num_blocks"),
+        applied("block_size"),
+        applied("uuid"),
+        MD_SIZE,
+        DIF_TYPE,
+        DIF_HEAD,
+        applied("physical_block_size"),
+        DIF_PI_FORMAT,
+        only("preferred_write_granularity", &[Lit::Int(0)], NO_PREFERENCE),
+        only("preferred_write_alignment", &[Lit::Int(0)], NO_PREFERENCE),
+        only("optimal_write_size", &[Lit::Int(0)], NO_PREFERENCE),
+        only("preferred_unmap_granularity", &[Lit::Int(0)], NO_PREFERENCE),
+        only("preferred_unmap_alignment", &[Lit::Int(0)], NO_PREFERENCE),
+    ];
+}
+
+async fn null_create(t: Arc<Target>, p: NullCreate) -> RpcResult {
+    check_physical(p.physical_block_size, p.block_size)?;
     let size = p
         .num_blocks
         .checked_mul(u64::from(p.block_size))
@@ -234,8 +318,11 @@ struct DeleteBdev {
     name: String,
 }
 
-async fn delete_bdev(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: DeleteBdev = p.parse()?;
+impl Described for DeleteBdev {
+    const FIELDS: &'static [Field] = &[applied("name")];
+}
+
+async fn delete_bdev(t: Arc<Target>, p: DeleteBdev) -> RpcResult {
     let bdev = t.bdevs.remove(&p.name).map_err(RpcError::from)?;
     if let Device::File(f) = bdev.device() {
         tracing::info!(bdev = %p.name, file = %f.path().display(), "aio bdev deleted");
@@ -249,33 +336,57 @@ async fn delete_bdev(t: Arc<Target>, p: Params) -> RpcResult {
 #[serde(deny_unknown_fields)]
 struct GetBdevs {
     name: Option<String>,
+    /// Milliseconds to wait for the bdev `name` to appear.
     #[serde(default)]
     timeout: Option<u64>,
 }
 
-async fn get_bdevs(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: GetBdevs = p.parse()?;
-    let _ = p.timeout;
-    let mut out = Vec::new();
-    if let Some(name) = &p.name {
-        if let Ok(b) = t.bdevs.get(name) {
-            out.push(base_bdev_json(&b));
-        } else {
-            let lvol = t
-                .lvols
-                .lvol(name)
-                .map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
-            let info = lvol
-                .info()
-                .map_err(|_| RpcError::not_found(format!("bdev '{name}' not found")))?;
-            out.push(lvol_bdev_json(&info));
+impl Described for GetBdevs {
+    const FIELDS: &'static [Field] = &[applied("name"), applied("timeout")];
+}
+
+/// How often `bdev_get_bdevs` with a `timeout` looks for the bdev again.
+const APPEAR_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+async fn get_bdevs(t: Arc<Target>, p: GetBdevs) -> RpcResult {
+    let Some(name) = &p.name else {
+        return Ok(Value::Array(all_bdevs(&t)));
+    };
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(p.timeout.unwrap_or(0));
+    loop {
+        if let Some(found) = one_bdev(&t, name) {
+            return Ok(json!([found]));
         }
-        return Ok(Value::Array(out));
+        if tokio::time::Instant::now() >= deadline {
+            let waited = p
+                .timeout
+                .map(|ms| format!(" after waiting {ms} ms"))
+                .unwrap_or_default();
+            return Err(RpcError::not_found(format!(
+                "bdev '{name}' not found{waited}"
+            )));
+        }
+        tokio::time::sleep(APPEAR_POLL.min(deadline - tokio::time::Instant::now())).await;
     }
+}
+
+/// The `bdev_get_bdevs` element of the bdev or lvol `name`, if it exists now.
+fn one_bdev(t: &Target, name: &str) -> Option<Value> {
+    if let Ok(b) = t.bdevs.get(name) {
+        return Some(base_bdev_json(&b));
+    }
+    let info = t.lvols.lvol(name).ok()?.info().ok()?;
+    Some(lvol_bdev_json(&info))
+}
+
+/// Every base bdev, then every lvol.
+fn all_bdevs(t: &Target) -> Vec<Value> {
+    let mut out = Vec::new();
     out.extend(t.bdevs.list().iter().map(|b| base_bdev_json(b)));
     // Listings read each lvol through its own handle: a deleted one is skipped, never half-read.
     out.extend(t.lvols.list_lvols(None).iter().map(lvol_bdev_json));
-    Ok(Value::Array(out))
+    out
 }
 
 fn base_bdev_json(b: &Bdev) -> Value {

@@ -4,7 +4,9 @@
 //! JSON value (a request, a notification or a batch) and returns the response value to write,
 //! or `None` when JSON-RPC says nothing is answered (notifications, all-notification batches).
 //! Handlers receive their parameters as [`Params`] and decode them with serde, so a missing or
-//! unknown parameter becomes a -32602 error that names it.
+//! unknown parameter becomes a -32602 error that names it; then the params struct's catalogue
+//! ([`super::fields`]) refuses a parameter at a value Lamina does not implement. Each method's
+//! catalogue is kept in the table ([`Methods::catalog`]) for the test that checks it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,11 +14,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::error::RpcError;
+use super::fields::{Catalog, Described};
 
 /// What a handler returns.
 pub type RpcResult = Result<Value, RpcError>;
@@ -37,23 +39,21 @@ impl Params {
         Self(value)
     }
 
-    /// Decodes the parameters into `T`; no params decode as an empty object, so a `T` whose
-    /// fields are all optional accepts a request without params.
-    pub fn parse<T: DeserializeOwned>(self) -> Result<T, RpcError> {
-        let value = match self.0 {
+    /// Decodes the parameters into `T` and checks them against its catalogue: no params decode
+    /// as an empty object (so a `T` whose fields are all optional accepts a request without
+    /// params); positional (array) params are refused, SPDK's methods taking named ones only.
+    pub fn parse<T: Described>(self) -> Result<T, RpcError> {
+        let mut value = match self.0 {
             None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
-            Some(v) => v,
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "params must be an object of named parameters",
+                ));
+            }
         };
-        serde_json::from_value(value).map_err(RpcError::invalid_params)
-    }
-
-    /// Refuses any parameters, for methods that take none.
-    pub fn none(self) -> Result<(), RpcError> {
-        match self.0 {
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::Object(m)) if m.is_empty() => Ok(()),
-            Some(_) => Err(RpcError::invalid_params("this method takes no parameters")),
-        }
+        super::fields::strip(T::FIELDS, &mut value)?;
+        T::deserialize(value).map_err(RpcError::invalid_params)
     }
 }
 
@@ -61,6 +61,7 @@ impl Params {
 #[derive(Clone, Default)]
 pub struct Methods {
     handlers: BTreeMap<&'static str, Handler>,
+    catalogs: BTreeMap<&'static str, Catalog>,
     observer: Option<Observer>,
 }
 
@@ -86,6 +87,16 @@ impl Methods {
     {
         self.handlers
             .insert(name, Arc::new(move |p| Box::pin(f(p)) as BoxFuture));
+    }
+
+    /// Records the catalogue of `name`'s parameters (see [`super::fields`]).
+    pub fn describe(&mut self, name: &'static str, catalog: Catalog) {
+        self.catalogs.insert(name, catalog);
+    }
+
+    /// The catalogue of `name`'s parameters, if it was described.
+    pub fn catalog(&self, name: &str) -> Option<Catalog> {
+        self.catalogs.get(name).copied()
     }
 
     /// Sets the observer told of every call.
@@ -246,6 +257,13 @@ mod tests {
         count: u32,
     }
 
+    impl Described for EchoParams {
+        const FIELDS: &'static [crate::rpc::fields::Field] = &[
+            crate::rpc::fields::applied("name"),
+            crate::rpc::fields::applied("count"),
+        ];
+    }
+
     fn table() -> Methods {
         let mut m = Methods::new();
         m.register("echo", |p: Params| async move {
@@ -253,7 +271,7 @@ mod tests {
             Ok(json!({"name": p.name, "count": p.count}))
         });
         m.register("nothing", |p: Params| async move {
-            p.none()?;
+            let _: crate::rpc::fields::NoParams = p.parse()?;
             Ok(Value::Bool(true))
         });
         m
@@ -329,6 +347,23 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(r["error"]["code"], -32602);
+    }
+
+    #[tokio::test]
+    async fn positional_params_are_refused() {
+        let r = call(
+            &table(),
+            json!({"jsonrpc":"2.0","id":1,"method":"echo","params":["a", 1]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r["error"]["code"], -32602);
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("named parameters")
+        );
     }
 
     #[tokio::test]

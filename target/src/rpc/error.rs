@@ -54,6 +54,8 @@ pub const EINVAL: i32 = -22;
 pub const ENOSPC: i32 = -28;
 /// `-EROFS`: read-only.
 pub const EROFS: i32 = -30;
+/// `-ETIMEDOUT`: timed out.
+pub const ETIMEDOUT: i32 = -110;
 /// `-ENOTSUP`: operation not supported.
 pub const ENOTSUP: i32 = -95;
 

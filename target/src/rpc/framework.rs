@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::dispatch::{Methods, Params, RpcResult};
+use super::dispatch::{Methods, RpcResult};
+use super::fields::{Described, Field, NoParams, Ty, same};
 use crate::context::Target;
 
 /// Registers the methods. `rpc_get_methods` answers with the names registered before it, so
@@ -15,29 +16,37 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "spdk_get_version", version);
     super::reg(m, t, "save_config", save_config);
     super::reg(m, t, "framework_wait_init", wait_init);
-    let names: Vec<&'static str> = m.names().into_iter().chain(["rpc_get_methods"]).collect();
-    m.register("rpc_get_methods", move |p: Params| {
+    let mut names: Vec<&'static str> = m.names().into_iter().chain(["rpc_get_methods"]).collect();
+    names.sort_unstable();
+    let names = Arc::new(names);
+    super::reg(m, t, "rpc_get_methods", move |_t, _p: GetMethods| {
         let names = names.clone();
-        async move {
-            #[derive(Deserialize, Default)]
-            #[serde(deny_unknown_fields)]
-            struct Get {
-                #[serde(default)]
-                current: Option<bool>,
-                #[serde(default)]
-                include_aliases: Option<bool>,
-            }
-            let p: Get = p.parse()?;
-            let _ = (p.current, p.include_aliases);
-            let mut names = names;
-            names.sort_unstable();
-            Ok(json!(names))
-        }
+        async move { Ok(json!(*names)) }
     });
 }
 
-async fn version(_t: Arc<Target>, p: Params) -> RpcResult {
-    p.none()?;
+/// `rpc_get_methods`'s parameters: both filters select nothing Lamina has.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetMethods {}
+
+impl Described for GetMethods {
+    const FIELDS: &'static [Field] = &[
+        same(
+            "current",
+            Ty::Bool,
+            "every Lamina method is callable whenever the target answers (there is no \
+             start-up RPC state), so the current ones are all of them",
+        ),
+        same(
+            "include_aliases",
+            Ty::Bool,
+            "Lamina registers no deprecated method aliases, so there are none to include",
+        ),
+    ];
+}
+
+async fn version(_t: Arc<Target>, _p: NoParams) -> RpcResult {
     let v = crate::VERSION;
     let mut parts = v.split('.').map(|s| s.parse::<u32>().unwrap_or(0));
     let (major, minor, patch) = (
@@ -51,12 +60,10 @@ async fn version(_t: Arc<Target>, p: Params) -> RpcResult {
     }))
 }
 
-async fn save_config(t: Arc<Target>, p: Params) -> RpcResult {
-    p.none()?;
+async fn save_config(t: Arc<Target>, _p: NoParams) -> RpcResult {
     Ok(crate::config::save_config(&t))
 }
 
-async fn wait_init(_t: Arc<Target>, p: Params) -> RpcResult {
-    p.none()?;
+async fn wait_init(_t: Arc<Target>, _p: NoParams) -> RpcResult {
     Ok(json!(true))
 }

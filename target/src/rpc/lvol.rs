@@ -8,6 +8,11 @@
 //! A thick create and a delete that clears its clusters can take long on a large lvol: they
 //! register their progress in [`super::operations`] while they run.
 //!
+//! Lamina's lvstore metadata is not SPDK's blobstore (see `lvol/FORMAT.md`): it is laid out in
+//! 4 KiB blocks and sized from the device, so `md_page_size` is accepted at 4096 only and
+//! `num_md_pages_per_cluster_ratio` not at all; every other parameter is applied. An lvol's
+//! `clear_method` `default` is the lvstore default (unmap), as in SPDK.
+//!
 //! Listings take a snapshot of refcounted handles and read each lvol through its own handle:
 //! an lvol deleted meanwhile is absent from the answer, never half-read (the SPDK crash this
 //! project exists to avoid, spdk#3505).
@@ -21,8 +26,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::dispatch::{Methods, Params, RpcResult};
+use super::dispatch::{Methods, RpcResult};
 use super::error::RpcError;
+use super::fields::{Described, Field, Lit, applied, only};
 use crate::bdev::Claim;
 use crate::context::Target;
 
@@ -40,12 +46,25 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::lvol_check::register(m, t);
 }
 
+/// An lvstore's `clear_method`.
 fn parse_clear(s: Option<&str>) -> Result<ClearMethod, RpcError> {
     match s {
         None => Ok(ClearMethod::default()),
         Some(s) => s.parse().map_err(|_| {
             RpcError::invalid_params(format!(
                 "clear_method '{s}': use none, unmap or write_zeroes"
+            ))
+        }),
+    }
+}
+
+/// An lvol's `clear_method`, which may also be SPDK's `default` (the lvstore default, unmap).
+fn parse_lvol_clear(s: Option<&str>) -> Result<ClearMethod, RpcError> {
+    match s {
+        None | Some("default") => Ok(ClearMethod::default()),
+        Some(s) => s.parse().map_err(|_| {
+            RpcError::invalid_params(format!(
+                "clear_method '{s}': use default, none, unmap or write_zeroes"
             ))
         }),
     }
@@ -60,15 +79,29 @@ struct CreateLvstore {
     cluster_sz: Option<u64>,
     #[serde(default)]
     clear_method: Option<String>,
-    #[serde(default)]
-    num_md_pages_per_cluster_ratio: Option<u32>,
-    #[serde(default)]
-    md_page_size: Option<u32>,
 }
 
-async fn create_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: CreateLvstore = p.parse()?;
-    let _ = (p.num_md_pages_per_cluster_ratio, p.md_page_size);
+impl Described for CreateLvstore {
+    const FIELDS: &'static [Field] = &[
+        applied("bdev_name"),
+        applied("lvs_name"),
+        applied("cluster_sz"),
+        applied("clear_method"),
+        only(
+            "num_md_pages_per_cluster_ratio",
+            &[],
+            "Lamina's lvstore metadata is not made of SPDK blobstore pages: its room for \
+             lvols and growth is sized from the device (lvol/FORMAT.md)",
+        ),
+        only(
+            "md_page_size",
+            &[Lit::Int(4096)],
+            "Lamina's lvstore metadata blocks are 4 KiB (lvol/FORMAT.md)",
+        ),
+    ];
+}
+
+async fn create_lvstore(t: Arc<Target>, p: CreateLvstore) -> RpcResult {
     let bdev = t.bdevs.get(&p.bdev_name).map_err(RpcError::from)?;
     let mut opts = LvstoreOptions {
         clear_method: parse_clear(p.clear_method.as_deref())?,
@@ -104,6 +137,10 @@ pub(super) struct StoreSelector {
     lvs_name: Option<String>,
 }
 
+impl Described for StoreSelector {
+    const FIELDS: &'static [Field] = &[applied("uuid"), applied("lvs_name")];
+}
+
 impl StoreSelector {
     /// The selected lvstore, or `None` for all; both given is an error.
     pub(super) fn resolve(&self, t: &Target) -> Result<Option<LvolStore>, RpcError> {
@@ -115,8 +152,7 @@ impl StoreSelector {
     }
 }
 
-async fn get_lvstores(t: Arc<Target>, p: Params) -> RpcResult {
-    let sel: StoreSelector = p.parse()?;
+async fn get_lvstores(t: Arc<Target>, sel: StoreSelector) -> RpcResult {
     let infos: Vec<LvstoreInfo> = match sel.resolve(&t)? {
         Some(store) => vec![store.info()?],
         None => t.lvols.list_lvstores(),
@@ -137,8 +173,7 @@ pub fn lvstore_json(i: &LvstoreInfo) -> Value {
     })
 }
 
-async fn delete_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
-    let sel: StoreSelector = p.parse()?;
+async fn delete_lvstore(t: Arc<Target>, sel: StoreSelector) -> RpcResult {
     let store = sel
         .resolve(&t)?
         .ok_or_else(|| RpcError::invalid_params("give uuid or lvs_name"))?;
@@ -170,8 +205,19 @@ struct CreateLvol {
     clear_method: Option<String>,
 }
 
-async fn create(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: CreateLvol = p.parse()?;
+impl Described for CreateLvol {
+    const FIELDS: &'static [Field] = &[
+        applied("lvol_name"),
+        applied("size_in_mib"),
+        applied("size"),
+        applied("thin_provision"),
+        applied("uuid"),
+        applied("lvs_name"),
+        applied("clear_method"),
+    ];
+}
+
+async fn create(t: Arc<Target>, p: CreateLvol) -> RpcResult {
     let size = match (p.size_in_mib, p.size) {
         (Some(mib), None) => mib
             .checked_mul(1024 * 1024)
@@ -191,7 +237,7 @@ async fn create(t: Arc<Target>, p: Params) -> RpcResult {
     .ok_or_else(|| RpcError::invalid_params("give the lvstore: uuid or lvs_name"))?;
     let opts = LvolOptions {
         thin: p.thin_provision,
-        clear_method: parse_clear(p.clear_method.as_deref())?,
+        clear_method: parse_lvol_clear(p.clear_method.as_deref())?,
         ..LvolOptions::default()
     };
     let alias = format!("{}/{}", store.name(), p.lvol_name);
@@ -219,8 +265,11 @@ struct GetLvols {
     lvs_name: Option<String>,
 }
 
-async fn get_lvols(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: GetLvols = p.parse()?;
+impl Described for GetLvols {
+    const FIELDS: &'static [Field] = &[applied("lvs_uuid"), applied("lvs_name")];
+}
+
+async fn get_lvols(t: Arc<Target>, p: GetLvols) -> RpcResult {
     let store = StoreSelector {
         uuid: p.lvs_uuid,
         lvs_name: p.lvs_name,
@@ -252,8 +301,11 @@ struct LvolName {
     name: String,
 }
 
-async fn delete(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: LvolName = p.parse()?;
+impl Described for LvolName {
+    const FIELDS: &'static [Field] = &[applied("name")];
+}
+
+async fn delete(t: Arc<Target>, p: LvolName) -> RpcResult {
     let lvol = t.lvols.lvol(&p.name)?;
     let info = lvol.info()?;
     let progress = Progress::new();
@@ -302,8 +354,11 @@ struct RenameLvstore {
     new_name: String,
 }
 
-async fn rename_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: RenameLvstore = p.parse()?;
+impl Described for RenameLvstore {
+    const FIELDS: &'static [Field] = &[applied("old_name"), applied("new_name")];
+}
+
+async fn rename_lvstore(t: Arc<Target>, p: RenameLvstore) -> RpcResult {
     // SPDK answers -ENOENT (not -ENODEV) for an unknown lvstore here; scripts may match on it.
     let store = t.lvols.lvstore(&p.old_name).map_err(|_| {
         RpcError::new(
@@ -319,8 +374,7 @@ async fn rename_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
     Ok(json!(true))
 }
 
-async fn grow_lvstore(t: Arc<Target>, p: Params) -> RpcResult {
-    let sel: StoreSelector = p.parse()?;
+async fn grow_lvstore(t: Arc<Target>, sel: StoreSelector) -> RpcResult {
     let store = sel
         .resolve(&t)?
         .ok_or_else(|| RpcError::invalid_params("give uuid or lvs_name"))?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use lamina_lvol::CheckReport;
 use serde_json::{Value, json};
 
-use super::dispatch::{Methods, Params, RpcResult};
+use super::dispatch::{Methods, RpcResult};
 use super::lvol::StoreSelector;
 use crate::context::Target;
 
@@ -19,8 +19,7 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "bdev_lvol_check_lvstore", check);
 }
 
-async fn check(t: Arc<Target>, p: Params) -> RpcResult {
-    let sel: StoreSelector = p.parse()?;
+async fn check(t: Arc<Target>, sel: StoreSelector) -> RpcResult {
     let stores = match sel.resolve(&t)? {
         Some(s) => vec![s],
         None => t.lvols.lvstores(),

@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::dispatch::{Methods, Params, RpcResult};
+use super::dispatch::{Methods, RpcResult};
 use super::error::RpcError;
+use super::fields::{Described, Field, applied};
 use crate::context::Target;
 use crate::subsystem::{Backend, Subsystem, SubsystemEvent};
 
@@ -72,8 +73,11 @@ struct Resize {
     size_in_mib: u64,
 }
 
-async fn resize(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: Resize = p.parse()?;
+impl Described for Resize {
+    const FIELDS: &'static [Field] = &[applied("name"), applied("size_in_mib")];
+}
+
+async fn resize(t: Arc<Target>, p: Resize) -> RpcResult {
     let bytes = p
         .size_in_mib
         .checked_mul(1024 * 1024)
@@ -92,8 +96,11 @@ struct Rename {
     new_name: String,
 }
 
-async fn rename(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: Rename = p.parse()?;
+impl Described for Rename {
+    const FIELDS: &'static [Field] = &[applied("old_name"), applied("new_name")];
+}
+
+async fn rename(t: Arc<Target>, p: Rename) -> RpcResult {
     let (lvol, alias) = lookup(&t, &p.old_name)?;
     if p.new_name.contains('/') {
         return Err(RpcError::invalid(format!(
@@ -112,8 +119,11 @@ struct LvolName {
     name: String,
 }
 
-async fn set_read_only(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: LvolName = p.parse()?;
+impl Described for LvolName {
+    const FIELDS: &'static [Field] = &[applied("name")];
+}
+
+async fn set_read_only(t: Arc<Target>, p: LvolName) -> RpcResult {
     let (lvol, alias) = lookup(&t, &p.name)?;
     lvol.set_read_only().await?;
     announce_change(&t, lvol.uuid());
@@ -128,8 +138,11 @@ struct Snapshot {
     snapshot_name: String,
 }
 
-async fn snapshot(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: Snapshot = p.parse()?;
+impl Described for Snapshot {
+    const FIELDS: &'static [Field] = &[applied("lvol_name"), applied("snapshot_name")];
+}
+
+async fn snapshot(t: Arc<Target>, p: Snapshot) -> RpcResult {
     let (lvol, alias) = lookup(&t, &p.lvol_name)?;
     let snap = lvol.snapshot(&p.snapshot_name).await?;
     tracing::info!(lvol = %alias, snapshot = %p.snapshot_name, "snapshot created");
@@ -143,25 +156,27 @@ struct CloneParams {
     clone_name: String,
 }
 
-async fn clone(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: CloneParams = p.parse()?;
+impl Described for CloneParams {
+    const FIELDS: &'static [Field] = &[applied("snapshot_name"), applied("clone_name")];
+}
+
+async fn clone(t: Arc<Target>, p: CloneParams) -> RpcResult {
     let (snap, alias) = lookup(&t, &p.snapshot_name)?;
     let clone = snap.create_clone(&p.clone_name).await?;
     tracing::info!(snapshot = %alias, clone = %p.clone_name, "clone created");
     Ok(json!(clone.uuid().to_string()))
 }
 
-async fn inflate(t: Arc<Target>, p: Params) -> RpcResult {
+async fn inflate(t: Arc<Target>, p: LvolName) -> RpcResult {
     copy_up(t, p, "bdev_lvol_inflate").await
 }
 
-async fn decouple_parent(t: Arc<Target>, p: Params) -> RpcResult {
+async fn decouple_parent(t: Arc<Target>, p: LvolName) -> RpcResult {
     copy_up(t, p, "bdev_lvol_decouple_parent").await
 }
 
 /// Inflate or decouple, registered as a long operation while it runs.
-async fn copy_up(t: Arc<Target>, p: Params, method: &'static str) -> RpcResult {
-    let p: LvolName = p.parse()?;
+async fn copy_up(t: Arc<Target>, p: LvolName, method: &'static str) -> RpcResult {
     let (lvol, alias) = lookup(&t, &p.name)?;
     let progress = Progress::new();
     let op = t
@@ -186,8 +201,11 @@ struct GetOperations {
     id: Option<u64>,
 }
 
-async fn get_operations(t: Arc<Target>, p: Params) -> RpcResult {
-    let p: GetOperations = p.parse()?;
+impl Described for GetOperations {
+    const FIELDS: &'static [Field] = &[applied("id")];
+}
+
+async fn get_operations(t: Arc<Target>, p: GetOperations) -> RpcResult {
     let mut ops = t.operations.list();
     if let Some(id) = p.id {
         ops.retain(|o| o.id == id);

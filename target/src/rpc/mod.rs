@@ -5,17 +5,26 @@
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
 //! the other end used by the CLI and tests. The methods live in one file per resource:
 //! [`bdev`], [`lvol`] (lvstores, lvol create/list/delete), [`lvol_ops`] (the other lvol
-//! methods), [`lvol_check`] (the lvstore consistency check), [`nvmf`], [`framework`]. [`operations`] tracks the progress of long lvol operations
-//! for the Lamina-specific `lamina_get_operations`.
+//! methods), [`lvol_check`] (the lvstore consistency check), [`nvmf`], [`framework`].
+//! [`operations`] tracks the progress of long lvol operations for the Lamina-specific
+//! `lamina_get_operations`.
+//!
+//! Every method's parameters are a struct with a catalogue ([`fields`]): each parameter SPDK
+//! defines for the method is accepted, applied where Lamina implements it, and otherwise
+//! accepted only at the values that mean what Lamina does. A parameter is never accepted and
+//! then ignored.
 //!
 //! Every method that succeeds and is not a pure query persists the configuration (see
 //! [`crate::config`]), so what an operator created is back after a restart or a crash; the
 //! write (and its fsyncs) is skipped when the file would not change, as after lvol methods.
 
 pub mod bdev;
+#[cfg(test)]
+mod catalogue_tests;
 pub mod client;
 pub mod dispatch;
 pub mod error;
+pub mod fields;
 pub mod framework;
 pub mod framing;
 pub mod lvol;
@@ -58,19 +67,23 @@ fn is_query(name: &str) -> bool {
         )
 }
 
-/// Registers `f` as `name`, giving it the target; a successful change is persisted.
-pub(crate) fn reg<F, Fut>(m: &mut Methods, t: &Arc<Target>, name: &'static str, f: F)
+/// Registers `f` as `name`, giving it the target and its parameters decoded and checked as `P`
+/// (whose catalogue is recorded with the method); a successful change is persisted.
+pub(crate) fn reg<P, F, Fut>(m: &mut Methods, t: &Arc<Target>, name: &'static str, f: F)
 where
-    F: Fn(Arc<Target>, Params) -> Fut + Send + Sync + 'static,
+    P: fields::Described + Send + 'static,
+    F: Fn(Arc<Target>, P) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = RpcResult> + Send + 'static,
 {
     let t = t.clone();
     let f = Arc::new(f);
     let persist = !is_query(name);
-    m.register(name, move |p| {
+    m.describe(name, fields::Catalog::of::<P>());
+    m.register(name, move |p: Params| {
         let (t, f) = (t.clone(), f.clone());
         async move {
-            let result = f(t.clone(), p).await;
+            let params: P = p.parse()?;
+            let result = f(t.clone(), params).await;
             if persist && result.is_ok() {
                 crate::config::persist(&t).await;
             }

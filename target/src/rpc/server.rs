@@ -257,7 +257,7 @@ mod tests {
     fn methods() -> Arc<Methods> {
         let mut m = Methods::new();
         m.register("ping", |p: Params| async move {
-            p.none()?;
+            let _: super::super::fields::NoParams = p.parse()?;
             Ok(json!("pong"))
         });
         m.register("sleep", |_p: Params| async move {

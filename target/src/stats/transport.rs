@@ -67,6 +67,10 @@ pub struct TransportStats {
     pub admin_queues: AtomicI64,
     /// I/O queues open.
     pub io_queues: AtomicI64,
+    /// Admin queues bound (Connect succeeded) since start.
+    pub admin_queues_total: AtomicU64,
+    /// I/O queues bound since start.
+    pub io_queues_total: AtomicU64,
     /// Controllers torn down by keep-alive timeout.
     pub kato_expiries: AtomicU64,
     /// Header digest errors.

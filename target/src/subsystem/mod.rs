@@ -13,6 +13,7 @@ pub mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -79,6 +80,8 @@ pub struct SubsystemConfig {
     pub allow_any_host: bool,
     /// Most namespaces (and the largest NSID).
     pub max_namespaces: u32,
+    /// The CNTLIDs its controllers may get (SPDK's `min_cntlid..=max_cntlid`).
+    pub cntlids: RangeInclusive<u16>,
 }
 
 /// One subsystem.
@@ -89,6 +92,7 @@ pub struct Subsystem {
     serial_number: String,
     model_number: String,
     max_namespaces: u32,
+    cntlids: RangeInclusive<u16>,
     allow_any_host: AtomicBool,
     hosts: RwLock<BTreeSet<String>>,
     listeners: RwLock<BTreeSet<SocketAddr>>,
@@ -111,6 +115,7 @@ impl Subsystem {
             serial_number: config.serial_number,
             model_number: config.model_number,
             max_namespaces: config.max_namespaces,
+            cntlids: config.cntlids,
             allow_any_host: AtomicBool::new(config.allow_any_host),
             hosts: RwLock::new(BTreeSet::new()),
             listeners: RwLock::new(BTreeSet::new()),
@@ -118,6 +123,11 @@ impl Subsystem {
             events: broadcast::channel(64).0,
             stats: crate::stats::SubsystemStats::default(),
         }
+    }
+
+    /// The CNTLIDs its controllers may get.
+    pub fn cntlids(&self) -> RangeInclusive<u16> {
+        self.cntlids.clone()
     }
 
     /// The NQN.
@@ -288,6 +298,7 @@ mod tests {
             model_number: "Lamina".into(),
             allow_any_host: false,
             max_namespaces: 4,
+            cntlids: 1..=crate::controller::registry::MAX_CNTLID,
         })
     }
 

@@ -89,6 +89,7 @@ fn start_per_core() -> Option<Vec<Handle>> {
 
 /// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
 fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, next: &mut usize) {
+    set_priority(&stream, target.options().sock_priority);
     let t = target.clone();
     let Some(rts) = per_core_runtimes() else {
         target
@@ -109,6 +110,18 @@ fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, nex
             connection::serve_guarded(stream, t, ticket).await;
         }
     }));
+}
+
+/// Sets `SO_PRIORITY` (the transport's `sock_priority`) on an accepted connection; 0 leaves
+/// the kernel's default. A failure (priorities above 6 need `CAP_NET_ADMIN`) is logged once per
+/// connection, and the connection is served anyway, as SPDK does.
+fn set_priority(stream: &TcpStream, priority: u32) {
+    if priority == 0 {
+        return;
+    }
+    if let Err(e) = socket2::SockRef::from(stream).set_priority(priority) {
+        tracing::warn!(priority, error = %e, "cannot set the connection's socket priority");
+    }
 }
 
 /// Accepts connections until `cancel` fires; each is admitted or closed at once.

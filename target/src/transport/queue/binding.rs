@@ -89,12 +89,14 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         };
         span.record("qid", qid);
         let c2h_success = ctrl.sq_flow_control_disabled() && self.target.options().c2h_success;
-        let gauge = if qid == 0 {
-            &self.target.transport_stats.admin_queues
+        let stats = &self.target.transport_stats;
+        let (gauge, total) = if qid == 0 {
+            (&stats.admin_queues, &stats.admin_queues_total)
         } else {
-            &self.target.transport_stats.io_queues
+            (&stats.io_queues, &stats.io_queues_total)
         };
         crate::stats::gauge_add(gauge, 1);
+        total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if qid == 0 {
             tracing::info!(subnqn = %ctrl.subsystem().nqn(), "host connected: controller created");
         } else {
