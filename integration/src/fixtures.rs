@@ -35,6 +35,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         rpc_listen: None,
         metrics: None,
         config: None,
+        no_default: false,
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),

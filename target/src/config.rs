@@ -29,12 +29,43 @@ pub mod declarative;
 /// The state file's name inside the data directory.
 pub const STATE_FILE: &str = "lamina.json";
 
+/// The framework subsystems whose configuration Lamina saves, each with the ones it depends
+/// on (SPDK's `framework_get_subsystems`), in the order they load.
+pub const SUBSYSTEMS: [(&str, &[&str]); 3] =
+    [("sock", &[]), ("bdev", &[]), ("nvmf", &["bdev", "sock"])];
+
+/// The configuration of framework subsystem `name` (SPDK's `framework_get_config`), `None` for a
+/// subsystem Lamina does not have.
+pub fn subsystem_config(t: &Target, name: &str) -> Option<Vec<Value>> {
+    match name {
+        "sock" => Some(sock_config(t)),
+        "bdev" => Some(bdev_config(t)),
+        "nvmf" => Some(nvmf_config(t)),
+        _ => None,
+    }
+}
+
 /// The current configuration as `save_config` returns it.
 pub fn save_config(t: &Target) -> Value {
-    json!({"subsystems": [
-        {"subsystem": "bdev", "config": bdev_config(t)},
-        {"subsystem": "nvmf", "config": nvmf_config(t)},
-    ]})
+    let subsystems: Vec<Value> = SUBSYSTEMS
+        .iter()
+        .map(|(name, _)| json!({"subsystem": name, "config": subsystem_config(t, name)}))
+        .collect();
+    json!({ "subsystems": subsystems })
+}
+
+/// The socket options that differ from Lamina's defaults (the kernel's).
+fn sock_config(t: &Target) -> Vec<Value> {
+    let all = *t.sock_options.read();
+    [("posix", all.posix), ("ssl", all.ssl)]
+        .into_iter()
+        .filter(|(_, o)| *o != crate::options::SockOptions::default())
+        .map(|(name, o)| {
+            json!({"method": "sock_impl_set_options", "params": {"impl_name": name,
+                "recv_buf_size": o.recv_buf_size, "send_buf_size": o.send_buf_size,
+                "enable_quickack": o.enable_quickack}})
+        })
+        .collect()
 }
 
 fn bdev_config(t: &Target) -> Vec<Value> {
@@ -56,7 +87,16 @@ fn bdev_config(t: &Target) -> Vec<Value> {
 }
 
 fn nvmf_config(t: &Target) -> Vec<Value> {
-    let mut out = Vec::new();
+    let settings = &t.subsystems.settings;
+    let [crdt1, crdt2, crdt3] = settings.crdt();
+    let mut out = vec![
+        json!({"method": "nvmf_set_config",
+            "params": {"discovery_filter": settings.discovery_filter().name()}}),
+        json!({"method": "nvmf_set_max_subsystems",
+            "params": {"max_subsystems": settings.max_subsystems()}}),
+        json!({"method": "nvmf_set_crdt",
+            "params": {"crdt1": crdt1, "crdt2": crdt2, "crdt3": crdt3}}),
+    ];
     if t.transport_created
         .load(std::sync::atomic::Ordering::Acquire)
     {
@@ -94,6 +134,10 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
             );
         }
     }
+    out.extend(settings.referrals().iter().map(|r| {
+        json!({"method": "nvmf_discovery_add_referral",
+            "params": crate::rpc::nvmf::referral::referral_json(r)})
+    }));
     out
 }
 
@@ -314,7 +358,12 @@ pub async fn apply_file(
 ) -> Result<FileApplied, ConfigError> {
     Ok(match read_file(path)? {
         ConfigFile::Spdk(v) => {
-            let r = replay_except(methods, &v, |m, p| namespace_exists(t, m, p)).await;
+            let r = replay_except(methods, &v, |m, p| {
+                namespace_exists(t, m, p)
+                    || (m == "nvmf_create_transport"
+                        && crate::rpc::nvmf::transport::transport_unchanged(t, p))
+            })
+            .await;
             FileApplied {
                 created: r.ok,
                 existing: r.existing,

@@ -4,7 +4,10 @@
 //! One entry for the current discovery subsystem (the port the host used), then one entry per
 //! NVM subsystem the host is allowed into and per address that subsystem listens on. A wildcard
 //! listen address (0.0.0.0, ::) is reported as the address the host connected to, which is one
-//! it can reach. GENCTR is the target's discovery generation, bumped by every change.
+//! it can reach. The target's discovery filter (SPDK's `nvmf_set_config discovery_filter`) can
+//! narrow the listeners to those on the address and port the host reached. Referrals to other
+//! discovery services or subsystems (`nvmf_discovery_add_referral`) follow. GENCTR is the
+//! target's discovery generation, bumped by every change.
 
 use std::net::SocketAddr;
 
@@ -17,6 +20,7 @@ use lamina_protocol::nvme::strings::Nqn;
 use crate::context::Target;
 use crate::controller::Controller;
 use crate::subsystem::SubsystemKind;
+use crate::subsystem::settings::Referral;
 
 /// Builds the whole log page for the host of `ctrl`.
 pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
@@ -31,6 +35,7 @@ pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
         portid_of(local),
         asqsz,
     )];
+    let filter = target.subsystems.settings.discovery_filter();
     for sub in target.subsystems.list() {
         if sub.kind() == SubsystemKind::Discovery || !sub.host_allowed(&host.hostnqn) {
             continue;
@@ -38,7 +43,11 @@ pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
         let Ok(nqn) = Nqn::new(sub.nqn()) else {
             continue;
         };
-        for addr in sub.listeners() {
+        for addr in sub
+            .listeners()
+            .into_iter()
+            .filter(|a| filter.shows(*a, local))
+        {
             let reported = if addr.ip().is_unspecified() {
                 SocketAddr::new(local.ip(), addr.port())
             } else {
@@ -53,10 +62,37 @@ pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
             ));
         }
     }
+    entries.extend(
+        target
+            .subsystems
+            .settings
+            .referrals()
+            .iter()
+            .filter_map(referral),
+    );
     let page = DiscoveryLogPage::new(target.subsystems.generation(), entries);
     let mut b = BytesMut::with_capacity(page.encoded_len());
     page.encode(&mut b);
     b.freeze()
+}
+
+/// A referral's entry, as SPDK builds it: subtype discovery when it names the discovery NQN,
+/// NVM subsystem otherwise; the secure-channel requirement; no port ID or queue size (they are
+/// the other service's to report).
+fn referral(r: &Referral) -> Option<DiscoveryLogEntry> {
+    let subnqn = Nqn::new(&r.subnqn).ok()?;
+    let subtype = if r.subnqn == crate::subsystem::DISCOVERY_NQN {
+        SubType::REFERRAL
+    } else {
+        SubType::NVME
+    };
+    let mut e = entry(subtype, subnqn, r.addr, 0, 0);
+    e.treq = if r.secure_channel {
+        Treq::REQUIRED
+    } else {
+        Treq::NOT_REQUIRED
+    };
+    Some(e)
 }
 
 fn entry(

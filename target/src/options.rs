@@ -52,6 +52,27 @@ impl Default for TransportOptions {
 /// The highest `sock_priority` (SPDK's limit).
 pub const MAX_SOCK_PRIORITY: u32 = 16;
 
+/// Socket options of one SPDK socket implementation (`sock_impl_set_options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SockOptions {
+    /// `SO_RCVBUF` of accepted connections in bytes; 0 leaves the kernel's autotuning.
+    pub recv_buf_size: u32,
+    /// `SO_SNDBUF` of accepted connections in bytes; 0 leaves the kernel's autotuning.
+    pub send_buf_size: u32,
+    /// `TCP_QUICKACK` on accepted connections.
+    pub enable_quickack: bool,
+}
+
+/// The options of SPDK's two socket implementations: `posix` (the kernel's TCP sockets,
+/// Lamina's listeners) and `ssl` (kept for TLS listeners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SockImpls {
+    /// The kernel's TCP sockets.
+    pub posix: SockOptions,
+    /// TLS sockets.
+    pub ssl: SockOptions,
+}
+
 /// The in-capsule data the admin queue accepts (NVMe/TCP: 8 KiB).
 pub const ADMIN_IN_CAPSULE_DATA: u32 = 8192;
 

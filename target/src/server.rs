@@ -103,7 +103,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         )?;
         let r = crate::config::replay(&methods, &cfg).await;
         tracing::info!(ok = r.ok, failed = r.failed, file = %state.display(), "configuration restored");
-    } else if args.config.is_none() {
+    } else if args.config.is_none() && !args.no_default {
         create_default(&methods, &data_dir, &ports).await?;
     }
     if let Some(path) = &args.config {

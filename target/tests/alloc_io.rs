@@ -167,6 +167,7 @@ fn steady_state_io_allocates_nothing() {
         rpc_listen: None,
         metrics: None,
         config: Some(cfg),
+        no_default: false,
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),

@@ -274,7 +274,18 @@ async fn spdk_json_config_is_replayed_and_idempotent() {
     let r = lamina_target::config::apply_file(&running.target, &running.methods, &json_file)
         .await
         .unwrap();
-    assert_eq!((r.created, r.failed), (0, 0), "{r:?}");
+    // Settings (`*_set_*`) are applied again, to the same values; everything else is there.
+    let settings = saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["config"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["method"].as_str().unwrap().contains("_set_"))
+        .count();
+    assert!(settings > 0, "{saved}");
+    assert_eq!((r.created, r.failed), (settings, 0), "{r:?}");
     assert_eq!(r.existing, 5, "{r:?}");
+    let c2 = &mut client(&running.rpc_socket).await;
+    assert_eq!(ok(c2, "save_config", Value::Null).await, saved);
     server::shutdown(&running).await;
 }

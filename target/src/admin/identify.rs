@@ -91,6 +91,7 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         lpa: if discovery { LPA_DISCOVERY } else { LPA },
         elpe: ELPE,
         kas: opts.kas,
+        crdt: ctx.target.subsystems.settings.crdt(),
         sqes: 0x66,
         cqes: 0x44,
         maxcmd: opts.max_queue_depth,

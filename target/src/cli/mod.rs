@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Declarative start-up configuration (TOML, or SPDK JSON from save_config).
     #[arg(long, value_name = "FILE", env = "LAMINA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// On a fresh data directory, start with nothing configured (as SPDK's nvmf_tgt does)
+    /// instead of the embedded default: for SPDK provisioning scripts and load_config.
+    #[arg(long, env = "LAMINA_NO_DEFAULT")]
+    pub no_default: bool,
     /// Log filter: a level (info, debug) or tracing directives. Default: RUST_LOG, else info.
     #[arg(long, value_name = "LEVEL", env = "LAMINA_LOG_LEVEL")]
     pub log_level: Option<String>,

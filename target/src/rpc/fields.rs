@@ -79,6 +79,10 @@ pub enum Ty {
     Int,
     /// A string.
     Str,
+    /// An array of strings.
+    StrList,
+    /// An object.
+    Object,
 }
 
 impl Ty {
@@ -87,6 +91,8 @@ impl Ty {
             Self::Bool => v.is_boolean(),
             Self::Int => v.is_i64() || v.is_u64(),
             Self::Str => v.is_string(),
+            Self::StrList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            Self::Object => v.is_object(),
         }
     }
 
@@ -95,6 +101,8 @@ impl Ty {
             Self::Bool => "a boolean",
             Self::Int => "an integer",
             Self::Str => "a string",
+            Self::StrList => "an array of strings",
+            Self::Object => "an object",
         }
     }
 }
@@ -243,7 +251,14 @@ fn strip_at(fields: &[Field], value: &mut Value, path: &str) -> Result<(), RpcEr
         };
         match f.usage {
             Use::Applied => {}
-            Use::Object(c) => strip_at(c.fields, v, &format!("{path}{}.", f.name))?,
+            Use::Object(c) => {
+                strip_at(c.fields, v, &format!("{path}{}.", f.name))?;
+                // An object whose parameters are all checked and stripped holds nothing for
+                // the struct: it goes too.
+                if held(c.fields).is_empty() {
+                    obj.remove(f.name);
+                }
+            }
             Use::Only { values, why } => {
                 if !v.is_null() && !values.iter().any(|l| l.matches(v)) {
                     let accepted = if values.is_empty() {
@@ -275,11 +290,16 @@ fn strip_at(fields: &[Field], value: &mut Value, path: &str) -> Result<(), RpcEr
     Ok(())
 }
 
-/// The names of the fields a params struct holds: the [`Use::Applied`] and [`Use::Object`] ones.
+/// The names of the fields a params struct holds: the [`Use::Applied`] ones and the
+/// [`Use::Object`] ones that hold something themselves.
 pub fn held(fields: &[Field]) -> Vec<&'static str> {
     fields
         .iter()
-        .filter(|f| matches!(f.usage, Use::Applied | Use::Object(_)))
+        .filter(|f| match f.usage {
+            Use::Applied => true,
+            Use::Object(c) => !held(c.fields).is_empty(),
+            Use::Only { .. } | Use::Same { .. } => false,
+        })
         .map(|f| f.name)
         .collect()
 }

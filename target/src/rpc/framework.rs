@@ -1,21 +1,30 @@
 //! Framework methods: `rpc_get_methods`, `spdk_get_version` (answering with Lamina's version),
-//! `save_config` (SPDK's JSON shape) and `framework_wait_init`.
+//! `save_config` (SPDK's JSON shape), `framework_get_subsystems` and `framework_get_config`
+//! (what SPDK's `rpc.py save_config` assembles the file from), and `framework_wait_init`.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::dispatch::{Methods, RpcResult};
-use super::fields::{Described, Field, NoParams, Ty, same};
+use super::error::RpcError;
+use super::fields::{Catalog, Described, Field, Lit, NoParams, Ty, Use, applied, same};
 use crate::context::Target;
 
-/// Registers the methods. `rpc_get_methods` answers with the names registered before it, so
-/// [`super::methods`] registers this group last.
+/// Registers the methods. `rpc_get_methods` and `lamina_get_method_params` answer with the
+/// methods registered before them, so [`super::methods`] registers this group last.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "spdk_get_version", version);
     super::reg(m, t, "save_config", save_config);
     super::reg(m, t, "framework_wait_init", wait_init);
+    super::reg(m, t, "framework_get_subsystems", get_subsystems);
+    super::reg(m, t, "framework_get_config", get_config);
+    let catalogues = Arc::new(catalogues_json(m));
+    super::reg(m, t, "lamina_get_method_params", move |_t, _p: NoParams| {
+        let c = catalogues.clone();
+        async move { Ok((*c).clone()) }
+    });
     let mut names: Vec<&'static str> = m.names().into_iter().chain(["rpc_get_methods"]).collect();
     names.sort_unstable();
     let names = Arc::new(names);
@@ -62,6 +71,78 @@ async fn version(_t: Arc<Target>, _p: NoParams) -> RpcResult {
 
 async fn save_config(t: Arc<Target>, _p: NoParams) -> RpcResult {
     Ok(crate::config::save_config(&t))
+}
+
+/// Every method registered so far with its parameter catalogue (see [`super::fields`]): per
+/// parameter, `applied`, `{"only": [values], "why": ...}`, `{"same": why}` or
+/// `{"object": {...}}`. Lamina-specific: it tells an operator (and the SPDK client test) what
+/// each parameter SPDK defines does here.
+fn catalogues_json(m: &Methods) -> Value {
+    fn one(c: Catalog) -> Value {
+        let fields: serde_json::Map<String, Value> = c
+            .fields
+            .iter()
+            .map(|f| {
+                let v = match f.usage {
+                    Use::Applied => json!("applied"),
+                    Use::Only { values, why } => json!({
+                        "only": values.iter().map(Lit::to_json).collect::<Vec<_>>(),
+                        "why": why,
+                    }),
+                    Use::Same { why, .. } => json!({ "same": why }),
+                    Use::Object(inner) => json!({ "object": one(inner) }),
+                };
+                (f.name.to_owned(), v)
+            })
+            .collect();
+        Value::Object(fields)
+    }
+    Value::Object(
+        m.names()
+            .into_iter()
+            .filter_map(|n| m.catalog(n).map(|c| (n.to_owned(), one(c))))
+            .collect(),
+    )
+}
+
+async fn get_subsystems(_t: Arc<Target>, _p: NoParams) -> RpcResult {
+    Ok(Value::Array(
+        crate::config::SUBSYSTEMS
+            .iter()
+            .map(|(name, deps)| json!({"subsystem": name, "depends_on": deps}))
+            .collect(),
+    ))
+}
+
+/// `framework_get_config`'s parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetConfig {
+    name: String,
+}
+
+impl Described for GetConfig {
+    const FIELDS: &'static [Field] = &[
+        applied("name"),
+        same(
+            "with_batches",
+            Ty::Bool,
+            "Lamina's configuration has no groups of calls to batch: it is the same list either \
+             way",
+        ),
+    ];
+}
+
+async fn get_config(t: Arc<Target>, p: GetConfig) -> RpcResult {
+    crate::config::subsystem_config(&t, &p.name)
+        .map(Value::Array)
+        .ok_or_else(|| {
+            RpcError::not_found(format!(
+                "subsystem '{}' not found: Lamina's are {}",
+                p.name,
+                crate::config::SUBSYSTEMS.map(|(n, _)| n).join(", ")
+            ))
+        })
 }
 
 async fn wait_init(_t: Arc<Target>, _p: NoParams) -> RpcResult {

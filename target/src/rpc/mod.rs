@@ -22,6 +22,7 @@ pub mod bdev;
 #[cfg(test)]
 mod catalogue_tests;
 pub mod client;
+pub mod compat;
 pub mod dispatch;
 pub mod error;
 pub mod fields;
@@ -49,6 +50,7 @@ pub fn methods(target: &Arc<Target>) -> Methods {
     bdev::register(&mut m, target);
     lvol::register(&mut m, target);
     nvmf::register(&mut m, target);
+    compat::register(&mut m, target);
     framework::register(&mut m, target);
     m
 }

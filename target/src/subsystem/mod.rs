@@ -10,6 +10,7 @@
 pub mod gate;
 pub mod namespace;
 pub mod registry;
+pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

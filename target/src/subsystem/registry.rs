@@ -18,6 +18,8 @@ use super::{DISCOVERY_NQN, Subsystem, SubsystemConfig};
 #[derive(Debug)]
 pub struct Subsystems {
     map: DashMap<String, Arc<Subsystem>>,
+    /// Target-wide settings: discovery filter, referrals, subsystem limit, CRDT.
+    pub settings: super::settings::NvmfSettings,
     generation: AtomicU64,
     discovery_changes: broadcast::Sender<u64>,
 }
@@ -28,10 +30,16 @@ impl Default for Subsystems {
     }
 }
 
-/// The NQN is taken.
+/// Why a subsystem was not created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("subsystem {0} already exists")]
-pub struct SubsystemExists(pub String);
+pub enum CreateError {
+    /// The NQN is taken.
+    #[error("subsystem {0} already exists")]
+    Exists(String),
+    /// The target holds its maximum number of NVM subsystems.
+    #[error("the target already holds its maximum of {0} subsystems (nvmf_set_max_subsystems)")]
+    Full(u32),
+}
 
 impl Subsystems {
     /// A registry holding only the discovery subsystem.
@@ -48,15 +56,21 @@ impl Subsystems {
         map.insert(DISCOVERY_NQN.to_owned(), Arc::new(discovery));
         Self {
             map,
+            settings: super::settings::NvmfSettings::default(),
             generation: AtomicU64::new(1),
             discovery_changes: broadcast::channel(16).0,
         }
     }
 
-    /// Creates a subsystem.
-    pub fn create(&self, config: SubsystemConfig) -> Result<Arc<Subsystem>, SubsystemExists> {
+    /// Creates a subsystem, unless the target already holds `settings.max_subsystems()` NVM
+    /// subsystems (the discovery subsystem does not count).
+    pub fn create(&self, config: SubsystemConfig) -> Result<Arc<Subsystem>, CreateError> {
+        let max = self.settings.max_subsystems();
+        if self.map.len().saturating_sub(1) >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Err(CreateError::Full(max));
+        }
         let created = match self.map.entry(config.nqn.clone()) {
-            Entry::Occupied(_) => return Err(SubsystemExists(config.nqn)),
+            Entry::Occupied(_) => return Err(CreateError::Exists(config.nqn)),
             Entry::Vacant(v) => v.insert(Arc::new(Subsystem::new(config))).value().clone(),
         };
         self.bump_generation();
@@ -136,7 +150,7 @@ mod tests {
         r.create(cfg("nqn.a")).unwrap();
         assert_eq!(
             r.create(cfg("nqn.a")).unwrap_err(),
-            SubsystemExists("nqn.a".into())
+            CreateError::Exists("nqn.a".into())
         );
         let names: Vec<String> = r.list().iter().map(|s| s.nqn().to_owned()).collect();
         assert_eq!(names, vec![DISCOVERY_NQN, "nqn.a", "nqn.b"]);
@@ -146,5 +160,16 @@ mod tests {
         assert!(r.remove("nqn.a").is_some());
         assert!(r.get("nqn.a").is_none());
         assert_eq!(r.discovery().nqn(), DISCOVERY_NQN);
+    }
+
+    #[test]
+    fn the_subsystem_limit_counts_nvm_subsystems_only() {
+        let r = Subsystems::new();
+        r.settings.set_max_subsystems(2);
+        r.create(cfg("nqn.a")).unwrap();
+        r.create(cfg("nqn.b")).unwrap();
+        assert_eq!(r.create(cfg("nqn.c")).unwrap_err(), CreateError::Full(2));
+        r.remove("nqn.a");
+        r.create(cfg("nqn.c")).unwrap();
     }
 }

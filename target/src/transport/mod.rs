@@ -30,6 +30,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::options::SockOptions;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +91,11 @@ fn start_per_core() -> Option<Vec<Handle>> {
 
 /// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
 fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, next: &mut usize) {
-    set_priority(&stream, target.options().sock_priority);
+    set_socket_options(
+        &stream,
+        target.options().sock_priority,
+        target.sock_options.read().posix,
+    );
     let t = target.clone();
     let Some(rts) = per_core_runtimes() else {
         target
@@ -112,15 +118,34 @@ fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, nex
     }));
 }
 
-/// Sets `SO_PRIORITY` (the transport's `sock_priority`) on an accepted connection; 0 leaves
-/// the kernel's default. A failure (priorities above 6 need `CAP_NET_ADMIN`) is logged once per
-/// connection, and the connection is served anyway, as SPDK does.
-fn set_priority(stream: &TcpStream, priority: u32) {
-    if priority == 0 {
-        return;
-    }
-    if let Err(e) = socket2::SockRef::from(stream).set_priority(priority) {
-        tracing::warn!(priority, error = %e, "cannot set the connection's socket priority");
+/// Sets what the configuration asks of an accepted connection: `SO_PRIORITY` (the transport's
+/// `sock_priority`; 0 leaves the default), `SO_RCVBUF`/`SO_SNDBUF` and `TCP_QUICKACK` (the posix
+/// socket options; 0 sizes leave the kernel's autotuning). A failure (priorities above 6 need
+/// `CAP_NET_ADMIN`) is logged and the connection served anyway, as SPDK does.
+fn set_socket_options(stream: &TcpStream, priority: u32, sock: SockOptions) {
+    let s = socket2::SockRef::from(stream);
+    let results = [
+        (
+            "priority",
+            (priority != 0).then(|| s.set_priority(priority)),
+        ),
+        (
+            "recv_buf_size",
+            (sock.recv_buf_size != 0).then(|| s.set_recv_buffer_size(sock.recv_buf_size as usize)),
+        ),
+        (
+            "send_buf_size",
+            (sock.send_buf_size != 0).then(|| s.set_send_buffer_size(sock.send_buf_size as usize)),
+        ),
+        (
+            "quickack",
+            sock.enable_quickack.then(|| s.set_tcp_quickack(true)),
+        ),
+    ];
+    for (what, result) in results {
+        if let Some(Err(e)) = result {
+            tracing::warn!(option = what, error = %e, "cannot set a socket option of the connection");
+        }
     }
 }
 

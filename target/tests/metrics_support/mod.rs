@@ -41,6 +41,7 @@ impl Metered {
             rpc_listen: None,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             config: None,
+            no_default: false,
             log_level: None,
             log_format: LogFormat::Text,
             limits: lamina_target::cli::LimitArgs::default(),

@@ -25,6 +25,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
         rpc_listen: None,
         metrics: None,
         config,
+        no_default: false,
         log_level: None,
         log_format: LogFormat::Text,
         limits: lamina_target::cli::LimitArgs::default(),

@@ -1,7 +1,8 @@
 //! NVMe-oF methods, as SPDK names and shapes them (`nvmf_*`): [`transport`] (the TCP
 //! transport and its options), [`subsystem`] (subsystems and their access policy), [`listener`]
-//! (listen addresses), [`namespace`], [`host`] (allow-lists), and [`status`] (controllers,
-//! queue pairs, statistics).
+//! (listen addresses), [`namespace`], [`host`] (allow-lists), [`status`] (controllers,
+//! queue pairs, statistics), [`config`] (target-wide settings) and [`referral`] (discovery
+//! referrals).
 //!
 //! # The embedded default and a provisioning script
 //!
@@ -28,9 +29,11 @@
 //! Every method takes SPDK's `tgt_name`, accepted only as `nvmf_tgt` (the name of SPDK's one
 //! default target) or left out: Lamina runs one target.
 
+pub mod config;
 pub mod host;
 pub mod listener;
 pub mod namespace;
+pub mod referral;
 pub mod status;
 pub mod subsystem;
 pub mod transport;
@@ -86,6 +89,22 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     );
     super::reg(m, t, "nvmf_subsystem_get_qpairs", status::get_qpairs);
     super::reg(m, t, "nvmf_get_stats", status::get_stats);
+    super::reg(m, t, "nvmf_set_config", config::set_config);
+    super::reg(m, t, "nvmf_set_max_subsystems", config::set_max_subsystems);
+    super::reg(m, t, "nvmf_set_crdt", config::set_crdt);
+    super::reg(m, t, "nvmf_discovery_add_referral", referral::add_referral);
+    super::reg(
+        m,
+        t,
+        "nvmf_discovery_remove_referral",
+        referral::remove_referral,
+    );
+    super::reg(
+        m,
+        t,
+        "nvmf_discovery_get_referrals",
+        referral::get_referrals,
+    );
 }
 
 /// The params of the methods that name one subsystem and nothing else.

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::dispatch::RpcResult;
-use super::super::error::RpcError;
+use super::super::error::{ENOSPC, RpcError};
 use super::super::fields::{Described, Field, Lit, TGT_NAME, applied, only};
 use super::{ListenAddress, NqnOnly, nvm_subsystem, release_backend, subsystem};
 use crate::context::Target;
 use crate::controller::registry::MAX_CNTLID;
+use crate::subsystem::registry::CreateError;
 use crate::subsystem::{Namespace, Subsystem, SubsystemConfig, SubsystemKind};
 
 /// `nvmf_create_subsystem`'s parameters Lamina applies.
@@ -119,7 +120,10 @@ pub(super) async fn create_subsystem(t: Arc<Target>, p: CreateSubsystem) -> RpcR
             max_namespaces,
             cntlids: min..=max,
         })
-        .map_err(|e| RpcError::exists(e.to_string()))?;
+        .map_err(|e| match e {
+            CreateError::Exists(_) => RpcError::exists(e.to_string()),
+            CreateError::Full(_) => RpcError::new(ENOSPC, e.to_string()),
+        })?;
     tracing::info!(nqn = %p.nqn, "subsystem created");
     Ok(json!(true))
 }

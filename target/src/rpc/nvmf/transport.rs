@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::super::dispatch::RpcResult;
+use super::super::dispatch::{Params, RpcResult};
 use super::super::error::{EBUSY, RpcError};
 use super::super::fields::{Described, Field, Lit, TGT_NAME, Ty, applied, only, same};
 use crate::context::Target;
@@ -180,6 +180,19 @@ pub(super) async fn create_transport(t: Arc<Target>, p: CreateTransport) -> RpcR
     tracing::info!(changes = %differences(&current, &asked), "transport options changed");
     t.set_options(asked);
     Ok(json!(true))
+}
+
+/// Whether `nvmf_create_transport` with `params` would find the transport there with exactly
+/// those options, so a configuration replay counts the call as already done.
+pub(crate) fn transport_unchanged(t: &Target, params: &Value) -> bool {
+    if !t.transport_created.load(Ordering::Acquire) {
+        return false;
+    }
+    let Ok(p) = Params::new(Some(params.clone())).parse::<CreateTransport>() else {
+        return false;
+    };
+    let current = t.options();
+    p.trtype.eq_ignore_ascii_case("tcp") && p.apply_to(&current) == current
 }
 
 /// "name: current -> asked" for each option that differs.
