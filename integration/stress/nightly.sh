@@ -14,7 +14,11 @@
 #    (integration/tests/session_fuzz.rs).
 # 5. the session fuzzer for FUZZ_HOUR_SECONDS (3600) against a release `lamina serve`, its
 #    resident memory followed.
+# 6. SPDK's nvme_fuzz for NVME_FUZZ_SECONDS (3600) against a release `lamina serve`
+#    (integration/stress/nvme_fuzz.sh), when an SPDK build is at SPDK_DIR (default /tmp/spdk);
+#    skipped without one (CI has none) or with NVME_FUZZ_SECONDS=0.
 # --quick divides everything by about 20 (a smoke run of this script itself).
+# Seeds: FUZZ_ROUNDS use 1001.., the hour 42, nvme_fuzz NVME_FUZZ_SEED (or the clock, reported).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 unset CARGO_TARGET_DIR
@@ -29,6 +33,8 @@ CASES=$(( ${PROPTEST_CASES:-2000} / scale ))
 ROUNDS=$(( ${FUZZ_ROUNDS:-20} / scale )); [ "$ROUNDS" -ge 1 ] || ROUNDS=1
 SECONDS_EACH=$(( ${FUZZ_SECONDS:-30} ))
 HOUR=$(( ${FUZZ_HOUR_SECONDS:-3600} / scale ))
+NVME_FUZZ=$(( ${NVME_FUZZ_SECONDS:-3600} / scale ))
+[ "$NVME_FUZZ" -eq 0 ] || [ "$NVME_FUZZ" -ge 10 ] || NVME_FUZZ=10
 
 LOGS=$(dirname "$OUT")
 log() { printf '%s\n' "$1" | tee -a "$OUT"; }
@@ -67,4 +73,16 @@ log "{\"part\":\"session_fuzz\",\"seconds\":$HOUR,\"report\":$report}"
 check=$(build/release/lamina rpc --socket "$work/data/lamina.sock" bdev_lvol_check_lvstore '{"lvs_name":"lvs0"}')
 echo "$check" | grep -q '"consistent": *true' || { echo "lvstore inconsistent after the run: $check"; exit 1; }
 kill -TERM "$pid"; wait "$pid"
+
+if [ "$NVME_FUZZ" -eq 0 ]; then
+    log '{"part":"nvme_fuzz","skipped":"NVME_FUZZ_SECONDS=0"}'
+else
+    t0=$(date +%s)
+    if ! nf=$(LOG_DIR="$LOGS/nvme_fuzz" integration/stress/nvme_fuzz.sh "$NVME_FUZZ" 2> "$LOGS/nvme_fuzz.log"); then
+        cat "$LOGS/nvme_fuzz.log" >&2
+        echo "nightly: nvme_fuzz failed" >&2
+        exit 1
+    fi
+    log "{\"part\":\"nvme_fuzz\",\"seconds\":$(( $(date +%s) - t0 )),\"report\":$nf}"
+fi
 log "{\"part\":\"done\"}"

@@ -1,6 +1,7 @@
-//! Routing a command to its handler: Fabrics commands on any queue, admin commands on the admin
-//! queue, NVM I/O commands on I/O queues. Everything but Fabrics commands waits for the host to
-//! enable the controller (CC.EN = 1, CSTS.RDY = 1): before, Command Sequence Error.
+//! Routing a command to its handler: Fabrics commands on any queue (Disconnect only on an I/O
+//! queue), admin commands on the admin queue, NVM I/O commands on I/O queues. Everything but
+//! Fabrics commands waits for the host to enable the controller (CC.EN = 1, CSTS.RDY = 1):
+//! before, Command Sequence Error.
 //!
 //! I/O commands come back as their concrete future ([`Dispatched::Io`]), which the transport
 //! stores inline in a per-queue slot; everything else is boxed (admin and Fabrics commands
@@ -9,7 +10,7 @@
 use std::future::Future;
 
 use lamina_protocol::fabrics::{
-    FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
+    Disconnect, FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
 };
 use lamina_protocol::nvme::{AdminOpcode, StatusCode};
 
@@ -102,15 +103,32 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
                 }
             })
         }
-        Some(FabricsCommandType::DISCONNECT) => ready(Completion {
-            after: After::CloseQueue,
-            ..Completion::ok(cid)
-        }),
+        Some(FabricsCommandType::DISCONNECT) => ready(disconnect(ctx, req)),
         Some(FabricsCommandType::CONNECT) => {
             ready(Completion::error(cid, StatusCode::COMMAND_SEQUENCE_ERROR))
         }
         // Property commands on an I/O queue, authentication (never required by Lamina: the
         // Connect response does not ask for it) and unknown types.
         _ => ready(Completion::error(cid, StatusCode::INVALID_OPCODE)),
+    }
+}
+
+//= NVMe-oF 1.1, Disconnect Command: it deletes the I/O queue it is submitted on; Record Format
+//= 0 is the only one defined (else Incompatible Format), and on the Admin Queue it is an
+//= Invalid Queue Type (Linux: NVME_SC_DISCONNECT_INVALID_QTYPE). Identify Controller OFCS bit 0
+//= advertises it.
+/// Fabrics Disconnect: closes the I/O queue once the completion is sent.
+fn disconnect(ctx: &QueueCtx, req: &Request) -> Completion {
+    let cid = req.sqe.cid;
+    match Disconnect::try_from(&req.sqe) {
+        Err(_) => Completion::error(cid, StatusCode::INVALID_FIELD),
+        Ok(cmd) if cmd.recfmt != 0 => {
+            Completion::error(cid, StatusCode::CONNECT_INCOMPATIBLE_FORMAT)
+        }
+        Ok(_) if ctx.qid == 0 => Completion::error(cid, StatusCode::INVALID_QUEUE_TYPE),
+        Ok(_) => Completion {
+            after: After::CloseQueue,
+            ..Completion::ok(cid)
+        },
     }
 }

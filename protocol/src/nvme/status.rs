@@ -177,8 +177,9 @@ status_codes! {
     INVALID_PROTECTION_INFO = (COMMAND_SPECIFIC, 0x81),
     /// Attempted Write to Read Only Range.
     WRITE_TO_READ_ONLY_RANGE = (COMMAND_SPECIFIC, 0x82),
-    //= NVMe-oF 1.1, Connect command specific status values (Linux NVME_SC_CONNECT_*).
-    /// Connect Incompatible Format.
+    //= NVMe-oF 1.1, Connect and Disconnect command specific status values (Linux
+    //= NVME_SC_CONNECT_*, NVME_SC_DISCONNECT_INVALID_QTYPE).
+    /// Incompatible Format (Connect, Disconnect: a Record Format other than 0).
     CONNECT_INCOMPATIBLE_FORMAT = (COMMAND_SPECIFIC, 0x80),
     /// Connect Controller Busy.
     CONNECT_CONTROLLER_BUSY = (COMMAND_SPECIFIC, 0x81),
@@ -188,7 +189,7 @@ status_codes! {
     CONNECT_RESTART_DISCOVERY = (COMMAND_SPECIFIC, 0x83),
     /// Connect Invalid Host.
     CONNECT_INVALID_HOST = (COMMAND_SPECIFIC, 0x84),
-    /// Invalid Queue Type.
+    /// Invalid Queue Type (Disconnect on the Admin Queue).
     INVALID_QUEUE_TYPE = (COMMAND_SPECIFIC, 0x85),
     /// Discover Restart (Get Log Page of the Discovery log).
     DISCOVER_RESTART = (COMMAND_SPECIFIC, 0x90),

@@ -40,6 +40,9 @@ const LPA: u8 = (1 << 1) | (1 << 2);
 const LPA_DISCOVERY: u8 = 1 << 2;
 /// Error log entries kept, 0's based.
 pub const ELPE: u8 = 63;
+/// OFCS bit 0: Disconnect supported (deleting a single I/O queue); an NVM controller serves it,
+/// a discovery controller has no I/O queue.
+const OFCS_DISCONNECT: u16 = 1;
 /// DLFEAT: deallocated blocks read as zeros, Write Zeroes honours DEAC.
 const DLFEAT: u8 = 0b1001;
 
@@ -107,6 +110,7 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         fcatt: 0,
         msdbd: 1,
         dctype: u8::from(discovery),
+        ofcs: if discovery { 0 } else { OFCS_DISCONNECT },
         ..IdentifyController::default()
     };
     let mut b = BytesMut::with_capacity(IdentifyController::SIZE);
