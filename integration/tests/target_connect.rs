@@ -231,8 +231,10 @@ async fn controller_properties_and_shutdown() {
     assert_eq!(cap.mqes(), 127);
     assert_eq!(cap.mpsmin(), 0, "MPSMIN 4 KiB");
     assert!(cap.timeout() > 0);
-    assert_eq!(cap.css() & lamina_protocol::fabrics::Cap::CSS_NVM, 1);
-    assert_eq!(ctrl.vs().0, 0x0001_0300);
+    // NVM, and I/O command set selection (CC.CSS 110b); CRWMS as NVMe 2.0 requires.
+    assert_eq!(cap.css(), 0x41);
+    assert!(cap.crwms());
+    assert_eq!(ctrl.vs().0, 0x0002_0000);
     ctrl.shutdown().await.unwrap();
     t.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Routing a command to its handler: Fabrics commands on any queue (Disconnect only on an I/O
 //! queue), admin commands on the admin queue, NVM I/O commands on I/O queues. Everything but
 //! Fabrics commands waits for the host to enable the controller (CC.EN = 1, CSTS.RDY = 1):
-//! before, Command Sequence Error.
+//! before, Command Sequence Error. Fused commands are Invalid Field: Identify Controller FUSES
+//! is 0 (no Compare and Write).
 //!
 //! I/O commands come back as their concrete future ([`Dispatched::Io`]), which the transport
 //! stores inline in a per-queue slot; everything else is boxed (admin and Fabrics commands
@@ -12,7 +13,7 @@ use std::future::Future;
 use lamina_protocol::fabrics::{
     Disconnect, FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
 };
-use lamina_protocol::nvme::{AdminOpcode, StatusCode};
+use lamina_protocol::nvme::{AdminOpcode, Fuse, StatusCode};
 
 use crate::command::{After, CommandFuture, Completion, QueueCtx, Request, ready};
 
@@ -62,6 +63,14 @@ pub fn execute(
         return Dispatched::Other(Started::Running(ready(Completion::error(
             req.sqe.cid,
             StatusCode::COMMAND_SEQUENCE_ERROR,
+        ))));
+    }
+    //= NVMe Base 2.0, Identify Controller FUSES: 0h, no fused operation is supported; like
+    //= SPDK, a command that is part of a fused pair is Invalid Field in Command.
+    if req.sqe.fuse() != Fuse::NORMAL {
+        return Dispatched::Other(Started::Running(ready(Completion::error(
+            req.sqe.cid,
+            StatusCode::INVALID_FIELD,
         ))));
     }
     if ctx.qid == 0 {

@@ -1,6 +1,6 @@
-//! The typed admin command API of [`Controller`]: Identify (CNS 00h, 01h, 02h, 03h, 06h and
-//! raw), Get Log Page, Get/Set Features, Keep Alive, Asynchronous Event Request, Abort and
-//! Property Get/Set. Each method builds the SQE with the protocol crate's command views, runs
+//! The typed admin command API of [`Controller`]: Identify (CNS 00h, 01h, 02h, 03h, 06h, 1Ch
+//! and raw), Get Log Page, Get/Set Features (also with every field of the command), Keep Alive,
+//! Asynchronous Event Request, Abort and Property Get/Set. Each method builds the SQE with the protocol crate's command views, runs
 //! it on the admin queue within the command timeout, and turns a failed status into
 //! [`HostError::Status`].
 
@@ -11,7 +11,7 @@ use lamina_protocol::fabrics::Property;
 use lamina_protocol::nvme::features::FeatureId;
 use lamina_protocol::nvme::identify::{
     Cns, IDENTIFY_LEN, IdentifyController, IdentifyControllerNvm, IdentifyNamespace,
-    NsIdDescriptor, NsIdList,
+    IoCommandSetList, NsIdDescriptor, NsIdList,
 };
 use lamina_protocol::nvme::log_page::LogPageId;
 use lamina_protocol::nvme::{
@@ -55,6 +55,32 @@ impl Controller {
             return Err(decode_error("Identify", format!("{} bytes", data.len())));
         }
         Ok(data)
+    }
+
+    /// Identify with every field of the command as given (CNS, NSID, CNTID, CSI); returns the
+    /// 4096 bytes.
+    pub async fn identify_with(&self, cmd: Identify) -> Result<Bytes, HostError> {
+        let sqe = cmd.to_sqe();
+        let mut done = self
+            .admin_command(Command::with_transfer(sqe, Transfer::read(4096)))
+            .await?;
+        let data = done.take_data().freeze();
+        if data.len() != IDENTIFY_LEN {
+            return Err(decode_error("Identify", format!("{} bytes", data.len())));
+        }
+        Ok(data)
+    }
+
+    /// The I/O Command Set data structure of this controller (CNS 1Ch, CNTID FFFFh).
+    pub async fn io_command_sets(&self) -> Result<IoCommandSetList, HostError> {
+        let data = self
+            .identify_with(Identify {
+                cns: Cns::COMMAND_SET,
+                cntid: 0xffff,
+                ..Identify::default()
+            })
+            .await?;
+        IoCommandSetList::decode(&data).map_err(|e| decode_error("I/O Command Set list", e))
     }
 
     /// Identify Controller (CNS 01h).
@@ -162,6 +188,30 @@ impl Controller {
             .admin_command(Command::with_transfer(sqe, Transfer::read(len)))
             .await?;
         Ok((done.cqe.dw0, done.take_data()))
+    }
+
+    /// Get Features with every field of the command as given, reading `len` bytes of data
+    /// (0: none); returns DW0 and the data.
+    pub async fn get_features_with(
+        &self,
+        cmd: GetFeatures,
+        len: u32,
+    ) -> Result<(u32, BytesMut), HostError> {
+        let transfer = if len == 0 {
+            Transfer::None
+        } else {
+            Transfer::read(len)
+        };
+        let mut done = self
+            .admin_command(Command::with_transfer(cmd.to_sqe(), transfer))
+            .await?;
+        Ok((done.cqe.dw0, done.take_data()))
+    }
+
+    /// Set Features with every field of the command as given; returns DW0.
+    pub async fn set_features_with(&self, cmd: SetFeatures) -> Result<u32, HostError> {
+        let done = self.admin_command(Command::new(cmd.to_sqe())).await?;
+        Ok(done.cqe.dw0)
     }
 
     /// Set Features `fid` to `cdw11` (`save`: SV); returns DW0.

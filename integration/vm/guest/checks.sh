@@ -8,6 +8,7 @@
 #   TARGET_ADDR/PORT    listener [127.0.0.1] / [4420]
 #   EXPECT_LBA_SIZE     LBA size of namespace 1 in bytes [4096]
 #   EXPECT_ONCS         ONCS bits Identify Controller must set [0xc: Write Zeroes, DSM]
+#   EXPECT_VER          the exact VER Identify Controller must report [unset: at least 1.3]
 #   EXPECT_MIN_SIZE     minimum namespace size in bytes [1 GiB]
 #   DD_SIZE_MIB         size of the sequential dd pattern [64]
 #   FIO_SIZE_4K/128K    bytes each fio job covers [32m] / [64m]
@@ -208,7 +209,11 @@ check_identify() {
     [ -n "$(field sn "$idc")" ] || fail "empty serial number"
     [ -n "$(field mn "$idc")" ] || fail "empty model number"
     [ -n "$(field fr "$idc")" ] || fail "empty firmware revision"
-    numeric ver "$idc" -ge 0x10300
+    if [ -n "${EXPECT_VER:-}" ]; then
+        numeric ver "$idc" -eq "$EXPECT_VER"
+    else
+        numeric ver "$idc" -ge 0x10300
+    fi
     numeric cntrltype "$idc" -eq 1
     numeric kas "$idc" -gt 0
     numeric maxcmd "$idc" -gt 0

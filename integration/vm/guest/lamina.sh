@@ -15,8 +15,13 @@
 . /test/checks.sh
 
 TARGET_NQN=nqn.2026-11.io.lamina:default
-# Lamina advertises Compare on top of Write Zeroes and Dataset Management (issue 4, section 4).
-EXPECT_ONCS=${EXPECT_ONCS:-0xd}
+# Lamina advertises Compare on top of Write Zeroes and Dataset Management (issue 4, section 4),
+# the Save/Select fields of Set/Get Features and the Timestamp feature (ONCS bits 4 and 6,
+# issue 13).
+# (checks.sh, sourced above, already defaults EXPECT_ONCS, so a ':-' default here never took.)
+EXPECT_ONCS=0x5d
+# Lamina reports NVMe 2.0 (issue 13, section 2).
+EXPECT_VER=${EXPECT_VER:-0x20000}
 LAMINA=/test/bin/lamina
 DATA=/tmp/lamina-data
 LAMINA_LOG=/tmp/lamina.log
@@ -87,6 +92,14 @@ prepare_data_dir
 start_lamina "fresh data dir"
 
 step "lamina printed how to attach its default subsystem"
+# The port is bound before start-up finishes (hosts wait in the accept queue); the attach
+# lines come once the embedded default exists.
+i=0
+until grep -qE "nvme connect .*$TARGET_NQN" "$LAMINA_LOG"; do
+    [ "$i" -lt 60 ] || break
+    sleep 1
+    i=$((i + 1))
+done
 grep -E "nvme discover .*127\.0\.0\.1" "$LAMINA_LOG" ||
     fail "no 'nvme discover ... 127.0.0.1' line in the lamina output"
 grep -E "nvme connect .*$TARGET_NQN" "$LAMINA_LOG" ||
@@ -96,6 +109,20 @@ ls -ls "$DATA"
 
 run_common_checks
 nguid_before="$NS_NGUID"
+case "${LAMINA_SERVE_ARGS:-}" in
+*debug*)
+    # With CAP.CSS bit 6 the host enables with CC.CSS 110b and reads the I/O command set
+    # structures; the debug log shows each admin command and its status.
+    step "the host enabled with CC.CSS 110b and its Identify commands succeeded"
+    grep -E "controller enable .*css=6 valid=true" "$LAMINA_LOG" ||
+        fail "no enable with CC.CSS 110b in the lamina log"
+    grep -E "admin command .*opcode=0x06 .*status=StatusCode::SUCCESS" "$LAMINA_LOG" |
+        sed -E 's/^.*admin command cid=[0-9]+ /admin command /' | sort | uniq -c
+    if grep -E "admin command .*opcode=0x06 " "$LAMINA_LOG" | grep -v "status=StatusCode::SUCCESS"; then
+        fail "an Identify command failed"
+    fi
+    ;;
+esac
 stop_lamina
 
 start_lamina "restart on the same data dir"

@@ -16,7 +16,7 @@ pub use connect::{
 };
 pub use disconnect::Disconnect;
 pub use property::{Property, PropertyGet, PropertySet, PropertySize};
-pub use registers::{Cap, Cc, Csts, ShutdownNotification, ShutdownStatus, Vs};
+pub use registers::{Cap, Cc, Crto, Csts, ShutdownNotification, ShutdownStatus, Vs};
 
 use crate::nvme::{AdminOpcode, Psdt, SglDescriptor, Sqe};
 use crate::wire::{StructDecodeError, open_enum};

@@ -29,6 +29,8 @@ open_enum! {
         ASQ = 0x28,
         /// Admin Completion Queue Base Address (PCIe only).
         ACQ = 0x30,
+        /// Controller Ready Timeouts (4 bytes; mandatory from NVMe 2.0 with CAP.CRMS.CRWMS).
+        CRTO = 0x68,
     }
 }
 
@@ -43,7 +45,8 @@ impl Property {
             | Self::CC
             | Self::CSTS
             | Self::NSSR
-            | Self::AQA => Some(PropertySize::Four),
+            | Self::AQA
+            | Self::CRTO => Some(PropertySize::Four),
             _ => None,
         }
     }

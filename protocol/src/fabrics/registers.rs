@@ -18,6 +18,14 @@ impl Cap {
     /// CSS bit 7: no I/O command set (admin only, e.g. discovery controllers).
     pub const CSS_NO_IO: u8 = 1 << 7;
 
+    //= NVMe Base 2.0, Offset 0h: CAP, bits 60:59 CRMS (Controller Ready Modes Supported).
+    //# Controller Ready With Media Support (CRWMS): ... Controllers that are compliant with
+    //# NVM Express Base Specification, Revision 2.0 or later shall set this bit to '1'.
+    /// CRMS.CRWMS (bit 59): the controller reports CRTO.CRWMT, the time to ready with media.
+    pub const CRWMS: u64 = 1 << 59;
+    /// CRMS.CRIMS (bit 60): Controller Ready Independent of Media (CC.CRIME) supported.
+    pub const CRIMS: u64 = 1 << 60;
+
     /// Builds CAP from its fields that matter to a fabrics controller.
     pub fn new(mqes: u16, timeout_500ms: u8, css: u8, mpsmin: u8, mpsmax: u8) -> Self {
         Self(
@@ -28,6 +36,21 @@ impl Cap {
                 | (u64::from(mpsmin & 0xf) << 48)
                 | (u64::from(mpsmax & 0xf) << 52),
         )
+    }
+
+    /// CAP with the `bits` (CRWMS, CRIMS, ...) also set.
+    pub const fn with(self, bits: u64) -> Self {
+        Self(self.0 | bits)
+    }
+
+    /// Controller Ready With Media Support.
+    pub fn crwms(self) -> bool {
+        self.0 & Self::CRWMS != 0
+    }
+
+    /// Controller Ready Independent of Media Support.
+    pub fn crims(self) -> bool {
+        self.0 & Self::CRIMS != 0
     }
 
     /// Maximum Queue Entries Supported, 0's based.
@@ -120,6 +143,18 @@ pub enum ShutdownNotification {
 pub struct Cc(pub u32);
 
 impl Cc {
+    //= NVMe Base 2.0, Offset 14h: CC.CSS (6:4): 000b NVM Command Set, 110b All
+    //= Supported I/O Command Sets (CAP.CSS bit 6), 111b Admin Command Set only (CAP.CSS
+    //= bit 7); all other values are reserved.
+    /// CSS 000b: the NVM Command Set.
+    pub const CSS_NVM: u8 = 0b000;
+    /// CSS 110b: all supported I/O Command Sets (needs CAP.CSS bit 6).
+    pub const CSS_ALL_IO: u8 = 0b110;
+    /// CSS 111b: Admin Command Set only (needs CAP.CSS bit 7).
+    pub const CSS_ADMIN_ONLY: u8 = 0b111;
+    /// CRIME (bit 24): Controller Ready Independent of Media Enable.
+    pub const CRIME: u32 = 1 << 24;
+
     /// Enable.
     pub fn enabled(self) -> bool {
         self.0 & 1 != 0
@@ -150,6 +185,11 @@ impl Cc {
         }
     }
 
+    /// Controller Ready Independent of Media Enable.
+    pub fn crime(self) -> bool {
+        self.0 & Self::CRIME != 0
+    }
+
     /// I/O Submission Queue Entry Size (log2; 6 = 64 bytes).
     pub fn iosqes(self) -> u8 {
         lo8(bits32(self.0, 16, 4))
@@ -163,6 +203,32 @@ impl Cc {
     /// What the Linux host writes to enable a controller: EN, IOSQES 6, IOCQES 4, MPS and CSS.
     pub fn enable(css: u8, mps: u8) -> Self {
         Self(1 | (u32::from(css & 7) << 4) | (u32::from(mps & 0xf) << 7) | (6 << 16) | (4 << 20))
+    }
+}
+
+//= NVMe Base 2.0, Offset 68h: CRTO: CRWMT (15:0), CRIMT (31:16),
+//= both in 500 ms units.
+//# Controller Ready With Media Timeout (CRWMT): This field indicates the expected maximum
+//# time that the host should wait for the controller to become ready after CC.EN is set to
+//# '1' if CC.CRIME is cleared to '0'.
+/// Controller Ready Timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Crto(pub u32);
+
+impl Crto {
+    /// Builds CRTO from its two timeouts in 500 ms units.
+    pub fn new(crwmt_500ms: u16, crimt_500ms: u16) -> Self {
+        Self(u32::from(crwmt_500ms) | (u32::from(crimt_500ms) << 16))
+    }
+
+    /// Controller Ready With Media Timeout, 500 ms units.
+    pub fn crwmt(self) -> u16 {
+        lo16(self.0)
+    }
+
+    /// Controller Ready Independent of Media Timeout, 500 ms units.
+    pub fn crimt(self) -> u16 {
+        hi16(self.0)
     }
 }
 
@@ -235,6 +301,22 @@ mod tests {
         assert_eq!(cap.timeout(), 30);
         assert_eq!(cap.css(), 1);
         assert_eq!(cap.0, 0x0000_0020_1e01_007f);
+        // NVM and "one or more I/O command sets" (CSS bits 0 and 6), CRWMS: bits 37, 43, 59.
+        let cap = Cap::new(127, 15, Cap::CSS_NVM | Cap::CSS_IO_COMMAND_SETS, 0, 0).with(Cap::CRWMS);
+        assert_eq!(cap.0, 0x0800_0820_0f01_007f);
+        assert_eq!(cap.css(), 0x41);
+        assert!(cap.crwms() && !cap.crims());
+    }
+
+    #[test]
+    fn crto_and_css_values() {
+        let crto = Crto::new(15, 0);
+        assert_eq!((crto.0, crto.crwmt(), crto.crimt()), (15, 15, 0));
+        assert_eq!(Crto(0x0002_0003).crimt(), 2);
+        let cc = Cc::enable(Cc::CSS_ALL_IO, 0);
+        assert_eq!((cc.css(), cc.0 & 0x70), (6, 0x60));
+        assert!(!cc.crime() && Cc(Cc::CRIME).crime());
+        assert_eq!(Vs::V2_0.0, 0x0002_0000);
     }
 
     #[test]

@@ -42,6 +42,8 @@ open_enum! {
         NON_OP_POWER_STATE = 0x11,
         /// Host Behavior Support.
         HOST_BEHAVIOR = 0x16,
+        /// I/O Command Set Profile.
+        IO_COMMAND_SET_PROFILE = 0x19,
         /// Software Progress Marker.
         SOFTWARE_PROGRESS_MARKER = 0x80,
         /// Host Identifier.

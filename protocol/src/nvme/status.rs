@@ -170,6 +170,14 @@ status_codes! {
     INVALID_CONTROLLER_ID = (COMMAND_SPECIFIC, 0x1F),
     /// ANA Group Identifier Invalid.
     ANA_GROUP_ID_INVALID = (COMMAND_SPECIFIC, 0x24),
+    /// I/O Command Set Not Supported.
+    IO_COMMAND_SET_NOT_SUPPORTED = (COMMAND_SPECIFIC, 0x29),
+    /// I/O Command Set Not Enabled.
+    IO_COMMAND_SET_NOT_ENABLED = (COMMAND_SPECIFIC, 0x2A),
+    /// I/O Command Set Combination Rejected (Set Features I/O Command Set Profile).
+    IO_COMMAND_SET_COMBINATION_REJECTED = (COMMAND_SPECIFIC, 0x2B),
+    /// Invalid I/O Command Set.
+    INVALID_IO_COMMAND_SET = (COMMAND_SPECIFIC, 0x2C),
     //= NVM Command Set 1.0, command specific status values (NVM commands).
     /// Conflicting Attributes (Dataset Management, Read, Write).
     CONFLICTING_ATTRIBUTES = (COMMAND_SPECIFIC, 0x80),

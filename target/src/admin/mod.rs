@@ -1,6 +1,7 @@
 //! The admin command set: Identify, Get Log Page, Get/Set Features, Asynchronous Event Request,
 //! Keep Alive and Abort. Discovery controllers answer the subset NVMe-oF gives them.
 
+pub mod feature_values;
 pub mod features;
 pub mod identify;
 pub mod log_page;
@@ -32,6 +33,17 @@ pub fn execute(ctx: &QueueCtx, req: Request) -> Started {
         _ => Completion::error(cid, StatusCode::INVALID_OPCODE),
     };
     bound_to_sgl(&mut done, req.c2h_len);
+    // Admin commands are rare: each is logged at debug with the dwords that say what it asked
+    // (CNS and CNTID in CDW10, CSI in CDW11 for Identify; LID, FID and SEL in CDW10).
+    tracing::debug!(
+        cid,
+        opcode = format_args!("{:#04x}", sqe.opcode),
+        nsid = sqe.nsid,
+        cdw10 = format_args!("{:#010x}", sqe.cdw(10)),
+        cdw11 = format_args!("{:#010x}", sqe.cdw(11)),
+        status = ?done.status.code,
+        "admin command"
+    );
     Started::Running(ready(done))
 }
 

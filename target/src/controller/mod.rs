@@ -33,9 +33,22 @@ use crate::subsystem::Subsystem;
 use aer::AerState;
 use stats::ControllerStats;
 
-/// What the host set with Set Features, and what the controller granted.
+/// What the host set with Set Features, and what the controller granted. A controller reset
+/// brings every one back to [`Features::defaults`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
+    /// Arbitration (FID 01h): AB, LPW, MPW, HPW as the host set them.
+    pub arbitration: u32,
+    /// Power Management (FID 02h): PS and WH.
+    pub power_management: u32,
+    /// Temperature Threshold (FID 04h) of the Composite Temperature: over, in Kelvin.
+    pub temperature_over_k: u16,
+    /// Temperature Threshold of the Composite Temperature: under, in Kelvin.
+    pub temperature_under_k: u16,
+    /// Write Atomicity Normal (FID 0Ah): DN.
+    pub write_atomicity: u32,
+    /// I/O Command Set Profile (FID 19h): the index into the I/O Command Set data structure.
+    pub iocs_profile: u16,
     /// Asynchronous Event Configuration (FID 0Bh).
     pub async_event_config: u32,
     /// Volatile Write Cache enabled (FID 06h).
@@ -46,6 +59,27 @@ pub struct Features {
     pub io_queues_granted: u16,
     /// Whether Number of Queues was set (it may be set once per controller reset).
     pub io_queues_set: bool,
+}
+
+impl Features {
+    /// The values a controller starts with and returns to at each controller reset.
+    pub fn defaults(max_io_queues: u16) -> Self {
+        Self {
+            // AB 111b: no burst limit (each SQ is its own connection, served on its own).
+            arbitration: 0b111,
+            power_management: 0,
+            // No sensor to cross either threshold: over at the top of the range, under at 0 K.
+            temperature_over_k: u16::MAX,
+            temperature_under_k: 0,
+            write_atomicity: 0,
+            iocs_profile: 0,
+            async_event_config: 0,
+            volatile_write_cache: true,
+            timestamp: None,
+            io_queues_granted: max_io_queues,
+            io_queues_set: false,
+        }
+    }
 }
 
 /// Identity of the host and the connection that created the controller.
@@ -68,11 +102,16 @@ pub struct Controller {
     subsystem: Arc<Subsystem>,
     host: HostIdentity,
     kato_ms: AtomicU32,
+    /// KATO from Connect: the Keep Alive Timer's default value.
+    kato_default_ms: u32,
     /// Wakes the supervisor when KATO changes, so a new value applies at once.
     kato_changed: tokio::sync::Notify,
     sq_flow_control_disabled: bool,
     regs: Mutex<(Cc, Csts)>,
     features: Mutex<Features>,
+    /// Error Recovery (FID 05h, namespace scope): the value for every namespace, and the
+    /// namespaces the host set one for.
+    error_recovery: Mutex<(u32, BTreeMap<u32, u32>)>,
     io_queues: Mutex<BTreeMap<u16, (u64, CancellationToken)>>,
     next_queue_id: std::sync::atomic::AtomicU64,
     max_io_queues: u16,
@@ -118,16 +157,12 @@ impl Controller {
             subsystem: args.subsystem,
             host: args.host,
             kato_ms: AtomicU32::new(args.kato_ms),
+            kato_default_ms: args.kato_ms,
             kato_changed: tokio::sync::Notify::new(),
             sq_flow_control_disabled: args.sq_flow_control_disabled,
             regs: Mutex::new((Cc(0), Csts(0))),
-            features: Mutex::new(Features {
-                async_event_config: 0,
-                volatile_write_cache: true,
-                timestamp: None,
-                io_queues_granted: args.max_io_queues,
-                io_queues_set: false,
-            }),
+            features: Mutex::new(Features::defaults(args.max_io_queues)),
+            error_recovery: Mutex::new((0, BTreeMap::new())),
             io_queues: Mutex::new(BTreeMap::new()),
             next_queue_id: std::sync::atomic::AtomicU64::new(1),
             max_io_queues: args.max_io_queues,
@@ -161,6 +196,11 @@ impl Controller {
     /// Keep Alive Timeout in ms (0: none).
     pub fn kato_ms(&self) -> u32 {
         self.kato_ms.load(Ordering::Acquire)
+    }
+
+    /// KATO from Connect, the Keep Alive Timer's default.
+    pub fn kato_default_ms(&self) -> u32 {
+        self.kato_default_ms
     }
 
     /// Sets KATO (Set Features Keep Alive Timer); the new timeout runs from now.
@@ -230,6 +270,23 @@ impl Controller {
     /// Changes the features.
     pub fn update_features<R>(&self, f: impl FnOnce(&mut Features) -> R) -> R {
         f(&mut self.features.lock())
+    }
+
+    /// Error Recovery of namespace `nsid` (`None`: the value for every namespace).
+    pub fn error_recovery(&self, nsid: Option<u32>) -> u32 {
+        let er = self.error_recovery.lock();
+        nsid.and_then(|n| er.1.get(&n).copied()).unwrap_or(er.0)
+    }
+
+    /// Sets Error Recovery for namespace `nsid`, or for every namespace (`None`).
+    pub fn set_error_recovery(&self, nsid: Option<u32>, value: u32) {
+        let mut er = self.error_recovery.lock();
+        match nsid {
+            Some(n) => {
+                er.1.insert(n, value);
+            }
+            None => *er = (value, BTreeMap::new()),
+        }
     }
 
     /// The most I/O queues this controller may have.

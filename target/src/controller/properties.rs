@@ -1,9 +1,12 @@
 //! Controller properties over Fabrics Property Get/Set: CAP, VS, CC and CSTS, with the enable,
 //! reset and shutdown state machines the host polls.
 //!
-//! - CC.EN 0→1: the configuration is checked (4 KiB pages, round-robin arbitration, NVM command
-//!   set, 64/16-byte queue entries when set); a bad one sets CSTS.CFS, as Linux nvmet does,
-//!   otherwise CSTS.RDY becomes 1 at once.
+//! - CAP advertises the NVM command set and "one or more I/O command sets" (CSS bits 0 and 6)
+//!   and CRWMS, so CRTO is readable; VS is 2.0.
+//! - CC.EN 0→1: the configuration is checked (4 KiB pages, round-robin arbitration, CSS 000b
+//!   (NVM) or 110b (all supported I/O command sets), 64/16-byte queue entries when set); a bad
+//!   one sets CSTS.CFS, as Linux nvmet does, otherwise CSTS.RDY becomes 1 at once. Discovery
+//!   controllers report and check the same, as nvmet's do.
 //! - CC.EN 1→0 (controller reset): CSTS.RDY goes to 0, every I/O queue is closed, the features
 //!   return to their defaults.
 //! - CC.SHN normal or abrupt: CSTS.SHST goes to "occurring", every namespace of the subsystem is
@@ -11,7 +14,7 @@
 //!   polls CSTS with Property Get commands that complete concurrently.
 
 use lamina_protocol::fabrics::{
-    Cap, Cc, Csts, Property, PropertySize, ShutdownNotification, ShutdownStatus, Vs,
+    Cap, Cc, Crto, Csts, Property, PropertySize, ShutdownNotification, ShutdownStatus, Vs,
 };
 use lamina_protocol::nvme::{Status, StatusCode};
 
@@ -20,20 +23,34 @@ use super::Controller;
 /// CAP.TO: how long the host waits for CSTS.RDY, in 500 ms units (7.5 s, as Linux nvmet).
 pub const CAP_TIMEOUT_500MS: u8 = 15;
 
-/// The NVMe version the controllers report (1.3.0: what the Linux host needs for the
-/// Namespace Identification Descriptor list).
-pub const VERSION: Vs = Vs::V1_3;
+/// The NVMe version the controllers report: 2.0, whose mandatory admin commands, log pages,
+/// features, Identify structures and properties for an NVMe over Fabrics controller they serve
+/// (the advertised-equals-served test walks them on both controller types).
+pub const VERSION: Vs = Vs::V2_0;
+
+/// The I/O command sets CAP.CSS advertises: NVM, and the selection of I/O command sets by
+/// CC.CSS 110b with the I/O Command Set data structure (Identify CNS 1Ch).
+pub const CAP_CSS: u8 = Cap::CSS_NVM | Cap::CSS_IO_COMMAND_SETS;
 
 impl Controller {
     /// CAP for a controller whose I/O queues may hold `max_queue_depth` entries.
     pub fn cap(max_queue_depth: u16) -> Cap {
+        //= NVMe Base 2.0, Offset 0h: CAP.CRMS.CRWMS
+        //# Controllers that are compliant with NVM Express Base Specification, Revision 2.0
+        //# or later shall set this bit to '1'.
         Cap::new(
             max_queue_depth.saturating_sub(1),
             CAP_TIMEOUT_500MS,
-            Cap::CSS_NVM,
+            CAP_CSS,
             0,
             0,
         )
+        .with(Cap::CRWMS)
+    }
+
+    /// CRTO: ready with media within CAP.TO; CRIMS is not supported, so CRIMT is 0.
+    pub fn crto() -> Crto {
+        Crto::new(u16::from(CAP_TIMEOUT_500MS), 0)
     }
 
     /// Property Get.
@@ -53,6 +70,7 @@ impl Controller {
             Property::VS => Ok(u64::from(VERSION.0)),
             Property::CC => Ok(u64::from(cc.0)),
             Property::CSTS => Ok(u64::from(csts.0)),
+            Property::CRTO => Ok(u64::from(Self::crto().0)),
             _ => Err(invalid),
         }
     }
@@ -68,7 +86,8 @@ impl Controller {
         if offset != Property::CC || size != PropertySize::Four {
             return Err(invalid);
         }
-        let new = Cc(u32::try_from(value & 0xffff_ffff).map_err(|_| invalid)?);
+        //= NVMe Base 2.0, Offset 14h: CC.CRIME is read-only 0 when CAP.CRMS.CRIMS is 0.
+        let new = Cc(u32::try_from(value & 0xffff_ffff).map_err(|_| invalid)? & !Cc::CRIME);
         let shutdown = self.write_cc(new);
         if shutdown {
             self.shut_down().await;
@@ -82,7 +101,15 @@ impl Controller {
         let (old, mut csts) = *regs;
         let mut reset = false;
         if new.enabled() && !old.enabled() {
-            csts = if cc_is_valid(new) {
+            let valid = cc_is_valid(new);
+            tracing::debug!(
+                cntlid = self.cntlid,
+                cc = format_args!("{:#010x}", new.0),
+                css = new.css(),
+                valid,
+                "controller enable"
+            );
+            csts = if valid {
                 Csts::new(true, false, ShutdownStatus::Normal)
             } else {
                 Csts(Csts::CFS)
@@ -114,11 +141,8 @@ impl Controller {
         tracing::info!(cntlid = self.cntlid, "controller reset by the host");
         self.close_io_queues();
         let max = self.max_io_queues;
-        self.update_features(|f| {
-            f.async_event_config = 0;
-            f.io_queues_granted = max;
-            f.io_queues_set = false;
-        });
+        self.update_features(|f| *f = super::Features::defaults(max));
+        self.set_error_recovery(None, 0);
     }
 
     /// Flushes every namespace, then reports the shutdown complete.
@@ -140,12 +164,24 @@ impl Controller {
     }
 }
 
-/// Checks CC at enable time: 4 KiB pages, round-robin, the NVM command set, and the NVM queue
-/// entry sizes when the host set them (64-byte SQEs, 16-byte CQEs).
+/// Checks CC at enable time: 4 KiB pages, round-robin, a command set selection CAP.CSS
+/// allows, and the NVM queue entry sizes when the host set them (64-byte SQEs, 16-byte CQEs).
 fn cc_is_valid(cc: Cc) -> bool {
     let entries_ok =
         (cc.iosqes() == 0 && cc.iocqes() == 0) || (cc.iosqes() == 6 && cc.iocqes() == 4);
-    cc.mps() == 0 && cc.ams() == 0 && cc.css() == 0 && entries_ok
+    cc.mps() == 0 && cc.ams() == 0 && css_is_supported(cc.css()) && entries_ok
+}
+
+//= NVMe Base 2.0, Offset 14h: CC.CSS: 000b selects the NVM Command Set when CAP.CSS bit 0 is
+//= set; 110b selects all supported I/O Command Sets when CAP.CSS bit 6 is set; 111b (Admin
+//= only) needs CAP.CSS bit 7, which is not set; other values are reserved. Like nvmet
+//= (nvmet_css_supported), anything else fails the enable with CSTS.CFS.
+fn css_is_supported(css: u8) -> bool {
+    match css {
+        Cc::CSS_NVM => CAP_CSS & Cap::CSS_NVM != 0,
+        Cc::CSS_ALL_IO => CAP_CSS & Cap::CSS_IO_COMMAND_SETS != 0,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +274,37 @@ mod tests {
         assert!(token.is_cancelled(), "reset closes I/O queues");
     }
 
+    #[tokio::test]
+    async fn css_000b_and_110b_enable_and_others_are_fatal() {
+        for (css, ok) in [
+            (0, true),
+            (6, true),
+            (1, false),
+            (2, false),
+            (5, false),
+            (7, false),
+        ] {
+            let c = ctrl();
+            c.property_set(
+                Property::CC,
+                PropertySize::Four,
+                u64::from(Cc::enable(css, 0).0),
+            )
+            .await
+            .unwrap();
+            let (cc, csts) = c.registers();
+            assert_eq!((csts.ready(), csts.fatal()), (ok, !ok), "CSS {css:03b}");
+            assert_eq!(cc.css(), css);
+        }
+        // CRIME is read-only 0 without CRIMS.
+        let c = ctrl();
+        let cc = Cc::enable(6, 0).0 | Cc::CRIME;
+        c.property_set(Property::CC, PropertySize::Four, u64::from(cc))
+            .await
+            .unwrap();
+        assert!(!c.registers().0.crime() && c.is_ready());
+    }
+
     #[test]
     fn gets_check_offset_and_size() {
         let c = ctrl();
@@ -249,7 +316,14 @@ mod tests {
         assert_eq!(
             c.property_get(Property::VS, PropertySize::Four, 128)
                 .unwrap(),
-            0x10300
+            0x20000
+        );
+        assert_eq!(Cap(cap).css(), 0x41, "NVM and I/O command set selection");
+        assert!(Cap(cap).crwms());
+        assert_eq!(
+            c.property_get(Property::CRTO, PropertySize::Four, 128)
+                .unwrap(),
+            u64::from(CAP_TIMEOUT_500MS)
         );
         assert!(
             c.property_get(Property::CAP, PropertySize::Four, 128)

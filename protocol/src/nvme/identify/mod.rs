@@ -1,13 +1,21 @@
 //! Identify data structures: Identify Controller (CNS 01h), Identify Namespace (CNS 00h), the
-//! Active Namespace ID list (CNS 02h), the Namespace Identification Descriptor list (CNS 03h)
-//! and the NVM command set specific Identify Controller (CNS 06h).
+//! Active Namespace ID lists (CNS 02h, 07h), the Namespace Identification Descriptor list
+//! (CNS 03h), the NVM command set specific Identify Namespace and Controller (CNS 05h, 06h),
+//! the I/O Command Set Independent Identify Namespace (CNS 08h) and the I/O Command Set data
+//! structure (CNS 1Ch).
 
+mod cs_ns;
 mod ctrl;
+mod iocs;
 mod lists;
 mod ns;
 mod nvm_ctrl;
 
+pub use cs_ns::{
+    ExtendedLbaFormat, IdentifyNamespaceIndependent, IdentifyNamespaceNvm, indep_offsets,
+};
 pub use ctrl::{IdentifyController, PowerStateDescriptor, ctrl_offsets};
+pub use iocs::{IOCS_VECTORS, IoCommandSetList, IoCommandSetVector};
 pub use lists::{NidType, NsIdDescriptor, NsIdList};
 pub use ns::{IdentifyNamespace, LbaFormat, ns_offsets};
 pub use nvm_ctrl::IdentifyControllerNvm;

@@ -9,8 +9,11 @@ use crate::wire::{Reader, StructDecodeError, Writer};
 /// Byte offset of the I/O command entries.
 pub const IOCS_OFFSET: usize = 1024;
 
-/// One Commands Supported and Effects entry: CSUPP (bit 0), LBCC (1), NCC (2), NIC (3), CCC (4),
-/// CSER (15:14), CSE (18:16), UUID selection (19).
+//= NVMe Base 2.0, Commands Supported and Effects Data Structure: CSUPP (bit 0), LBCC (1),
+//= NCC (2), NIC (3), CCC (4), CSER (15:14), CSE (18:16), USS (19), CSP (31:20: bit 20
+//= namespace, 21 controller, 22 NVM set, 23 endurance group, 24 domain, 25 NVM subsystem
+//= scope).
+/// One Commands Supported and Effects entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CommandEffects(pub u32);
 
@@ -25,6 +28,12 @@ impl CommandEffects {
     pub const NIC: u32 = 1 << 3;
     /// Controller Capability Change.
     pub const CCC: u32 = 1 << 4;
+    /// Command scope: namespace.
+    pub const NSCPE: u32 = 1 << 20;
+    /// Command scope: controller.
+    pub const CSCPE: u32 = 1 << 21;
+    /// Command scope: NVM subsystem.
+    pub const NSSCPE: u32 = 1 << 25;
 
     /// Whether the command is supported.
     pub const fn is_supported(self) -> bool {

@@ -1,5 +1,7 @@
-//! Log pages: Error Information, SMART / Health Information, Firmware Slot Information,
-//! Changed Namespace List, Commands Supported and Effects, and Asymmetric Namespace Access.
+//! Log pages: Supported Log Pages, Error Information, SMART / Health Information, Firmware
+//! Slot Information, Changed Namespace List, Commands Supported and Effects, Asymmetric
+//! Namespace Access, Feature Identifiers Supported and Effects and NVMe-MI Commands Supported
+//! and Effects.
 //! The Discovery log page lives in [`crate::fabrics::discovery`].
 
 mod ana;
@@ -7,12 +9,16 @@ mod effects;
 mod error_info;
 mod fw_slot;
 mod smart;
+mod supported;
 
 pub use ana::{AnaGroupDescriptor, AnaLog, AnaState};
 pub use effects::{CommandEffects, CommandsSupportedEffects};
 pub use error_info::{ERROR_INFO_ENTRY_LEN, ErrorInfoEntry};
 pub use fw_slot::FirmwareSlotInfo;
 pub use smart::SmartLog;
+pub use supported::{
+    FeatureEffects, FeatureIdsEffects, LidSupport, NvmeMiCommandsEffects, SupportedLogPages,
+};
 
 use crate::wire::open_enum;
 
@@ -48,6 +54,10 @@ open_enum! {
         ANA = 0x0C,
         /// Persistent Event Log.
         PERSISTENT_EVENT = 0x0D,
+        /// Feature Identifiers Supported and Effects.
+        FEATURE_IDS_EFFECTS = 0x12,
+        /// NVMe-MI Commands Supported and Effects.
+        NVME_MI_EFFECTS = 0x13,
         /// Discovery (fabrics discovery controllers).
         DISCOVERY = 0x70,
         /// Reservation Notification.
