@@ -52,6 +52,8 @@ pub struct Target {
     pub admission: Arc<crate::transport::admission::Admission>,
     /// The files and devices RPCs may open (nothing until the server sets it).
     pub paths: RwLock<crate::path_policy::PathPolicy>,
+    /// Configuration entries not applied yet (see `crate::config::pending`).
+    pub pending: crate::config::pending::PendingConfig,
 }
 
 impl Target {
@@ -72,6 +74,7 @@ impl Target {
             persist_lock: parking_lot::Mutex::new(()),
             operations: crate::rpc::operations::Operations::new(),
             paths: RwLock::new(crate::path_policy::PathPolicy::default()),
+            pending: crate::config::pending::PendingConfig::new(),
             admission: crate::transport::admission::Admission::new(
                 crate::transport::admission::ConnectionLimits::default(),
             ),

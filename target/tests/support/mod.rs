@@ -35,6 +35,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
             .map(Path::to_path_buf)
             .into_iter()
             .collect(),
+        pending_retry_interval: std::time::Duration::from_secs(30),
     }
 }
 
