@@ -13,6 +13,8 @@ use lamina_target::server::{self, Running};
 use lamina_target::telemetry::LogFormat;
 use serde_json::{Value, json};
 
+pub mod pending;
+
 /// How long one call may take before the test calls the server stalled.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
