@@ -4,7 +4,7 @@
 #   integration/clients/run-spdk-rpc.sh [-v] [-k PATTERN]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-python=$(integration/clients/spdk-rpc-env.sh)
+python="$(dirname "$(bash integration/clients/spdk-rpc-env.sh)")/python3"
 for bin in lamina lamina-perf; do
     [ -x "build/release/$bin" ] || cargo build --release --locked -p lamina-target -p lamina-integration --bins
 done

@@ -25,6 +25,8 @@ pub const DEFAULT_NQN: &str = lamina_target::server::DEFAULT_NQN;
 pub struct TestTarget {
     running: Running,
     dir: tempfile::TempDir,
+    /// What it was started with; a restart starts it the same way.
+    args: ServeArgs,
 }
 
 fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
@@ -41,6 +43,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         limits: lamina_target::cli::LimitArgs::default(),
         metrics_allow: Vec::new(),
         allow_path: Vec::new(),
+        pending_retry_interval: std::time::Duration::from_secs(30),
     }
 }
 
@@ -61,7 +64,19 @@ impl TestTarget {
 
     async fn start_with_args(dir: tempfile::TempDir, args: ServeArgs) -> Self {
         let running = server::start(&args).await.expect("the target starts");
-        Self { running, dir }
+        Self { running, dir, args }
+    }
+
+    /// Starts a target on a fresh data directory with its `serve` flags changed by `change`
+    /// (the data directory and the listen address are the fixture's).
+    ///
+    /// # Panics
+    /// When the target cannot start.
+    pub async fn start_with(change: impl FnOnce(&mut ServeArgs)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let mut a = args(dir.path(), "127.0.0.1:0".parse().expect("address"));
+        change(&mut a);
+        Self::start_with_args(dir, a).await
     }
 
     /// Starts a target on a fresh data directory with these connection limits.
@@ -120,11 +135,24 @@ impl TestTarget {
     /// Shuts the target down cleanly (as SIGTERM does) and starts it again on the same data
     /// directory and port.
     pub async fn restart(self) -> Self {
+        self.restart_after(|_| {}).await
+    }
+
+    /// Shuts the target down cleanly, runs `between` on the data directory (to take a device
+    /// away, or put it back), and starts it again with the same flags, data directory and port.
+    pub async fn restart_after(self, between: impl FnOnce(&Path)) -> Self {
         let addr = self.addr();
         server::shutdown(&self.running).await;
-        let dir = self.dir;
         drop(self.running);
-        Self::start_in(dir, addr).await
+        between(self.dir.path());
+        let mut a = self.args;
+        a.listen = vec![addr];
+        Self::start_with_args(self.dir, a).await
+    }
+
+    /// The `/metrics`, `/healthz` and `/readyz` address, when started with `--metrics`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running.metrics_addr
     }
 
     /// Shuts the target down cleanly.

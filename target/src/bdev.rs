@@ -70,6 +70,8 @@ pub struct Bdev {
     kind: BdevKind,
     device: Device,
     claim: Mutex<Option<Claim>>,
+    /// Why the lvstore found on it did not load (examine), if it did not.
+    lvstore_error: Mutex<Option<String>>,
 }
 
 impl Bdev {
@@ -121,6 +123,17 @@ impl Bdev {
     /// Releases the claim.
     pub fn release(&self) {
         *self.claim.lock() = None;
+    }
+
+    /// Why the lvstore on this bdev did not load, when examine found one it could not load
+    /// (`None`: loaded, or no lvstore there).
+    pub fn lvstore_error(&self) -> Option<String> {
+        self.lvstore_error.lock().clone()
+    }
+
+    /// Records why examine could not load the lvstore on this bdev.
+    pub fn set_lvstore_error(&self, why: Option<String>) {
+        *self.lvstore_error.lock() = why;
     }
 }
 
@@ -176,6 +189,7 @@ impl Bdevs {
                     kind,
                     device,
                     claim: Mutex::new(None),
+                    lvstore_error: Mutex::new(None),
                 });
                 v.insert(bdev.clone());
                 Ok(bdev)

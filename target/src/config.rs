@@ -3,14 +3,40 @@
 //! What an operator creates over RPC (base devices, the transport, subsystems, their listeners,
 //! hosts and namespaces) is written to `DATA_DIR/lamina.json` after every change, atomically
 //! (temporary file, fsync, rename, fsync of the directory), and replayed through the same RPC
-//! methods at start-up. Lvstores and lvols are not in it: they live on their own devices and
-//! come back when their base bdev is created again (examine). The same replay loads a
-//! `--config` file written by SPDK's `save_config`.
+//! methods at start-up ([`replay()`]). Lvstores and lvols are not in it: they live on their own
+//! devices and come back when their base bdev is created again (examine). The same replay loads
+//! a `--config` file written by SPDK's `save_config`.
 //!
 //! `--config FILE` also takes Lamina's declarative TOML (see [`declarative`] for the format):
 //! a file ending in `.json`, or whose first character is `{`, is SPDK JSON; anything else is
 //! TOML. Either way the file creates what is missing and leaves what exists: a JSON call that
 //! answers `-EEXIST` counts as "already there", not as a failure.
+//!
+//! # Pending configuration
+//!
+//! An entry that cannot be applied at start-up (its file or device is missing or unreadable,
+//! the lvstore on it does not load, or it needs such an entry: the namespaces of its lvols, a
+//! lvstore or lvol of a `--config` file on it) is never dropped. It is kept, in order, as
+//! *pending* ([`pending`]):
+//! - **persisted**: `save_config`, `framework_get_config` and so `lamina.json` carry it, as
+//!   it was read, after the live objects of its section, so every later write keeps it and a
+//!   restart tries it again;
+//! - **retried** ([`retry`]): with a backoff up to `--pending-retry-interval` (default 30 s),
+//!   at once after a successful change over JSON-RPC, and on `lamina_retry_pending_config`
+//!   (`lamina config retry`). What depended on an entry follows it in the same pass, and a
+//!   namespace that appears raises the usual namespace-attribute-changed AEN to hosts;
+//! - **reported**: `/readyz` answers 503 naming each entry and why while any is pending (the
+//!   target does not serve its whole configuration, so it is not ready; `/healthz` stays
+//!   200), the log says it at start-up and when a reason changes (an unchanged failure at most
+//!   every ten minutes), `lamina_get_pending_config` (`lamina config pending`) lists them, and
+//!   the gauge `lamina_config_pending_entries` counts them;
+//! - **protected** ([`guard`]): a change that would take a pending entry's name (a bdev name
+//!   or file, subsystem NQN, NSID, lvstore or lvol name) or delete what it builds on (its
+//!   subsystem, bdev or lvol) is refused with `-EBUSY` naming the entry;
+//! - **dropped only on purpose**: `lamina_drop_pending_config {"id": N}` (`lamina config drop
+//!   N`) removes an entry from the configuration, with a log line.
+//!
+//! A declarative TOML `--config` file keeps the calls it could not make the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +51,12 @@ use crate::subsystem::{Backend, SubsystemKind};
 
 mod apply;
 pub mod declarative;
+pub mod guard;
+pub mod pending;
+pub mod replay;
+pub mod retry;
+
+pub use replay::{Replayed, replay};
 
 /// The state file's name inside the data directory.
 pub const STATE_FILE: &str = "lamina.json";
@@ -34,22 +66,40 @@ pub const STATE_FILE: &str = "lamina.json";
 pub const SUBSYSTEMS: [(&str, &[&str]); 3] =
     [("sock", &[]), ("bdev", &[]), ("nvmf", &["bdev", "sock"])];
 
-/// The configuration of framework subsystem `name` (SPDK's `framework_get_config`), `None` for a
-/// subsystem Lamina does not have.
+/// The configuration of framework subsystem `name` (SPDK's `framework_get_config`): its live
+/// objects, then its pending entries; `None` for a subsystem Lamina neither has nor holds
+/// pending entries of.
 pub fn subsystem_config(t: &Target, name: &str) -> Option<Vec<Value>> {
-    match name {
-        "sock" => Some(sock_config(t)),
-        "bdev" => Some(bdev_config(t)),
-        "nvmf" => Some(nvmf_config(t)),
-        _ => None,
-    }
+    let mut calls = match name {
+        "sock" => sock_config(t),
+        "bdev" => bdev_config(t),
+        "nvmf" => nvmf_config(t),
+        _ => {
+            let pending = t.pending.calls(name);
+            return (!pending.is_empty()).then_some(pending);
+        }
+    };
+    calls.extend(t.pending.calls(name));
+    Some(calls)
+}
+
+/// The names of the sections `save_config` writes: Lamina's, then those only pending entries
+/// name.
+pub fn section_names(t: &Target) -> Vec<String> {
+    SUBSYSTEMS
+        .iter()
+        .map(|(n, _)| (*n).to_owned())
+        .chain(t.pending.other_sections())
+        .collect()
 }
 
 /// The current configuration as `save_config` returns it.
 pub fn save_config(t: &Target) -> Value {
-    let subsystems: Vec<Value> = SUBSYSTEMS
+    let subsystems: Vec<Value> = section_names(t)
         .iter()
-        .map(|(name, _)| json!({"subsystem": name, "config": subsystem_config(t, name)}))
+        .map(|name| {
+            json!({"subsystem": name, "config": subsystem_config(t, name).unwrap_or_default()})
+        })
         .collect();
     json!({ "subsystems": subsystems })
 }
@@ -206,108 +256,6 @@ pub fn read_json(path: &Path) -> Result<Value, ConfigError> {
     Ok(v)
 }
 
-/// What a replay did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Replayed {
-    /// Calls that succeeded.
-    pub ok: usize,
-    /// Calls answered `-EEXIST`: what they create is already there.
-    pub existing: usize,
-    /// Calls that failed (each logged).
-    pub failed: usize,
-}
-
-/// Calls every method of `config` in order: the `bdev` subsystem first (so lvstores are
-/// examined before namespaces refer to their lvols), then `nvmf`, then anything else. A call
-/// that fails is logged and the rest still run, so one missing device does not take every
-/// subsystem down with it.
-pub async fn replay(methods: &Methods, config: &Value) -> Replayed {
-    replay_except(methods, config, |_, _| false).await
-}
-
-/// [`replay`], counting the calls `exists(method, params)` says are already done as existing
-/// instead of making them.
-async fn replay_except(
-    methods: &Methods,
-    config: &Value,
-    exists: impl Fn(&str, &Value) -> bool,
-) -> Replayed {
-    let mut sections: Vec<&Value> = config
-        .get("subsystems")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let rank = |s: &&Value| match s.get("subsystem").and_then(Value::as_str) {
-        Some("bdev") => 0,
-        Some("nvmf") => 1,
-        _ => 2,
-    };
-    sections.sort_by_key(rank);
-    let mut done = Replayed::default();
-    for section in sections {
-        let calls = section.get("config").and_then(Value::as_array);
-        for call in calls.into_iter().flatten() {
-            let Some(method) = call.get("method").and_then(Value::as_str) else {
-                continue;
-            };
-            let params = call.get("params").cloned().unwrap_or(Value::Null);
-            if exists(method, &params) {
-                done.existing += 1;
-                continue;
-            }
-            replay_call(methods, method, params, &mut done).await;
-        }
-    }
-    done
-}
-
-async fn replay_call(methods: &Methods, method: &str, params: Value, done: &mut Replayed) {
-    if !methods.contains(method) {
-        tracing::warn!(
-            method,
-            "configuration entry skipped: method not supported by Lamina"
-        );
-        done.failed += 1;
-        return;
-    }
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer = methods.handle_value(request).await.unwrap_or(Value::Null);
-    match answer.get("error") {
-        Some(err) if err.get("code") == Some(&json!(crate::rpc::error::EEXIST)) => {
-            tracing::debug!(method, error = %err, "configuration entry already there");
-            done.existing += 1;
-        }
-        Some(err) => {
-            tracing::error!(method, error = %err, "configuration entry failed");
-            done.failed += 1;
-        }
-        None => done.ok += 1,
-    }
-}
-
-/// Whether an `nvmf_subsystem_add_ns` call is already done: its NSID exports its bdev. (Adding
-/// it again would answer -EBUSY, the bdev being held by that very namespace.)
-fn namespace_exists(t: &Target, method: &str, params: &Value) -> bool {
-    if method != "nvmf_subsystem_add_ns" {
-        return false;
-    }
-    let nqn = params.get("nqn").and_then(Value::as_str).unwrap_or("");
-    let ns = params.get("namespace").unwrap_or(&Value::Null);
-    let nsid = ns.get("nsid").and_then(Value::as_u64);
-    let bdev = ns.get("bdev_name").and_then(Value::as_str).unwrap_or("");
-    let name = t
-        .lvols
-        .lvol(bdev)
-        .map_or_else(|_| bdev.to_owned(), |l| l.uuid().to_string());
-    let (Some(sub), Some(nsid)) = (t.subsystems.get(nqn), nsid) else {
-        return false;
-    };
-    u32::try_from(nsid)
-        .ok()
-        .and_then(|n| sub.namespace(n))
-        .is_some_and(|n| n.bdev_name() == name)
-}
-
 /// A `--config` file, in either format.
 #[derive(Debug)]
 pub enum ConfigFile {
@@ -346,11 +294,14 @@ pub struct FileApplied {
     pub created: usize,
     /// Objects that were already there.
     pub existing: usize,
-    /// Entries that failed (each logged).
+    /// Entries kept as pending configuration (each logged).
+    pub pending: usize,
+    /// Entries that failed for good (each logged): impossible values, nothing to retry.
     pub failed: usize,
 }
 
-/// Reads and applies a `--config` file: creates what is missing, leaves what exists.
+/// Reads and applies a `--config` file: creates what is missing, leaves what exists, keeps
+/// what cannot be applied yet as pending.
 pub async fn apply_file(
     t: &Arc<Target>,
     methods: &Methods,
@@ -358,16 +309,12 @@ pub async fn apply_file(
 ) -> Result<FileApplied, ConfigError> {
     Ok(match read_file(path)? {
         ConfigFile::Spdk(v) => {
-            let r = replay_except(methods, &v, |m, p| {
-                namespace_exists(t, m, p)
-                    || (m == "nvmf_create_transport"
-                        && crate::rpc::nvmf::transport::transport_unchanged(t, p))
-            })
-            .await;
+            let r = replay(t, methods, &v, "--config").await;
             FileApplied {
                 created: r.ok,
                 existing: r.existing,
-                failed: r.failed,
+                pending: r.pending,
+                failed: r.malformed,
             }
         }
         ConfigFile::Lamina(cfg) => {
@@ -375,6 +322,7 @@ pub async fn apply_file(
             FileApplied {
                 created: r.created,
                 existing: r.existing,
+                pending: r.pending,
                 failed: r.failed,
             }
         }

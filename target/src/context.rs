@@ -54,6 +54,8 @@ pub struct Target {
     pub paths: RwLock<crate::path_policy::PathPolicy>,
     /// Socket options of accepted connections (`sock_impl_set_options`).
     pub sock_options: RwLock<crate::options::SockImpls>,
+    /// Configuration entries not applied yet (see `crate::config::pending`).
+    pub pending: crate::config::pending::PendingConfig,
 }
 
 impl Target {
@@ -75,6 +77,7 @@ impl Target {
             operations: crate::rpc::operations::Operations::new(),
             paths: RwLock::new(crate::path_policy::PathPolicy::default()),
             sock_options: RwLock::new(crate::options::SockImpls::default()),
+            pending: crate::config::pending::PendingConfig::new(),
             admission: crate::transport::admission::Admission::new(
                 crate::transport::admission::ConnectionLimits::default(),
             ),

@@ -7,7 +7,11 @@
 //! - `GET /readyz`: 200 once start-up finished: NVMe/TCP listeners bound, the persisted
 //!   configuration replayed (lvstores loaded, subsystems and namespaces restored) and the RPC
 //!   socket open; 503 before that and from the moment shutdown starts (readiness: take the
-//!   node out of rotation, keep the process alive).
+//!   node out of rotation, keep the process alive). Also 503 while any configuration entry is
+//!   pending (a device missing at start-up, see `crate::config`): the target then serves only
+//!   part of its configuration, and hosts of the missing namespaces would find nothing. The
+//!   503 body names each pending entry and why; `/healthz` stays 200, since restarting the
+//!   process does not bring a device back.
 //!
 //! The endpoint comes up first and goes down last: during a long start-up `/healthz` already
 //! answers and `/readyz` says 503, and during the shutdown drain `/readyz` says 503 while
@@ -61,19 +65,52 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Renders the metrics text on demand.
 pub type Render = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
-/// Readiness: set once start-up finished, cleared when shutdown starts.
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+/// What else may hold readiness back: `Some(body)` says why (pending configuration).
+pub type ReadyCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Readiness: set once start-up finished, cleared when shutdown starts, and held back while
+/// its check answers a reason.
+#[derive(Default)]
+pub struct Readiness {
+    started: AtomicBool,
+    check: parking_lot::RwLock<Option<ReadyCheck>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("started", &self.started.load(Ordering::Relaxed))
+            .field("check", &self.check.read().is_some())
+            .finish()
+    }
+}
 
 impl Readiness {
-    /// Marks the server ready (or not).
+    /// Marks start-up finished (or shutdown started).
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.started.store(ready, Ordering::Release);
+    }
+
+    /// Also holds readiness back while `check` answers a reason.
+    pub fn set_check(&self, check: ReadyCheck) {
+        *self.check.write() = Some(check);
     }
 
     /// Whether the server is ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.status().is_ok()
+    }
+
+    /// `Err(body)` says why the server is not ready.
+    pub fn status(&self) -> Result<(), String> {
+        if !self.started.load(Ordering::Acquire) {
+            return Err("not ready: starting up or shutting down\n".to_owned());
+        }
+        let check = self.check.read().clone();
+        match check.and_then(|c| c()) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 }
 
@@ -220,8 +257,10 @@ fn route(req: &Request<Incoming>, render: &Render, ready: &Readiness) -> Respons
             }
         },
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        _ if ready.is_ready() => text(StatusCode::OK, "ready\n"),
-        _ => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => match ready.status() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &why),
+        },
     }
 }
 
@@ -276,6 +315,15 @@ mod tests {
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         ready.set(true);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        let why = Arc::new(parking_lot::Mutex::new(Some("not ready: bdev x pending\n")));
+        let w = why.clone();
+        ready.set_check(Arc::new(move || w.lock().map(str::to_owned)));
+        let held = get(addr, "/readyz").await;
+        assert!(held.starts_with("HTTP/1.1 503"), "{held}");
+        assert!(held.ends_with("not ready: bdev x pending\n"), "{held}");
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        *why.lock() = None;
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         ready.set(false);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));

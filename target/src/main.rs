@@ -38,5 +38,6 @@ fn main() -> ExitCode {
         Command::Lvol(args) => runtime.block_on(lamina_target::cli::lvol::run(args)),
         Command::Subsystem(args) => runtime.block_on(lamina_target::cli::subsystem::run(args)),
         Command::Bdev(args) => runtime.block_on(lamina_target::cli::bdev::run(args)),
+        Command::Config(args) => runtime.block_on(lamina_target::cli::config::run(args)),
     }
 }

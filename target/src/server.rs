@@ -8,7 +8,9 @@
 //! default is created (a sparse 16 GiB file `lvs0.img` holding lvstore `lvs0` with a 1 GiB thin
 //! lvol `vol0`, exported as namespace 1 of `nqn.2026-11.io.lamina:default` to any host); a
 //! `--config` file is applied on top (creating what is missing); the ports start accepting;
-//! the RPC socket opens; readiness is set; the attach commands are printed.
+//! the RPC socket opens; the retry of pending configuration starts (what could not be applied,
+//! see `crate::config`); readiness is set (and held back while anything is pending); the
+//! attach commands are printed.
 //!
 //! Shutdown (SIGINT/SIGTERM): readiness is cleared and the root token is cancelled, so listeners
 //! stop accepting and every connection stops reading, lets its in-flight commands finish and
@@ -101,8 +103,9 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         let cfg = crate::config::read_json(&state).context(
             "the persisted configuration is damaged; fix or move it away to start fresh",
         )?;
-        let r = crate::config::replay(&methods, &cfg).await;
-        tracing::info!(ok = r.ok, failed = r.failed, file = %state.display(), "configuration restored");
+        let r = crate::config::replay(&target, &methods, &cfg, "lamina.json").await;
+        tracing::info!(ok = r.ok, existing = r.existing, pending = r.pending, file = %state.display(),
+            "configuration restored");
     } else if args.config.is_none() && !args.no_default {
         create_default(&methods, &data_dir, &ports).await?;
     }
@@ -136,6 +139,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             target.tracker.clone(),
         ));
     }
+    start_pending(&target, &methods, args, &ready);
     ready.set(true);
     Ok(Running {
         target,
@@ -146,6 +150,27 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         ready,
         http,
     })
+}
+
+/// Retries what start-up could not apply, and holds readiness back while anything is pending.
+fn start_pending(
+    target: &Arc<Target>,
+    methods: &Arc<Methods>,
+    args: &ServeArgs,
+    ready: &Readiness,
+) {
+    let weak = Arc::downgrade(target);
+    ready.set_check(Arc::new(move || {
+        weak.upgrade().and_then(|t| t.pending.readiness_report())
+    }));
+    let policy = crate::config::retry::RetryPolicy::up_to(args.pending_retry_interval);
+    crate::config::retry::spawn(target, methods, policy);
+    let pending = target.pending.len();
+    if pending > 0 {
+        tracing::warn!(pending, retry_up_to = ?policy.max,
+            "configuration entries pending: /readyz answers 503 until they apply \
+             (lamina config pending lists them)");
+    }
 }
 
 async fn start_metrics(
@@ -314,8 +339,8 @@ async fn apply_config_file(
     let r = crate::config::apply_file(target, methods, path)
         .await
         .context("--config")?;
-    tracing::info!(created = r.created, existing = r.existing, failed = r.failed,
-        file = %path.display(), "--config applied");
+    tracing::info!(created = r.created, existing = r.existing, pending = r.pending,
+        failed = r.failed, file = %path.display(), "--config applied");
     Ok(())
 }
 

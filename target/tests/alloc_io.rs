@@ -173,6 +173,7 @@ fn steady_state_io_allocates_nothing() {
         limits: lamina_target::cli::LimitArgs::default(),
         metrics_allow: Vec::new(),
         allow_path: Vec::new(),
+        pending_retry_interval: std::time::Duration::from_secs(30),
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");
     let addr = running.ports[0];

@@ -106,6 +106,29 @@ async fn framework(r: &mut Rpc) {
     assert_eq!(r.ok("lamina_get_operations", Value::Null).await, json!([]));
     r.err("lamina_get_operations", json!({"id": 999}), ENODEV)
         .await;
+    // SPDK's rpc.py save_config is built from these two; pending entries (none here) have
+    // their own methods, exercised with a missing device in tests/pending_config.rs.
+    let subs = r.ok("framework_get_subsystems", Value::Null).await;
+    assert_eq!(
+        subs[2],
+        json!({"subsystem": "nvmf", "depends_on": ["bdev", "sock"]})
+    );
+    let nvmf = r.ok("framework_get_config", json!({"name": "nvmf"})).await;
+    assert_eq!(nvmf, cfg["subsystems"][2]["config"]);
+    r.err(
+        "framework_get_config",
+        json!({"name": "iscsi"}),
+        INVALID_PARAMS,
+    )
+    .await;
+    assert_eq!(
+        r.ok("lamina_get_pending_config", Value::Null).await,
+        json!([])
+    );
+    let retried = r.ok("lamina_retry_pending_config", Value::Null).await;
+    assert_eq!(retried, json!({"applied": 0, "pending": []}));
+    r.err("lamina_drop_pending_config", json!({"id": 1}), ENODEV)
+        .await;
 }
 
 async fn bdevs(r: &mut Rpc, s: &TestServer) {
@@ -667,8 +690,12 @@ async fn settings(r: &mut Rpc) {
         .map(|s| s["subsystem"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["sock", "bdev", "nvmf"], "{subs}");
-    r.err("framework_get_config", json!({"name": "iscsi"}), ENODEV)
-        .await;
+    r.err(
+        "framework_get_config",
+        json!({"name": "iscsi"}),
+        INVALID_PARAMS,
+    )
+    .await;
     r.err("framework_get_config", json!({}), INVALID_PARAMS)
         .await;
 

@@ -4,7 +4,7 @@
 //! Every `serve` flag can also come from an environment variable `LAMINA_<FLAG>` (containers,
 //! systemd drop-ins); a flag on the command line wins over the variable.
 //!
-//! The management subcommands (`lvstore`, `lvol`, `subsystem`, `bdev`) talk to a running server
+//! The management subcommands (`lvstore`, `lvol`, `subsystem`, `bdev`, `config`) talk to a running server
 //! over its JSON-RPC socket (`--socket PATH`, env `LAMINA_RPC_SOCKET`, default
 //! `./lamina-data/lamina.sock`), print a table or a sentence, or the JSON-RPC result with
 //! `--json`, and exit with a stable code: 0 success, 1 the server refused (JSON-RPC error),
@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! - [`rpc`]: `lamina rpc METHOD [PARAMS]`, any method.
-//! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`]: the readable subcommands.
+//! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`]: the readable subcommands; [`config`]:
+//!   pending configuration (what start-up could not apply).
 //! - [`session`]: flags, connection, errors and exit codes they share; [`size`]: human sizes;
 //!   [`table`]: text tables; [`progress`]: progress bars for long operations.
 
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::telemetry::LogFormat;
 
 pub mod bdev;
+pub mod config;
 pub mod lvol;
 pub mod lvstore;
 pub mod lvstore_check;
@@ -63,6 +65,8 @@ pub enum Command {
     Subsystem(subsystem::SubsystemArgs),
     /// Manage base bdevs: files, block devices, memory.
     Bdev(bdev::BdevArgs),
+    /// Configuration that could not be applied at start-up: list, retry, drop.
+    Config(config::ConfigArgs),
 }
 
 /// Flags of `lamina serve`.
@@ -120,6 +124,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_path: Vec<PathBuf>,
+    /// Longest wait between retries of configuration that could not be applied at start-up
+    /// (a missing device): 500ms, 30s, 5m. Retries start after 1 s and double up to it.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "LAMINA_PENDING_RETRY_INTERVAL",
+        default_value = "30s",
+        value_parser = crate::config::retry::parse_interval
+    )]
+    pub pending_retry_interval: std::time::Duration,
 }
 
 /// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).

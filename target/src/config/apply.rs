@@ -1,6 +1,9 @@
 //! Applying a declarative file (see [`super::declarative`] for the format and the rules):
 //! each entry becomes the JSON-RPC calls an operator would make, after checking what already
-//! exists, so an entry that is there is counted as existing and left alone.
+//! exists, so an entry that is there is counted as existing and left alone. A call that does
+//! not apply (a missing device, or an lvstore or lvol on it) is kept as pending configuration
+//! and retried like the persisted state's (see `super::pending`); an entry with an impossible
+//! value fails with a log line (the file is read again at the next start).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +15,8 @@ use super::declarative::{
     BdevEntry, BdevType, LaminaConfig, LvolEntry, LvstoreEntry, NamespaceEntry, Size,
     SubsystemEntry, TransportSection,
 };
+use super::pending::{NotApplied, param};
+use super::replay::{Outcome, apply_entry, keep_pending};
 use crate::context::Target;
 use crate::options::TransportOptions;
 use crate::rpc::Methods;
@@ -25,34 +30,90 @@ pub struct Applied {
     pub created: usize,
     /// Objects that already existed and were left alone.
     pub existing: usize,
-    /// Entries that failed (each logged).
+    /// Calls kept as pending configuration (each logged).
+    pub pending: usize,
+    /// Entries that failed for good (each logged).
     pub failed: usize,
 }
 
+/// Why an entry was not applied.
+#[derive(Debug)]
+struct Failed {
+    reason: String,
+    /// The pending entry keeping its call, if it has one.
+    pending: Option<u64>,
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            pending: None,
+        }
+    }
+}
+
 impl Applied {
-    fn record(&mut self, what: &str, outcome: Result<bool, String>) {
+    fn record(&mut self, what: &str, outcome: Result<bool, Failed>) {
         match outcome {
             Ok(true) => self.created += 1,
             Ok(false) => self.existing += 1,
-            Err(e) => {
-                tracing::error!(entry = what, error = %e, "configuration entry failed");
+            Err(Failed {
+                pending: Some(_), ..
+            }) => self.pending += 1,
+            Err(Failed { reason, .. }) => {
+                tracing::error!(entry = what, error = %reason, "configuration entry failed");
                 self.failed += 1;
             }
         }
     }
 }
 
-/// Calls one method; the error is its message.
-async fn call(methods: &Methods, method: &str, params: Value) -> Result<Value, String> {
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer = methods.handle_value(req).await.unwrap_or(Value::Null);
-    if let Some(e) = answer.get("error") {
-        return Err(format!(
-            "{method}: {}",
-            e.get("message").and_then(Value::as_str).unwrap_or("failed")
-        ));
+/// The `save_config` section a method's calls belong to.
+fn section_of(method: &str) -> &'static str {
+    if method.starts_with("nvmf_") {
+        "nvmf"
+    } else {
+        "bdev"
     }
-    Ok(answer.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// Makes one call; one that does not apply is kept pending. `Ok(false)`: already there.
+async fn call(
+    t: &Arc<Target>,
+    methods: &Methods,
+    method: &str,
+    params: Value,
+) -> Result<bool, Failed> {
+    match apply_entry(t, methods, method, &params).await {
+        Ok(outcome) => Ok(outcome == Outcome::Created),
+        Err(why) => Err(pend(t, method, params, why)),
+    }
+}
+
+/// An object the persisted configuration already keeps pending (with other parameters than
+/// the file's, such as the UUID a live bdev was saved with) is not asked for twice: it counts
+/// with the pending entries.
+fn already_pending(t: &Target, method: &str, key: &[(&str, &str)]) -> Result<(), Failed> {
+    let found = t
+        .pending
+        .find(|e| e.method == method && key.iter().all(|(ptr, v)| param(&e.params, ptr) == *v));
+    match found {
+        None => Ok(()),
+        Some(e) => Err(Failed {
+            reason: format!("already pending as entry #{}: {}", e.id, e.reason),
+            pending: Some(e.id),
+        }),
+    }
+}
+
+/// Keeps `method(params)` as pending because of `reason`.
+fn pend(t: &Target, method: &str, params: Value, why: NotApplied) -> Failed {
+    let id = keep_pending(t, section_of(method), method, params, &why, "--config");
+    Failed {
+        reason: why.reason,
+        pending: Some(id),
+    }
 }
 
 /// Applies `cfg`: creates what is missing, leaves what exists.
@@ -86,10 +147,10 @@ fn size_u32(s: Option<Size>, what: &str) -> Result<Option<u32>, String> {
 
 /// Creates the transport, or applies the file's options to the existing one.
 async fn apply_transport(
-    t: &Target,
+    t: &Arc<Target>,
     methods: &Methods,
     tr: &TransportSection,
-) -> Result<bool, String> {
+) -> Result<bool, Failed> {
     let base = if t
         .transport_created
         .load(std::sync::atomic::Ordering::Acquire)
@@ -124,9 +185,7 @@ async fn apply_transport(
     }
     let mut p = serde_json::to_value(&o).map_err(|e| e.to_string())?;
     p["trtype"] = json!("TCP");
-    call(methods, "nvmf_create_transport", p)
-        .await
-        .map(|_| true)
+    call(t, methods, "nvmf_create_transport", p).await
 }
 
 /// Creates the sparse file of an aio bdev when it is missing and a size is given.
@@ -162,7 +221,7 @@ fn ensure_file(path: &Path, size: Option<Size>) -> Result<(), String> {
     Ok(())
 }
 
-async fn apply_bdev(t: &Target, methods: &Methods, b: &BdevEntry) -> Result<bool, String> {
+async fn apply_bdev(t: &Arc<Target>, methods: &Methods, b: &BdevEntry) -> Result<bool, Failed> {
     if let Ok(existing) = t.bdevs.get(&b.name) {
         let same = match (existing.kind(), b.kind) {
             (crate::bdev::BdevKind::Aio { filename }, BdevType::Aio) => {
@@ -178,6 +237,9 @@ async fn apply_bdev(t: &Target, methods: &Methods, b: &BdevEntry) -> Result<bool
         }
         return Ok(false);
     }
+    for method in ["bdev_aio_create", "bdev_malloc_create", "bdev_null_create"] {
+        already_pending(t, method, &[("/name", &b.name)])?;
+    }
     let mut p = json!({"name": b.name});
     if let Some(u) = b.uuid {
         p["uuid"] = json!(u.to_string());
@@ -188,12 +250,15 @@ async fn apply_bdev(t: &Target, methods: &Methods, b: &BdevEntry) -> Result<bool
     let method = match b.kind {
         BdevType::Aio => {
             let path = b.filename.clone().unwrap_or_default();
-            let size = b.size;
-            let p2 = path.clone();
-            tokio::task::spawn_blocking(move || ensure_file(&p2, size))
-                .await
-                .map_err(|e| e.to_string())??;
             p["filename"] = json!(path.display().to_string());
+            let size = b.size;
+            let made = tokio::task::spawn_blocking(move || ensure_file(&path, size))
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Err(reason) = made {
+                // A device that is not there yet may show up: keep the call it needs.
+                return Err(pend(t, "bdev_aio_create", p, reason.into()));
+            }
             "bdev_aio_create"
         }
         BdevType::Malloc | BdevType::Null => {
@@ -202,7 +267,8 @@ async fn apply_bdev(t: &Target, methods: &Methods, b: &BdevEntry) -> Result<bool
             if size == 0 || !size.is_multiple_of(u64::from(bs)) {
                 return Err(format!(
                     "size {size} must be a positive multiple of the block size {bs}"
-                ));
+                )
+                .into());
             }
             p["block_size"] = json!(bs);
             p["num_blocks"] = json!(size / u64::from(bs));
@@ -213,10 +279,14 @@ async fn apply_bdev(t: &Target, methods: &Methods, b: &BdevEntry) -> Result<bool
             }
         }
     };
-    call(methods, method, p).await.map(|_| true)
+    call(t, methods, method, p).await
 }
 
-async fn apply_lvstore(t: &Target, methods: &Methods, l: &LvstoreEntry) -> Result<bool, String> {
+async fn apply_lvstore(
+    t: &Arc<Target>,
+    methods: &Methods,
+    l: &LvstoreEntry,
+) -> Result<bool, Failed> {
     if let Ok(store) = t.lvols.lvstore(&l.name) {
         if store.base_bdev() != l.bdev {
             tracing::warn!(lvstore = %l.name, file_bdev = %l.bdev, base_bdev = %store.base_bdev(),
@@ -224,6 +294,7 @@ async fn apply_lvstore(t: &Target, methods: &Methods, l: &LvstoreEntry) -> Resul
         }
         return Ok(false);
     }
+    already_pending(t, "bdev_lvol_create_lvstore", &[("/lvs_name", &l.name)])?;
     let mut p = json!({"bdev_name": l.bdev, "lvs_name": l.name});
     if let Some(c) = l.cluster_size {
         p["cluster_sz"] = json!(c.0);
@@ -231,12 +302,10 @@ async fn apply_lvstore(t: &Target, methods: &Methods, l: &LvstoreEntry) -> Resul
     if let Some(m) = &l.clear_method {
         p["clear_method"] = json!(m);
     }
-    call(methods, "bdev_lvol_create_lvstore", p)
-        .await
-        .map(|_| true)
+    call(t, methods, "bdev_lvol_create_lvstore", p).await
 }
 
-async fn apply_lvol(t: &Target, methods: &Methods, l: &LvolEntry) -> Result<bool, String> {
+async fn apply_lvol(t: &Arc<Target>, methods: &Methods, l: &LvolEntry) -> Result<bool, Failed> {
     let alias = format!("{}/{}", l.lvstore, l.name);
     if let Ok(lvol) = t.lvols.lvol(&alias) {
         if lvol.size_bytes().is_ok_and(|s| s < l.size.0) {
@@ -245,12 +314,17 @@ async fn apply_lvol(t: &Target, methods: &Methods, l: &LvolEntry) -> Result<bool
         }
         return Ok(false);
     }
+    let key = [
+        ("/lvs_name", l.lvstore.as_str()),
+        ("/lvol_name", l.name.as_str()),
+    ];
+    already_pending(t, "bdev_lvol_create", &key)?;
     let mut p = json!({"lvs_name": l.lvstore, "lvol_name": l.name,
         "size_in_mib": crate::cli::size::to_mib_rounded_up(l.size.0), "thin_provision": l.thin});
     if let Some(m) = &l.clear_method {
         p["clear_method"] = json!(m);
     }
-    call(methods, "bdev_lvol_create", p).await.map(|_| true)
+    call(t, methods, "bdev_lvol_create", p).await
 }
 
 /// SPDK's listen address for `addr`.
@@ -281,9 +355,7 @@ async fn apply_subsystem(
             Ok(false)
         } else {
             let p = json!({"nqn": s.nqn, "listen_address": listen_address(*addr)});
-            call(methods, "nvmf_subsystem_add_listener", p)
-                .await
-                .map(|_| true)
+            call(t, methods, "nvmf_subsystem_add_listener", p).await
         };
         done.record(&what, outcome);
     }
@@ -293,9 +365,7 @@ async fn apply_subsystem(
             Ok(false)
         } else {
             let p = json!({"nqn": s.nqn, "host": host});
-            call(methods, "nvmf_subsystem_add_host", p)
-                .await
-                .map(|_| true)
+            call(t, methods, "nvmf_subsystem_add_host", p).await
         };
         done.record(&what, outcome);
     }
@@ -306,10 +376,11 @@ async fn apply_subsystem(
     }
 }
 
-async fn create(t: &Target, methods: &Methods, s: &SubsystemEntry) -> Result<bool, String> {
+async fn create(t: &Arc<Target>, methods: &Methods, s: &SubsystemEntry) -> Result<bool, Failed> {
     if t.subsystems.get(&s.nqn).is_some() {
         return Ok(false);
     }
+    already_pending(t, "nvmf_create_subsystem", &[("/nqn", &s.nqn)])?;
     let mut p = json!({"nqn": s.nqn, "allow_any_host": s.allow_any_host});
     if let Some(sn) = &s.serial_number {
         p["serial_number"] = json!(sn);
@@ -320,9 +391,7 @@ async fn create(t: &Target, methods: &Methods, s: &SubsystemEntry) -> Result<boo
     if let Some(n) = s.max_namespaces {
         p["max_namespaces"] = json!(n);
     }
-    call(methods, "nvmf_create_subsystem", p)
-        .await
-        .map(|_| true)
+    call(t, methods, "nvmf_create_subsystem", p).await
 }
 
 /// The name a namespace of `bdev` carries: an lvol's UUID, else the bdev name.
@@ -333,11 +402,11 @@ fn namespace_name(t: &Target, bdev: &str) -> String {
 }
 
 async fn add_namespace(
-    t: &Target,
+    t: &Arc<Target>,
     methods: &Methods,
     sub: &Subsystem,
     ns: &NamespaceEntry,
-) -> Result<bool, String> {
+) -> Result<bool, Failed> {
     let name = namespace_name(t, &ns.bdev);
     match ns.nsid {
         Some(nsid) => {
@@ -347,9 +416,22 @@ async fn add_namespace(
                         "NSID {nsid} already exports {}, not {}; left as it is",
                         existing.bdev_name(),
                         ns.bdev
-                    ));
+                    )
+                    .into());
                 }
                 return Ok(false);
+            }
+            let held = t.pending.find(|e| {
+                e.method == "nvmf_subsystem_add_ns"
+                    && param(&e.params, "/nqn") == sub.nqn()
+                    && e.params.pointer("/namespace/nsid").and_then(Value::as_u64)
+                        == Some(u64::from(nsid))
+            });
+            if let Some(e) = held {
+                return Err(Failed {
+                    reason: format!("NSID {nsid} is pending as entry #{}: {}", e.id, e.reason),
+                    pending: Some(e.id),
+                });
             }
         }
         None => {
@@ -369,7 +451,5 @@ async fn add_namespace(
         spec["nguid"] = json!(g);
     }
     let p = json!({"nqn": sub.nqn(), "namespace": spec});
-    call(methods, "nvmf_subsystem_add_ns", p)
-        .await
-        .map(|_| true)
+    call(t, methods, "nvmf_subsystem_add_ns", p).await
 }

@@ -7,8 +7,12 @@
 //! from the file deletes nothing. The one exception is `[transport]`: its options are settings,
 //! not objects, and the file's values are applied at every start. Entries are applied in the
 //! order transport, bdevs, lvstores, lvols, subsystems; an entry that fails is logged with what
-//! went wrong and the others still apply. A file that does not parse, has an unknown key or an
-//! impossible entry stops the start with a message naming it.
+//! went wrong and the others still apply. An entry that cannot apply *yet* (an aio file or
+//! device that is not there, and the lvstore, lvols and namespaces on it) is kept as pending
+//! configuration: persisted, retried until its device shows up, and reported on `/readyz`
+//! (see `crate::config`); a blank device that shows up gets the lvstore the file asks for, one
+//! whose lvstore does not load is left alone. A file that does not parse, has an unknown key
+//! or an impossible entry stops the start with a message naming it.
 //!
 //! Sizes are integers (bytes) or strings with a binary unit: `"256G"`, `"4M"`, `"512M"`.
 //! Names are SPDK's where SPDK has one (transport options, clear methods, namespace fields).

@@ -180,6 +180,10 @@ metrics! {
     LVOL_READ_ONLY: Gauge "lamina_lvol_read_only" ["lvstore", "lvol", "uuid"]
         "1 when the lvol refuses writes (snapshots, read-only lvols)";
 
+    /// Pending configuration entries.
+    CONFIG_PENDING: Gauge "lamina_config_pending_entries" []
+        "Configuration entries not applied yet (a device missing at start-up): kept in lamina.json, retried, and holding /readyz at 503";
+
     /// RPC calls.
     RPC_REQUESTS: Counter "lamina_rpc_requests_total" ["method", "result"]
         "JSON-RPC calls answered, by method and result (ok, error)";

@@ -62,6 +62,9 @@ impl Collector for LaminaCollector {
             nvmf::collect(&t, &mut out);
             transport::collect(&t.transport_stats, &t.admission, &mut out);
             volumes::collect(&t, &mut out);
+            let mut pending = Family::new(catalog::CONFIG_PENDING);
+            pending.gauge_u64(&[], t.pending.len() as u64);
+            out.push(pending.finish());
         }
         if let Some(rpc) = &self.rpc {
             rpc_families(rpc, &mut out);

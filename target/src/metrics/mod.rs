@@ -75,6 +75,11 @@
 //! - `lamina_lvol_thin_provisioned`, `lamina_lvol_snapshot`, `lamina_lvol_clone`,
 //!   `lamina_lvol_read_only` gauges, 0 or 1.
 //!
+//! Configuration:
+//! - `lamina_config_pending_entries` gauge: configuration entries not applied yet (a device
+//!   missing at start-up, and what depends on it; see `crate::config`). While it is above 0,
+//!   `/readyz` answers 503 and `lamina config pending` says what waits and why.
+//!
 //! Management (series appear once a method has been called):
 //! - `lamina_rpc_requests_total{method, result}` counter, `result` `ok` or `error`.
 //! - `lamina_rpc_request_duration_seconds{method}` histogram, buckets 100 µs to 60 s.

@@ -64,6 +64,7 @@ fn bare_target_exposes_build_transport_and_process_metrics() {
     assert!(text.contains(&build), "{text}");
     assert!(text.contains("lamina_io_stats_enabled 1"));
     assert!(text.contains("lamina_connections 0"));
+    assert!(text.contains("lamina_config_pending_entries 0"));
     assert!(text.contains("lamina_queues{type=\"io\"} 0"));
     assert!(text.contains("lamina_term_reqs_sent_total{fes=\"pdu_sequence_error\"} 0"));
     // The discovery subsystem always exists.

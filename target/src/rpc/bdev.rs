@@ -222,15 +222,20 @@ async fn aio_create(t: Arc<Target>, p: AioCreate) -> RpcResult {
         block_size: p.block_size.filter(|b| *b != 0),
         ..FileOptions::default()
     };
-    let dev = tokio::task::spawn_blocking(move || FileDevice::open(&filename, &opts))
-        .await
-        .map_err(RpcError::internal)?
-        .map_err(|e| {
-            RpcError::new(
-                super::error::ENOENT,
-                format!("{}: {e}", p.filename.display()),
-            )
-        })?;
+    // A missing or unreadable path says so in the system's words ("No such file or
+    // directory"): that is what an operator reads when a device is not there.
+    let dev = tokio::task::spawn_blocking(move || {
+        std::fs::metadata(&filename).map_err(|e| e.to_string())?;
+        FileDevice::open(&filename, &opts).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(RpcError::internal)?
+    .map_err(|e| {
+        RpcError::new(
+            super::error::ENOENT,
+            format!("{}: {e}", p.filename.display()),
+        )
+    })?;
     let kind = BdevKind::Aio {
         filename: p.filename.clone(),
     };
@@ -243,7 +248,9 @@ async fn aio_create(t: Arc<Target>, p: AioCreate) -> RpcResult {
     Ok(json!(bdev.name()))
 }
 
-/// Looks for an lvstore on a new bdev and loads it (SPDK's examine).
+/// Looks for an lvstore on a new bdev and loads it (SPDK's examine). An lvstore found but not
+/// loaded is logged and recorded on the bdev ([`Bdev::lvstore_error`]): the bdev stays, as in
+/// SPDK, but a restore keeps such a bdev pending instead (see `crate::config::replay`).
 pub async fn examine(t: &Arc<Target>, bdev: &Arc<Bdev>) {
     match t
         .lvols
@@ -258,7 +265,10 @@ pub async fn examine(t: &Arc<Target>, bdev: &Arc<Bdev>) {
                 lvols = store.lvols().len(), "lvstore loaded");
         }
         Err(LvolError::NoLvstore) => {}
-        Err(e) => tracing::warn!(bdev = %bdev.name(), error = %e, "lvstore on bdev not loaded"),
+        Err(e) => {
+            tracing::warn!(bdev = %bdev.name(), error = %e, "lvstore on bdev not loaded");
+            bdev.set_lvstore_error(Some(e.to_string()));
+        }
     }
 }
 
@@ -449,6 +459,6 @@ fn io_types() -> Value {
 fn next_name(t: &Target, prefix: &str) -> String {
     (0..u32::MAX)
         .map(|i| format!("{prefix}{i}"))
-        .find(|n| !t.bdevs.contains(n))
+        .find(|n| !t.bdevs.contains(n) && !t.pending.holds_bdev_name(n))
         .unwrap_or_else(|| format!("{prefix}{}", Uuid::new_v4()))
 }

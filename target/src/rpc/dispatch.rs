@@ -55,6 +55,11 @@ impl Params {
         super::fields::strip(T::FIELDS, &mut value)?;
         T::deserialize(value).map_err(RpcError::invalid_params)
     }
+
+    /// The parameters as sent (`None` when the request had none).
+    pub fn value(&self) -> Option<&Value> {
+        self.0.as_ref()
+    }
 }
 
 /// The table of methods a server answers.

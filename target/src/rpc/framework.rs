@@ -1,6 +1,7 @@
 //! Framework methods: `rpc_get_methods`, `spdk_get_version` (answering with Lamina's version),
 //! `save_config` (SPDK's JSON shape), `framework_get_subsystems` and `framework_get_config`
-//! (what SPDK's `rpc.py save_config` assembles the file from), and `framework_wait_init`.
+//! (what SPDK's own `rpc.py save_config` calls: the sections of `save_config` one by one), and
+//! `framework_wait_init`. Pending configuration is part of what they return.
 
 use std::sync::Arc;
 
@@ -17,9 +18,9 @@ use crate::context::Target;
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "spdk_get_version", version);
     super::reg(m, t, "save_config", save_config);
-    super::reg(m, t, "framework_wait_init", wait_init);
     super::reg(m, t, "framework_get_subsystems", get_subsystems);
     super::reg(m, t, "framework_get_config", get_config);
+    super::reg(m, t, "framework_wait_init", wait_init);
     let catalogues = Arc::new(catalogues_json(m));
     super::reg(m, t, "lamina_get_method_params", move |_t, _p: NoParams| {
         let c = catalogues.clone();
@@ -105,11 +106,19 @@ fn catalogues_json(m: &Methods) -> Value {
     )
 }
 
-async fn get_subsystems(_t: Arc<Target>, _p: NoParams) -> RpcResult {
+/// Lamina's sections with their dependencies, then any section only pending entries name
+/// (with none: Lamina does not know it).
+async fn get_subsystems(t: Arc<Target>, _p: NoParams) -> RpcResult {
     Ok(Value::Array(
-        crate::config::SUBSYSTEMS
+        crate::config::section_names(&t)
             .iter()
-            .map(|(name, deps)| json!({"subsystem": name, "depends_on": deps}))
+            .map(|name| {
+                let deps: &[&str] = crate::config::SUBSYSTEMS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(&[], |(_, d)| d);
+                json!({"subsystem": name, "depends_on": deps})
+            })
             .collect(),
     ))
 }
@@ -127,8 +136,8 @@ impl Described for GetConfig {
         same(
             "with_batches",
             Ty::Bool,
-            "Lamina's configuration has no groups of calls to batch: it is the same list either \
-             way",
+            "SPDK flattens batch arrays unless it is true; Lamina's configuration holds no \
+             batches, so both forms are the same",
         ),
     ];
 }
@@ -137,7 +146,7 @@ async fn get_config(t: Arc<Target>, p: GetConfig) -> RpcResult {
     crate::config::subsystem_config(&t, &p.name)
         .map(Value::Array)
         .ok_or_else(|| {
-            RpcError::not_found(format!(
+            RpcError::invalid_params(format!(
                 "subsystem '{}' not found: Lamina's are {}",
                 p.name,
                 crate::config::SUBSYSTEMS.map(|(n, _)| n).join(", ")

@@ -17,6 +17,9 @@
 //! Every method that succeeds and is not a pure query persists the configuration (see
 //! [`crate::config`]), so what an operator created is back after a restart or a crash; the
 //! write (and its fsyncs) is skipped when the file would not change, as after lvol methods.
+//! Such a method is first checked against pending configuration (`crate::config::guard`),
+//! and its success wakes the retry of pending entries. [`pending`] has the Lamina-specific
+//! methods that list, retry and drop pending entries.
 
 pub mod bdev;
 #[cfg(test)]
@@ -34,6 +37,7 @@ pub mod lvol_ops;
 pub mod nvmf;
 pub mod operations;
 pub mod peer;
+pub mod pending;
 pub mod server;
 
 use std::future::Future;
@@ -51,6 +55,7 @@ pub fn methods(target: &Arc<Target>) -> Methods {
     lvol::register(&mut m, target);
     nvmf::register(&mut m, target);
     compat::register(&mut m, target);
+    pending::register(&mut m, target);
     framework::register(&mut m, target);
     m
 }
@@ -79,15 +84,27 @@ where
 {
     let t = t.clone();
     let f = Arc::new(f);
-    let persist = !is_query(name);
+    let changes = !is_query(name);
     m.describe(name, fields::Catalog::of::<P>());
     m.register(name, move |p: Params| {
         let (t, f) = (t.clone(), f.clone());
         async move {
+            let raw = p.value().cloned();
             let params: P = p.parse()?;
+            if !changes {
+                return f(t, params).await;
+            }
+            // Pending configuration holds names and parents: a change may not take them.
+            let params_json = raw.unwrap_or(serde_json::Value::Null);
+            crate::config::guard::check(&t, name, &params_json)?;
             let result = f(t.clone(), params).await;
-            if persist && result.is_ok() {
+            if result.is_ok() {
                 crate::config::persist(&t).await;
+                // It may be what a pending entry waited for. A retry's own call (the pending
+                // entry itself) does not wake it again.
+                if !t.pending.is_empty() && !t.pending.has_call(name, &params_json) {
+                    t.pending.wake();
+                }
             }
             result
         }

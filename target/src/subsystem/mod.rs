@@ -225,11 +225,11 @@ impl Subsystem {
         self.namespaces.read().keys().copied().collect()
     }
 
-    /// The lowest free NSID.
-    pub fn free_nsid(&self) -> Result<u32, SubsystemError> {
+    /// The lowest free NSID that is not `reserved` (NSIDs pending configuration asks for).
+    pub fn free_nsid(&self, reserved: &[u32]) -> Result<u32, SubsystemError> {
         let map = self.namespaces.read();
         (1..=self.max_namespaces)
-            .find(|n| !map.contains_key(n))
+            .find(|n| !map.contains_key(n) && !reserved.contains(n))
             .ok_or(SubsystemError::Full(self.max_namespaces))
     }
 
@@ -354,7 +354,8 @@ mod tests {
             events.recv().await.unwrap(),
             SubsystemEvent::NamespaceChanged(1)
         );
-        assert_eq!(s.free_nsid().unwrap(), 2);
+        assert_eq!(s.free_nsid(&[]).unwrap(), 2);
+        assert_eq!(s.free_nsid(&[2]).unwrap(), 3);
         let held = s.namespace(1).unwrap();
         let guard = held.enter().unwrap();
         let s = Arc::new(s);

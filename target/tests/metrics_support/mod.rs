@@ -47,6 +47,7 @@ impl Metered {
             limits: lamina_target::cli::LimitArgs::default(),
             metrics_allow: Vec::new(),
             allow_path: Vec::new(),
+            pending_retry_interval: std::time::Duration::from_secs(30),
         };
         let running = server::start(&args).await.unwrap();
         Self { running, dir }

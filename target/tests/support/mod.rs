@@ -13,6 +13,8 @@ use lamina_target::server::{self, Running};
 use lamina_target::telemetry::LogFormat;
 use serde_json::{Value, json};
 
+pub mod pending;
+
 /// How long one call may take before the test calls the server stalled.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -36,6 +38,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
             .map(Path::to_path_buf)
             .into_iter()
             .collect(),
+        pending_retry_interval: std::time::Duration::from_secs(30),
     }
 }
 

@@ -95,7 +95,7 @@ pub(super) async fn add_ns(t: Arc<Target>, p: AddNs) -> RpcResult {
     let sub = nvm_subsystem(&t, &p.nqn)?;
     let nguid = p.namespace.nguid.as_deref().map(parse_nguid).transpose()?;
     let nsid = match p.namespace.nsid {
-        Some(0) | None => sub.free_nsid()?,
+        Some(0) | None => sub.free_nsid(&t.pending.reserved_nsids(&p.nqn))?,
         Some(n) => n,
     };
     if let Some(g) = p.namespace.anagrpid.filter(|g| *g != nsid) {
