@@ -21,7 +21,8 @@
 #   --log FILE      console log (default $LAMINA_VM_CACHE/logs/<script>-<suite>-<time>.log)
 #   -v, --verbose   also stream the console to stdout (or set LAMINA_VM_VERBOSE=1)
 # Environment: LAMINA_VM_CACHE (cache folder), LAMINA_VM_MEMORY (MiB, default 2048),
-#   LAMINA_VM_SMP (default 2), LAMINA_VM_SUITE.
+#   LAMINA_VM_SMP (default 2), LAMINA_VM_SUITE, LAMINA_VM_TCG_THREAD (single [default] or
+#   multi: multi-threaded TCG is faster but lets the guest kernel crash on text patching).
 # Exit status: 0 pass, 1 fail (reason on stderr, console tail if not verbose), 2 usage.
 set -euo pipefail
 
@@ -145,8 +146,11 @@ stage_run_archive() {
 clean_console() { sed -u -E -e 's/\r$//' -e 's/\x1b(\[[0-9;?]*[A-Za-z]|c)//g'; }
 
 boot() {
+    # One TCG thread for both vCPUs: with multi-threaded TCG a vCPU can run a stale
+    # translation of kernel text another vCPU just patched (static keys), and the guest
+    # panics on a leftover int3 ("Oops: int3" in sched_clock_cpu, seen with 6.12 under load).
     local cmd=(qemu-system-x86_64 -m "${LAMINA_VM_MEMORY:-2048}" -smp "${LAMINA_VM_SMP:-2}"
-        -nographic -no-reboot -nic none -accel tcg -cpu max
+        -nographic -no-reboot -nic none -accel "tcg,thread=${LAMINA_VM_TCG_THREAD:-single}" -cpu max
         -kernel "$CACHE/vmlinuz" -initrd "$STAGE/initrd"
         -append "console=ttyS0 quiet panic=-1 transparent_hugepage=$(vm_suite_thp "$SUITE")")
     if [[ -n $EXPORT ]]; then
