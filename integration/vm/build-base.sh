@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Builds the cached base of the Lamina test VM: a Debian bookworm kernel and a base initramfs
-# (busybox, the NVMe/TCP host and target modules, nvme-cli, fio, e2fsprogs and their libraries,
-# and guest/init). Everything comes from Debian's package registry through `apt-get download`
-# and `dpkg -x`, into a cache outside the repository:
-#   ${LAMINA_VM_CACHE:-$HOME/.cache/lamina-vm}/{vmlinuz,base.cpio.gz,base.files,base.info}
+# Builds the cached base of the Lamina test VM for one Debian suite: the suite's kernel and a
+# base initramfs (busybox, the NVMe/TCP host and target modules, nvme-cli, fio, e2fsprogs and
+# their libraries, and guest/init; trixie adds Python with libnvme's bindings and tcpdump).
+# Everything comes from Debian's package registry through `apt-get download` and `dpkg -x`,
+# resolved with a private apt configuration per suite (apt.sh), into a cache outside the
+# repository:
+#   ${LAMINA_VM_CACHE:-$HOME/.cache/lamina-vm}/SUITE/{vmlinuz,base.cpio.gz,base.files,base.info}
 # A second run with the cache present and these scripts unchanged returns at once.
 #
-# Usage: build-base.sh [--force]
+# Usage: build-base.sh [--suite bookworm|trixie] [--force]
+#   --suite   Debian suite of the guest (default $LAMINA_VM_SUITE or bookworm): bookworm has
+#             kernel 6.1 and nvme-cli 2.3, trixie kernel 6.12 and nvme-cli 2.13
 #   --force   rebuild (and re-resolve package versions) even if the cache is current
 set -euo pipefail
 
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=apt.sh
+. "$LAMINA_VM_DIR/apt.sh"
 
 # User-space packages to take binaries from; their shared-library dependencies are walked.
 USER_PKGS=(busybox-static nvme-cli fio e2fsprogs)
@@ -24,20 +30,37 @@ MODULES=(configfs crc32c_generic crc32c-intel nvme-core nvme-fabrics nvme-tcp
     nvmet nvmet-tcp null_blk loop ext4)
 # Loaded by /init at boot ('?' = optional); nvmet, null_blk and loop are left to the tests.
 BOOT_MODULES=(configfs crc32c_generic '?crc32c-intel' nvme-tcp ext4)
+# Folders copied whole (Python's standard library, libnvme's bindings); the shared objects in
+# them get their libraries like GUEST_BINS do.
+GUEST_TREES=()
 
 FORCE=0
-for arg in "$@"; do
-    case "$arg" in
-    --force) FORCE=1 ;;
+SUITE="${LAMINA_VM_SUITE:-bookworm}"
+while (($#)); do
+    case "$1" in
+    --force) FORCE=1; shift ;;
+    --suite) (($# >= 2)) || vm_die "--suite needs a value"; SUITE="$2"; shift 2 ;;
     -h | --help)
         vm_usage
         exit 0
         ;;
-    *) vm_die "unknown argument: $arg" ;;
+    *) vm_die "unknown argument: $1" ;;
     esac
 done
+vm_check_suite "$SUITE"
 
-CACHE="$LAMINA_VM_CACHE"
+# The second host implementation (libnvme's Python bindings) and the packet capture need
+# trixie: bookworm has no python3-libnvme.
+if [[ $SUITE == trixie ]]; then
+    USER_PKGS+=(python3.13-minimal libpython3.13-minimal libpython3.13-stdlib python3-libnvme tcpdump)
+    GUEST_BINS+=(usr/bin/python3.13 usr/bin/tcpdump)
+    GUEST_LINKS+=(usr/bin/python3=python3.13)
+    GUEST_TREES+=(usr/lib/python3.13 usr/lib/python3/dist-packages/libnvme)
+fi
+# virtio-blk carries files back to the host (run.sh --export).
+MODULES+=(virtio_pci virtio_blk)
+
+CACHE="$(vm_suite_cache "$SUITE")"
 DEBS="$CACHE/debs"
 WORK="$CACHE/work"
 TREE="$WORK/tree"
@@ -46,8 +69,10 @@ ROOT="$WORK/root"
 # The base is current when it was built by these exact scripts and lists.
 stamp() {
     {
-        cat "$LAMINA_VM_DIR/build-base.sh" "$LAMINA_VM_DIR/common.sh" "$LAMINA_VM_DIR/guest/init"
-        printf '%s\n' "${USER_PKGS[@]}" "${GUEST_BINS[@]}" "${MODULES[@]}" "${BOOT_MODULES[@]}"
+        cat "$LAMINA_VM_DIR/build-base.sh" "$LAMINA_VM_DIR/common.sh" "$LAMINA_VM_DIR/apt.sh" \
+            "$LAMINA_VM_DIR/guest/init"
+        printf '%s\n' "$SUITE" "${USER_PKGS[@]}" "${GUEST_BINS[@]}" "${MODULES[@]}" \
+            "${BOOT_MODULES[@]}" "${GUEST_TREES[@]}"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -62,7 +87,7 @@ base_is_current() {
 # Direct Depends/Pre-Depends of the given packages: the first alternative of each or-group and
 # the first provider of a virtual package.
 direct_deps() {
-    apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+    vm_apt_cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
         --no-replaces --no-enhances "$@" 2>/dev/null | awk '
         /^  \|?(Pre)?Depends: / {
             alt = ($1 ~ /^\|/); name = $2; provider = 0
@@ -79,7 +104,7 @@ direct_deps() {
 # Names alone are not enough: zlib1g is a library package whose name does not start with lib.
 library_pkgs() {
     (($# == 0)) && return 0
-    apt-cache show --no-all-versions "$@" 2>/dev/null | awk '
+    vm_apt_cache show --no-all-versions "$@" 2>/dev/null | awk '
         /^Package: / { p = $2 }
         /^Section: / { if ($2 ~ /(^|\/)(old)?libs$/) print p }' | sort -u
 }
@@ -108,12 +133,12 @@ resolve_user_pkgs() {
 # The versioned kernel image package linux-image-amd64 depends on (linux-image-6.1.0-N-amd64).
 resolve_kernel_pkg() {
     direct_deps linux-image-amd64 | grep -m1 -E '^linux-image-[0-9]' ||
-        vm_die "linux-image-amd64 has no linux-image-<version> dependency in the apt lists"
+        vm_die "$SUITE's linux-image-amd64 has no linux-image-<version> dependency"
 }
 
 # Prints "package version arch file" for each package, file being apt-get download's name.
 pkg_table() {
-    apt-cache show --no-all-versions "$@" | awk '
+    vm_apt_cache show --no-all-versions "$@" | awk '
         /^Package: / { p = $2 } /^Version: / { v = $2 } /^Architecture: / { a = $2 }
         /^$/ { if (p != "") { f = v; gsub(/:/, "%3a", f); print p, v, a, p "_" f "_" a ".deb" }; p = "" }
         END { if (p != "") { f = v; gsub(/:/, "%3a", f); print p, v, a, p "_" f "_" a ".deb" } }'
@@ -127,10 +152,10 @@ download_pkgs() {
         keep+=("$file")
         [[ -s $DEBS/$file ]] || want+=("$pkg=$ver")
     done <<<"$table"
-    ((${#keep[@]} == $#)) || vm_die "apt-cache knows only ${#keep[@]} of the $# packages: $*"
+    ((${#keep[@]} == $#)) || vm_die "$SUITE has only ${#keep[@]} of the $# packages: $*"
     if ((${#want[@]})); then
         vm_log "downloading ${#want[@]} packages from Debian"
-        (cd "$DEBS" && apt-get -o APT::Sandbox::User=root -qq download "${want[@]}" >&2) ||
+        (cd "$DEBS" && vm_apt_get -qq download "${want[@]}" >&2) ||
             vm_die "apt-get download failed"
     fi
     for file in "${keep[@]}"; do
@@ -175,11 +200,26 @@ make_skeleton() {
     printf '%s\n' "${BOOT_MODULES[@]}" >"$ROOT/etc/lamina-vm/boot-modules"
 }
 
+# Bookworm's packages install into /bin, /sbin and /lib, trixie's into /usr: the unpacked tree
+# is usr-merged like the guest, so that one path names a file in either suite.
+merge_tree() {
+    local d
+    for d in bin sbin lib lib64; do
+        [[ -L $TREE/$d ]] && continue
+        mkdir -p "$TREE/usr/$d"
+        if [[ -d $TREE/$d ]]; then
+            cp -a "$TREE/$d/." "$TREE/usr/$d/"
+            rm -rf "${TREE:?}/$d"
+        fi
+        ln -s "usr/$d" "$TREE/$d"
+    done
+}
+
 # Directories of the unpacked packages holding shared libraries, system ones first.
 tree_lib_path() {
     {
-        printf '%s\n' "$TREE/lib/x86_64-linux-gnu" "$TREE/usr/lib/x86_64-linux-gnu"
-        find "$TREE/lib" "$TREE/usr/lib" -path "$TREE/lib/modules" -prune -o \
+        printf '%s\n' "$TREE/usr/lib/x86_64-linux-gnu"
+        find "$TREE/usr/lib" -path "$TREE/usr/lib/modules" -prune -o \
             \( -type f -o -type l \) -name 'lib*.so*' -printf '%h\n' | sort -u
     } | awk '!seen[$0]++' | paste -sd:
 }
@@ -208,21 +248,45 @@ elf_libs() {
     done <<<"$out"
 }
 
+# Installs the libraries TREE-relative ELF file $1 loads, resolved in library path $2.
+install_libs_of() {
+    local libs lib rel
+    # A plain assignment, so that a vm_die inside the substitution stops the build.
+    libs=$(elf_libs "$TREE" "$TREE/$1" "$2")
+    while read -r lib; do
+        [[ -n $lib ]] || continue
+        rel="${lib#"$TREE"/}"
+        [[ -e $ROOT/$(guest_path "$rel") ]] || install_from_tree "$rel"
+    done <<<"$libs"
+}
+
+# The shared objects (Python extension modules) inside the GUEST_TREES folders, root-relative.
+tree_objects() {
+    local dir
+    for dir in "${GUEST_TREES[@]}"; do
+        (cd "$1" && find "$dir" -type f -name '*.so*' | LC_ALL=C sort)
+    done
+}
+
 install_binaries() {
-    local libpath bin libs lib rel link
+    local libpath bin link dir so
     libpath=$(tree_lib_path)
     install_from_tree lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
     ln -sf ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$ROOT/usr/lib64/ld-linux-x86-64.so.2"
     for bin in "${GUEST_BINS[@]}"; do
         install_from_tree "$bin"
-        # A plain assignment, so that a vm_die inside the substitution stops the build.
-        libs=$(elf_libs "$TREE" "$TREE/$bin" "$libpath")
-        while read -r lib; do
-            [[ -n $lib ]] || continue
-            rel="${lib#"$TREE"/}"
-            [[ -e $ROOT/$(guest_path "$rel") ]] || install_from_tree "$rel"
-        done <<<"$libs"
+        install_libs_of "$bin" "$libpath"
     done
+    for dir in "${GUEST_TREES[@]}"; do
+        [[ -d $TREE/$dir ]] || vm_die "packages provide no folder $dir"
+        mkdir -p "$ROOT/$(dirname "$dir")"
+        # Bytecode caches, the IDE, Tk and pip's bootstrap are of no use to the tests.
+        tar -C "$TREE" -cf - --exclude=__pycache__ --exclude=idlelib --exclude=tkinter \
+            --exclude=turtledemo --exclude=ensurepip --exclude='config-3.*' "$dir" | tar -C "$ROOT" -xf -
+    done
+    while read -r so; do
+        [[ -n $so ]] && install_libs_of "$so" "$libpath"
+    done < <(tree_objects "$ROOT")
     for link in "${GUEST_LINKS[@]}"; do
         ln -sf "${link#*=}" "$ROOT/${link%%=*}"
     done
@@ -258,19 +322,26 @@ install_modules() {
     for file in modules.builtin modules.builtin.modinfo modules.order; do
         install_from_tree "lib/modules/$kver/$file"
     done
+    # Trixie's modules are xz-compressed; busybox's modprobe wants them plain.
+    kdir="$ROOT/usr/lib/modules/$kver"
+    find "$kdir" -name '*.ko.xz' -exec xz -d {} +
+    find "$kdir" -name '*.ko.zst' -exec zstd -q -d --rm {} +
+    sed -i -E 's/\.ko\.(xz|zst)$/.ko/' "$kdir/modules.order"
     depmod -b "$ROOT" "$kver"
 }
 
 # Every dynamic binary of the guest must load with the guest's own libraries only.
 verify_root() {
-    local libpath bin out n=0
+    local libpath bin out n=0 objs=("${GUEST_BINS[@]}")
     libpath="$ROOT/usr/lib/x86_64-linux-gnu"
     libpath+=$(find "$ROOT/usr/lib/x86_64-linux-gnu" -mindepth 1 -type d -printf ':%p')
-    for bin in "${GUEST_BINS[@]}"; do
+    mapfile -t -O "${#objs[@]}" objs < <(tree_objects "$ROOT")
+    for bin in "${objs[@]}"; do
         out=$(elf_libs "$ROOT" "$ROOT/$(guest_path "$bin")" "$libpath")
         n=$((n + $(wc -l <<<"$out")))
     done
-    vm_log "verified ${#GUEST_BINS[@]} guest binaries: $n library loads, all from the guest's own libraries"
+    vm_log "verified ${#objs[@]} guest binaries and shared objects: $n library loads," \
+        "all from the guest's own libraries"
 }
 
 pack_base() {
@@ -293,22 +364,18 @@ build() {
     rm -f "$CACHE/base.stamp"
     rm -rf "$WORK"
     mkdir -p "$DEBS" "$WORK"
-    apt-cache show --no-all-versions linux-image-amd64 >/dev/null 2>&1 || vm_apt_update
+    # Fresh lists for every build: the mirror drops superseded versions.
+    vm_apt_setup "$CACHE/apt" "$SUITE"
+    vm_apt_refresh
     kpkg=$(resolve_kernel_pkg)
     kver="${kpkg#linux-image-}"
     mapfile -t pkgs < <(resolve_user_pkgs)
-    vm_log "kernel $kver; ${#pkgs[@]} user-space packages"
-    if ! (download_pkgs "$kpkg" "${pkgs[@]}"); then
-        # Stale lists name versions the mirror no longer has: refresh once and retry.
-        vm_apt_update
-        kpkg=$(resolve_kernel_pkg)
-        kver="${kpkg#linux-image-}"
-        mapfile -t pkgs < <(resolve_user_pkgs)
-        download_pkgs "$kpkg" "${pkgs[@]}"
-    fi
+    vm_log "$SUITE: kernel $kver; ${#pkgs[@]} user-space packages"
+    download_pkgs "$kpkg" "${pkgs[@]}"
     vm_log "unpacking packages"
     mkdir -p "$TREE"
     while read -r _ _ _ deb; do dpkg-deb -x "$DEBS/$deb" "$TREE"; done <"$WORK/packages.txt"
+    merge_tree
     [[ -s $TREE/boot/vmlinuz-$kver ]] || vm_die "$kpkg has no /boot/vmlinuz-$kver"
     make_skeleton
     install_binaries
@@ -330,6 +397,8 @@ main() {
         return 0
     fi
     local t0=$SECONDS
+    # The single-suite layout of earlier versions kept one base at the top of the cache.
+    rm -rf "${LAMINA_VM_CACHE:?}"/{base.cpio.gz,base.files,base.info,base.stamp,vmlinuz,debs,work}
     build
     local size
     size=$(du -h "$CACHE/base.cpio.gz" | cut -f1)

@@ -7,11 +7,33 @@ LAMINA_VM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LAMINA_VM_CACHE="${LAMINA_VM_CACHE:-${HOME:-/root}/.cache/lamina-vm}"
 
 # Host packages and the command each one must provide (Debian 12 names).
-LAMINA_VM_HOST_PKGS=(qemu-system-x86 cpio kmod)
-LAMINA_VM_HOST_CMDS=(qemu-system-x86_64 cpio depmod)
+LAMINA_VM_HOST_PKGS=(qemu-system-x86 cpio kmod xz-utils)
+LAMINA_VM_HOST_CMDS=(qemu-system-x86_64 cpio depmod xz)
+
+# The Debian suites a guest can be built from (build-base.sh --suite, run.sh --suite).
+LAMINA_VM_SUITES=(bookworm trixie)
 
 # Prints the calling script's header comment (its usage text).
 vm_usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+vm_check_suite() {
+    local s
+    for s in "${LAMINA_VM_SUITES[@]}"; do [[ $1 == "$s" ]] && return 0; done
+    vm_die "unknown suite '$1' (known: ${LAMINA_VM_SUITES[*]})"
+}
+
+# Where the base of suite $1 is cached.
+vm_suite_cache() { printf '%s/%s\n' "$LAMINA_VM_CACHE" "$1"; }
+
+# Transparent huge pages of the guest kernel: bookworm's 6.1 BUGs in hardened usercopy
+# (mm/usercopy.c) when nvme-tcp sends THP-backed pages over loopback, so THP is off there; it
+# stays on with trixie's 6.12, which does not have that bug.
+vm_suite_thp() {
+    case "$1" in
+    bookworm) echo never ;;
+    *) echo always ;;
+    esac
+}
 
 vm_log() { printf '[lamina-vm %s] %s\n' "$(date +%T)" "$*" >&2; }
 vm_die() { vm_log "error: $*"; exit 1; }

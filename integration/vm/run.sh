@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Boots the Lamina test VM once and runs one guest script in it: makes sure the cached base
-# exists (build-base.sh), packs a small per-run initramfs (the script as /test/run.sh, the other
-# *.sh files of its folder beside it, the given binaries in /test/bin with the shared libraries
-# the guest lacks), appends it to the base one, boots qemu (TCG, no network device), logs the
-# serial console and exits 0 only if the guest printed `LAMINA-VM-RESULT: PASS`.
+# Boots the Lamina test VM once and runs one guest script in it: makes sure the cached base of
+# the suite exists (build-base.sh), packs a small per-run initramfs (the script as
+# /test/run.sh, the other *.sh and *.py files of its folder beside it, the given binaries in
+# /test/bin with the shared libraries the guest lacks), appends it to the base one, boots qemu
+# (TCG, no network device), logs the serial console and exits 0 only if the guest printed
+# `LAMINA-VM-RESULT: PASS`.
 #
-# Usage: run.sh [--binary PATH]... [--env NAME=VALUE]... --script GUEST_SCRIPT
-#               [--timeout SECS] [--log FILE] [-v]
+# Usage: run.sh [--suite bookworm|trixie] [--binary PATH]... [--env NAME=VALUE]...
+#               --script GUEST_SCRIPT [--export DIR] [--timeout SECS] [--log FILE] [-v]
+#   --suite NAME    Debian suite of the guest (default $LAMINA_VM_SUITE or bookworm):
+#                   bookworm = kernel 6.1, nvme-cli 2.3, THP off; trixie = kernel 6.12,
+#                   nvme-cli 2.13, libnvme's Python bindings, tcpdump, THP on
 #   --binary PATH   copy PATH into the guest as /test/bin/<name> (repeatable)
 #   --env N=V       export N=V to the guest script (repeatable)
 #   --script FILE   guest script (busybox ash) run as /test/run.sh
+#   --export DIR    attach a scratch virtio disk; what the guest writes there as a tar archive
+#                   (checks.sh export_files) is unpacked into DIR after the run
 #   --timeout SECS  host-side limit for the whole VM run (default 600); the guest script gets
 #                   SECS minus a boot margin
-#   --log FILE      console log (default $LAMINA_VM_CACHE/logs/<script>-<time>.log)
+#   --log FILE      console log (default $LAMINA_VM_CACHE/logs/<script>-<suite>-<time>.log)
 #   -v, --verbose   also stream the console to stdout (or set LAMINA_VM_VERBOSE=1)
 # Environment: LAMINA_VM_CACHE (cache folder), LAMINA_VM_MEMORY (MiB, default 2048),
-#   LAMINA_VM_SMP (default 2).
+#   LAMINA_VM_SMP (default 2), LAMINA_VM_SUITE, LAMINA_VM_TCG_THREAD (single [default] or
+#   multi: multi-threaded TCG is faster but lets the guest kernel crash on text patching).
 # Exit status: 0 pass, 1 fail (reason on stderr, console tail if not verbose), 2 usage.
 set -euo pipefail
 
@@ -36,6 +43,8 @@ bad_args() {
 BINARIES=()
 ENVS=()
 SCRIPT=""
+SUITE="${LAMINA_VM_SUITE:-bookworm}"
+EXPORT=""
 TIMEOUT=600
 LOG=""
 VERBOSE="${LAMINA_VM_VERBOSE:-0}"
@@ -44,6 +53,8 @@ while (($#)); do
     --binary) (($# >= 2)) || usage; BINARIES+=("$2"); shift 2 ;;
     --env) (($# >= 2)) || usage; ENVS+=("$2"); shift 2 ;;
     --script) (($# >= 2)) || usage; SCRIPT="$2"; shift 2 ;;
+    --suite) (($# >= 2)) || usage; SUITE="$2"; shift 2 ;;
+    --export) (($# >= 2)) || usage; EXPORT="$2"; shift 2 ;;
     --timeout) (($# >= 2)) || usage; TIMEOUT="$2"; shift 2 ;;
     --log) (($# >= 2)) || usage; LOG="$2"; shift 2 ;;
     -v | --verbose) VERBOSE=1; shift ;;
@@ -53,6 +64,7 @@ while (($#)); do
 done
 [[ -n $SCRIPT ]] || { vm_log "--script is required"; usage; }
 [[ -f $SCRIPT && -r $SCRIPT ]] || bad_args "no such guest script: $SCRIPT"
+(vm_check_suite "$SUITE") || exit 2
 if ! [[ $TIMEOUT =~ ^[0-9]+$ ]] || ((TIMEOUT < 60)); then
     bad_args "--timeout must be a whole number of seconds >= 60"
 fi
@@ -65,12 +77,12 @@ done
 
 # Seconds left for booting and powering off around the guest script.
 BOOT_MARGIN=45
-CACHE="$LAMINA_VM_CACHE"
+CACHE="$(vm_suite_cache "$SUITE")"
 NAME="$(basename "$SCRIPT" .sh)"
-[[ -n $LOG ]] || LOG="$CACHE/logs/$NAME-$(date +%Y%m%d-%H%M%S).log"
+[[ -n $LOG ]] || LOG="$LAMINA_VM_CACHE/logs/$NAME-$SUITE-$(date +%Y%m%d-%H%M%S).log"
 mkdir -p "$(dirname "$LOG")"
 
-bash "$LAMINA_VM_DIR/build-base.sh"
+bash "$LAMINA_VM_DIR/build-base.sh" --suite "$SUITE"
 
 STAGE="$(mktemp -d "${TMPDIR:-/tmp}/lamina-vm-run.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
@@ -105,13 +117,15 @@ stage_run_archive() {
     local root="$STAGE/root" f value
     mkdir -p "$root/test/bin"
     install -m 0755 "$SCRIPT" "$root/test/run.sh"
-    # Sibling scripts (checks.sh and the like) travel with the test script.
-    for f in "$(dirname "$SCRIPT")"/*.sh; do
+    # Sibling scripts (checks.sh, the Python clients and the like) travel with the test script.
+    for f in "$(dirname "$SCRIPT")"/*.sh "$(dirname "$SCRIPT")"/*.py; do
+        [[ -f $f ]] || continue
         [[ $(realpath "$f") == "$(realpath "$SCRIPT")" ]] && continue
         install -m 0644 "$f" "$root/test/$(basename "$f")"
     done
     {
         printf 'LAMINA_VM_TEST_TIMEOUT=%s\n' "$((TIMEOUT - BOOT_MARGIN))"
+        printf 'export LAMINA_VM_SUITE=%s\n' "$SUITE"
         # Single-quoted for the guest shell, embedded quotes closed and escaped.
         for f in "${ENVS[@]}"; do
             value="${f#*=}"
@@ -132,10 +146,17 @@ stage_run_archive() {
 clean_console() { sed -u -E -e 's/\r$//' -e 's/\x1b(\[[0-9;?]*[A-Za-z]|c)//g'; }
 
 boot() {
+    # One TCG thread for both vCPUs: with multi-threaded TCG a vCPU can run a stale
+    # translation of kernel text another vCPU just patched (static keys), and the guest
+    # panics on a leftover int3 ("Oops: int3" in sched_clock_cpu, seen with 6.12 under load).
     local cmd=(qemu-system-x86_64 -m "${LAMINA_VM_MEMORY:-2048}" -smp "${LAMINA_VM_SMP:-2}"
-        -nographic -no-reboot -nic none -accel tcg -cpu max
+        -nographic -no-reboot -nic none -accel "tcg,thread=${LAMINA_VM_TCG_THREAD:-single}" -cpu max
         -kernel "$CACHE/vmlinuz" -initrd "$STAGE/initrd"
-        -append "console=ttyS0 quiet panic=-1")
+        -append "console=ttyS0 quiet panic=-1 transparent_hugepage=$(vm_suite_thp "$SUITE")")
+    if [[ -n $EXPORT ]]; then
+        truncate -s 256M "$STAGE/export.img"
+        cmd+=(-drive "file=$STAGE/export.img,format=raw,if=virtio")
+    fi
     # /dev/kvm may exist on these machines while KVM guests hang at boot: TCG always.
     # Stdin is /dev/null so qemu never puts a terminal into raw mode.
     set +e
@@ -148,23 +169,35 @@ boot() {
     set -e
 }
 
+# Unpacks the tar archive the guest wrote on the export disk (nothing if it wrote none).
+unpack_export() {
+    [[ -n $EXPORT ]] || return 0
+    mkdir -p "$EXPORT"
+    if tar -xf "$STAGE/export.img" -C "$EXPORT" 2>"$STAGE/tar.err"; then
+        vm_log "exported to $EXPORT: $(find "$EXPORT" -type f | wc -l) files"
+    else
+        vm_log "warning: no readable archive on the export disk: $(head -n1 "$STAGE/tar.err")"
+    fi
+}
+
 main() {
     local t0=$SECONDS result
     stage_run_archive
     vm_log "booting $(head -n1 "$CACHE/base.info") with $SCRIPT (timeout ${TIMEOUT}s, log $LOG)"
     boot
+    unpack_export
     result=$(grep -a '^LAMINA-VM-RESULT: ' "$LOG" | tail -n1 || true)
     # A pass is /init's last word followed by a clean power-off, never a line a test script
     # printed before the VM hung.
     if [[ $result == "LAMINA-VM-RESULT: PASS" && $QEMU_STATUS == 0 ]]; then
-        vm_log "PASS $NAME in $((SECONDS - t0))s"
+        vm_log "PASS $NAME ($SUITE) in $((SECONDS - t0))s: $(grep -ac '^ok: ' "$LOG") checks passed"
         return 0
     fi
     if [[ $QEMU_STATUS == 124 || $QEMU_STATUS == 137 ]]; then
         result="${result:-no result line}; host timeout after ${TIMEOUT}s"
     fi
     [[ $VERBOSE == 1 ]] || { echo "---- last console lines ($LOG) ----" >&2; tail -n 60 "$LOG" >&2; }
-    vm_log "FAIL $NAME after $((SECONDS - t0))s (qemu status $QEMU_STATUS): ${result:-no result line}"
+    vm_log "FAIL $NAME ($SUITE) after $((SECONDS - t0))s (qemu status $QEMU_STATUS): ${result:-no result line}"
     return 1
 }
 

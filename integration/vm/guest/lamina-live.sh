@@ -1,0 +1,149 @@
+# shellcheck shell=sh
+# What a connected Linux host must live through while Lamina changes under it (sourced by
+# lamina.sh after checks.sh and lamina-ctl.sh): the target restarted by SIGTERM and killed
+# with SIGKILL while the host stays connected (the kernel reconnects by itself, with the
+# --reconnect-delay and --ctrl-loss-tmo of the first `nvme connect`, never a new one), the
+# namespace's lvol resized over RPC (Namespace Attribute Changed AEN, rescan, new size), and a
+# second namespace added and removed over RPC (the block device appears and goes).
+# Each check also proves the host never reconnected when it should not have: the controller
+# keeps its name and its controller ID.
+
+# The one controller of TARGET_NQN must still be $CTRL, live, with controller ID $1.
+same_controller() {
+    n=0
+    for c in /sys/class/nvme/nvme*; do
+        [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$TARGET_NQN" ] && n=$((n + 1))
+    done
+    expect "controllers of $TARGET_NQN" "$n" 1
+    expect "state of $CTRL" "$(cat "/sys/class/nvme/$CTRL/state")" live
+    [ -z "${1:-}" ] || expect "controller ID of $CTRL" "$(cat "/sys/class/nvme/$CTRL/cntlid")" "$1"
+}
+
+# wait_state WANT|!WANT SECS: waits for the controller state to be (or to leave) WANT.
+wait_state() {
+    i=0
+    while :; do
+        s=$(cat "/sys/class/nvme/$CTRL/state")
+        case "$1" in
+        !*) [ "$s" != "${1#!}" ] && break ;;
+        *) [ "$s" = "$1" ] && break ;;
+        esac
+        [ "$i" -lt "$2" ] || fail "$CTRL is '$s' after ${2}s, waited for '$1'"
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "ok: $CTRL is $s after ${i}s"
+}
+
+# fio_background NAME MIB_AT ARGS...: 8 MiB of 4 KiB random writes at MIB_AT, rate-limited so
+# that they are still running when the target goes away; output in /tmp/fio-NAME.log.
+fio_background() {
+    name=$1
+    at=$2
+    shift 2
+    echo "+ fio $name in the background (at MiB $at) $*"
+    fio --name="$name" --filename="$DEV" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+        --iodepth=8 --offset="${at}m" --size=8m --rate_iops=400 --randrepeat=0 "$@" \
+        >"/tmp/fio-$name.log" 2>&1 &
+    FIO_PID=$!
+}
+
+fio_wait() {
+    wait "$FIO_PID"
+    rc=$?
+    grep -E 'err=|^ +(read|write):' "/tmp/fio-$1.log"
+    [ "$rc" -eq 0 ] || { cat "/tmp/fio-$1.log"; fail "fio $1 (across the restart) exited with $rc"; }
+    grep -q 'err= 0:' "/tmp/fio-$1.log" || fail "fio $1 reported an error"
+    echo "ok: fio $1 completed across the restart without an error"
+}
+
+# check_reconnect TERM|KILL: data written and flushed before survives, I/O running across the
+# restart completes (verified after a SIGTERM, which drains and flushes; only completed after a
+# SIGKILL, whose unflushed writes a volatile write cache may lose), and I/O works after.
+check_reconnect() {
+    sig=$1
+    step "lamina restarted by SIG$sig under I/O; the host reconnects by itself"
+    cntlid=$(cat "/sys/class/nvme/$CTRL/cntlid")
+    before=$(dmesg | grep -c 'Successfully reconnected')
+    write_check "before-$sig" 8 760 "$MIB" oflag=direct iflag=direct
+    kept=$WRITTEN_SUM
+    if [ "$sig" = TERM ]; then
+        job="term"
+        fio_background $job 800 --verify=crc32c --do_verify=1 --verify_fatal=1
+    else
+        job="kill"
+        fio_background $job 840 --time_based --runtime=12
+    fi
+    sleep 3
+    kill -0 "$FIO_PID" 2>/dev/null || fail "fio finished before the target was stopped"
+    stop_lamina "$sig" "$([ "$sig" = KILL ] && echo 137 || echo 0)"
+    wait_state '!live' 15
+    start_lamina "after SIG$sig, same data dir"
+    step "$CTRL reconnects without a new nvme connect"
+    wait_state live 60
+    dmesg | grep 'nvme.*reconnect' | tail -n 3
+    [ "$(dmesg | grep -c 'Successfully reconnected')" -gt "$before" ] ||
+        fail "the kernel logged no new successful reconnect"
+    same_controller
+    find_devices || fail "namespace 1 has no block device after the reconnect"
+    fio_wait $job
+    read_sum 8 760 "$MIB" iflag=direct
+    expect "sha256 of 8 MiB written and flushed before SIG$sig" "$SUM" "$kept"
+    write_check "after-$sig" 4 780 "$MIB" oflag=direct iflag=direct
+    echo "(controller ID was $cntlid, now $(cat "/sys/class/nvme/$CTRL/cntlid"))"
+}
+
+check_resize() {
+    step "lvol resized over RPC while connected: AEN, rescan, new size"
+    cntlid=$(cat "/sys/class/nvme/$CTRL/cntlid")
+    name=${DEV#/dev/}
+    old=$(cat "/sys/block/$name/size")
+    new_mib=$((old / 2048 + 512))
+    lamina_rpc bdev_lvol_resize "{\"name\":\"lvs0/vol0\",\"size_in_mib\":$new_mib}"
+    i=0
+    while [ "$(cat "/sys/block/$name/size")" != $((new_mib * 2048)) ]; do
+        [ "$i" -lt 30 ] || fail "$name still has $(cat "/sys/block/$name/size") sectors 30s after the resize"
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "ok: $name grew from $old to $((new_mib * 2048)) sectors in ${i}s"
+    dmesg | grep "$name: detected capacity change" | tail -n 1 || fail "no capacity change in the kernel log"
+    run nvme id-ns "$DEV"
+    get_number nsze "$OUT"
+    expect "id-ns nsze * LBA size after the resize" $((NUM * EXPECT_LBA_SIZE)) $((new_mib * MIB))
+    write_check "past-old-end" 1 $((new_mib - 1)) "$MIB" oflag=direct iflag=direct
+    same_controller "$cntlid"
+}
+
+check_hot_namespace() {
+    step "namespace 2 added over RPC while connected"
+    cntlid=$(cat "/sys/class/nvme/$CTRL/cntlid")
+    lamina_rpc bdev_lvol_create '{"lvs_name":"lvs0","lvol_name":"hot","size_in_mib":64,"thin_provision":true}'
+    lamina_rpc nvmf_subsystem_add_ns "{\"nqn\":\"$TARGET_NQN\",\"namespace\":{\"bdev_name\":\"lvs0/hot\",\"nsid\":2}}"
+    i=0
+    until [ -n "$(ns_dev 2)" ]; do
+        [ "$i" -lt 30 ] || fail "no block device for namespace 2 30s after adding it"
+        sleep 1
+        i=$((i + 1))
+    done
+    dev1=$DEV
+    DEV=$(ns_dev 2)
+    echo "ok: namespace 2 is $DEV after ${i}s"
+    expect "size of $DEV" "$(blockdev --getsize64 "$DEV")" $((64 * MIB))
+    write_check "namespace-2" 4 0 "$MIB" oflag=direct iflag=direct
+    hot=$DEV
+    DEV=$dev1
+    same_controller "$cntlid"
+
+    step "namespace 2 removed over RPC while connected"
+    lamina_rpc nvmf_subsystem_remove_ns "{\"nqn\":\"$TARGET_NQN\",\"nsid\":2}"
+    i=0
+    while [ -n "$(ns_dev 2)" ] || [ -b "$hot" ]; do
+        [ "$i" -lt 30 ] || fail "$hot still present 30s after removing namespace 2"
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "ok: $hot is gone after ${i}s"
+    write_check "namespace-1-after-removal" 1 790 "$MIB" oflag=direct iflag=direct
+    same_controller "$cntlid"
+}
