@@ -3,8 +3,9 @@
 # lamina.sh after checks.sh and lamina-ctl.sh): the target restarted by SIGTERM and killed
 # with SIGKILL while the host stays connected (the kernel reconnects by itself, with the
 # --reconnect-delay and --ctrl-loss-tmo of the first `nvme connect`, never a new one), the
-# namespace's lvol resized over RPC (Namespace Attribute Changed AEN, rescan, new size), and a
-# second namespace added and removed over RPC (the block device appears and goes).
+# namespace's lvol resized over RPC (Namespace Attribute Changed AEN, rescan, new size), a
+# second namespace added and removed over RPC (the block device appears and goes), and a
+# discovery referral added and removed over RPC (an entry of the discovery log page).
 # Each check also proves the host never reconnected when it should not have: the controller
 # keeps its name and its controller ID.
 
@@ -146,4 +147,25 @@ check_hot_namespace() {
     echo "ok: $hot is gone after ${i}s"
     write_check "namespace-1-after-removal" 1 790 "$MIB" oflag=direct iflag=direct
     same_controller "$cntlid"
+}
+
+# A discovery referral added over RPC is an entry of the host's discovery log page (subtype 1,
+# another discovery subsystem), and is gone once removed.
+check_referral() {
+    step "a discovery referral added over RPC shows in nvme discover, then goes"
+    ref='"address":{"trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.9","trsvcid":"8009"}'
+    lamina_rpc nvmf_discovery_add_referral "{$ref}"
+    run nvme discover -t tcp -a "$TARGET_ADDR" -s "$TARGET_PORT"
+    entry=$(echo "$OUT" | awk '/^=====Discovery Log Entry/ { rec = "" } { rec = rec $0 "\n" }
+        /^traddr:/ && $2 == "127.0.0.9" { printf "%s", rec; exit }')
+    [ -n "$entry" ] || fail "no discovery log entry for the referral to 127.0.0.9:8009"
+    expect "referral subtype" "$(field subtype "$entry")" "discovery subsystem referral"
+    expect "referral trsvcid" "$(field trsvcid "$entry")" 8009
+    expect "referral trtype" "$(field trtype "$entry")" tcp
+    lamina_rpc nvmf_discovery_remove_referral "{$ref}"
+    run nvme discover -t tcp -a "$TARGET_ADDR" -s "$TARGET_PORT"
+    if echo "$OUT" | grep -qE "^traddr: *127\.0\.0\.9"; then
+        fail "the referral to 127.0.0.9 is still in the discovery log after its removal"
+    fi
+    echo "ok: referral listed, then removed"
 }
