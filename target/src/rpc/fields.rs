@@ -10,7 +10,7 @@
 //!   it depends on (an `anagrpid` against the NSID).
 //! - [`Use::Only`]: Lamina does not implement it. It is accepted only at the values under which
 //!   SPDK behaves as Lamina does (a switch that is off, a count of 0, the value naming what
-//!   Lamina does), and [`check`] refuses any other with -32602 and a message naming the
+//!   Lamina does), and [`strip`] refuses any other with -32602 and a message naming the
 //!   parameter, the value and why.
 //! - [`Use::Same`]: every value means the same in Lamina (`include_aliases` where there are no
 //!   aliases); the reason is part of the catalogue.
@@ -24,7 +24,7 @@
 //! `deny_unknown_fields` refuses any name the catalogue does not know. So every field a struct
 //! holds is one the handler applies, and the compiler's dead-code lint (never allowed on a params
 //! struct: a test greps for it) proves something reads it. The catalogue is registered with each
-//! method ([`super::reg`]); `catalogue_matches_the_params_structs` checks that its `Applied`
+//! method (`rpc::reg`); `catalogue_matches_the_params_structs` checks that its `Applied`
 //! names are exactly the fields serde accepts ([`serde_names`]), and the SPDK client test
 //! (`integration/clients/`) that every parameter SPDK's own `spdk-rpc` sends is accepted.
 
