@@ -345,6 +345,7 @@ async fn dataset_management(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
                     .deallocate(offset, len)
                     .await
                     .map_err(|e| lvol_err(&e))?;
+                io.ns.stats().add_unmapped(len);
             }
         }
         Ok(Completion::ok(io.cid))

@@ -70,6 +70,11 @@ impl<const N: usize> AtomicHistogram<N> {
             .fold(0, u64::wrapping_add)
     }
 
+    /// Sum of the observations in nanoseconds.
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns.load(Ordering::Relaxed)
+    }
+
     /// The upper bounds in seconds.
     pub fn bounds_seconds(&self) -> impl Iterator<Item = f64> + '_ {
         self.bounds_ns.iter().map(|ns| *ns as f64 / 1e9)

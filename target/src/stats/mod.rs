@@ -21,17 +21,24 @@
 //! are not per I/O.
 
 pub mod histogram;
+pub mod iostat;
 pub mod rpc;
 pub mod shard;
+pub mod spdk_histogram;
 pub mod transport;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
 
 use lamina_protocol::nvme::StatusCode;
 
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
+pub use iostat::{IoCounts, ResetMode};
 pub use rpc::RpcStats;
+pub use spdk_histogram::SpdkHistogram;
 pub use transport::{FES_SLOTS, PDU_TYPES, TransportStats};
 
 static COUNTING: AtomicBool = AtomicBool::new(true);
@@ -105,6 +112,19 @@ impl OpClass {
         }
     }
 
+    /// The class of SPDK's I/O type name (`bdev_enable_histogram`'s `opc`).
+    pub fn from_spdk_io_type(name: &str) -> Option<Self> {
+        Some(match name {
+            "read" => Self::Read,
+            "write" => Self::Write,
+            "flush" => Self::Flush,
+            "write_zeroes" => Self::WriteZeroes,
+            "unmap" => Self::Dsm,
+            "compare" => Self::Other,
+            _ => return None,
+        })
+    }
+
     fn index(self) -> usize {
         match self {
             Self::Read => 0,
@@ -170,7 +190,14 @@ pub struct NsStats {
     latency: [Latency; 6],
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    bytes_unmapped: AtomicU64,
     errors: [AtomicU64; ERROR_STATUSES.len() + 1],
+    extremes: iostat::Extremes,
+    /// The `bdev_get_iostat` view's base (see [`iostat`]).
+    iostat_base: Mutex<IoCounts>,
+    /// Whether `histogram` holds one: the I/O path reads this flag, not the lock.
+    histogram_on: AtomicBool,
+    histogram: RwLock<Option<Arc<SpdkHistogram>>>,
 }
 
 impl Default for NsStats {
@@ -179,7 +206,12 @@ impl Default for NsStats {
             latency: std::array::from_fn(|_| Latency::new(&LATENCY_BOUNDS_NS)),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            bytes_unmapped: AtomicU64::new(0),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            extremes: iostat::Extremes::default(),
+            iostat_base: Mutex::new(IoCounts::default()),
+            histogram_on: AtomicBool::new(false),
+            histogram: RwLock::new(None),
         }
     }
 }
@@ -190,6 +222,13 @@ impl NsStats {
     pub fn end(&self, class: OpClass, elapsed: Duration, status: Option<(u8, u8)>) {
         if let Some(l) = self.latency.get(class.index()) {
             l.observe(elapsed);
+        }
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.extremes.observe(class, ns);
+        if self.histogram_on.load(Ordering::Relaxed)
+            && let Some(h) = self.histogram.read().as_ref()
+        {
+            h.tally(class, ns);
         }
         if let Some((sct, sc)) = status {
             let idx = ERROR_STATUSES
@@ -213,6 +252,64 @@ impl NsStats {
     pub fn add_written(&self, bytes: u64) {
         if is_counting() {
             self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts bytes deallocated by Dataset Management (skipped while counting is off).
+    pub fn add_unmapped(&self, bytes: u64) {
+        if is_counting() {
+            self.bytes_unmapped.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters `bdev_get_iostat` reports, since the last reset of the view.
+    pub fn iostat(&self) -> IoCounts {
+        self.counts().since(&self.iostat_base.lock())
+    }
+
+    /// `(max, min)` latency in nanoseconds of `class` since the last max/min reset.
+    pub fn extremes(&self, class: OpClass) -> (u64, u64) {
+        self.extremes.get(class)
+    }
+
+    /// Resets the `bdev_get_iostat` view (the metrics counters go on, see [`iostat`]).
+    pub fn reset_iostat(&self, mode: ResetMode) {
+        let now = self.counts();
+        iostat::reset_base(&mut self.iostat_base.lock(), &now, mode);
+        if matches!(mode, ResetMode::All | ResetMode::Maxmin) {
+            self.extremes.reset();
+        }
+    }
+
+    /// Starts (`Some`) or stops (`None`) the SPDK-format latency histogram.
+    pub fn set_histogram(&self, h: Option<Arc<SpdkHistogram>>) {
+        let on = h.is_some();
+        *self.histogram.write() = h;
+        self.histogram_on.store(on, Ordering::Relaxed);
+    }
+
+    /// The SPDK-format latency histogram, when one is running.
+    pub fn histogram(&self) -> Option<Arc<SpdkHistogram>> {
+        self.histogram.read().clone()
+    }
+
+    fn counts(&self) -> IoCounts {
+        let lat = |c: OpClass| self.latency(c).map_or(0, Latency::sum_ns);
+        let mut errors = [0; ERROR_STATUSES.len() + 1];
+        for (e, a) in errors.iter_mut().zip(&self.errors) {
+            *e = a.load(Ordering::Relaxed);
+        }
+        IoCounts {
+            bytes_read: self.bytes_read(),
+            read_ops: self.commands(OpClass::Read),
+            bytes_written: self.bytes_written(),
+            write_ops: self.commands(OpClass::Write),
+            bytes_unmapped: self.bytes_unmapped.load(Ordering::Relaxed),
+            unmap_ops: self.commands(OpClass::Dsm),
+            read_latency_ns: lat(OpClass::Read),
+            write_latency_ns: lat(OpClass::Write),
+            unmap_latency_ns: lat(OpClass::Dsm),
+            errors,
         }
     }
 
