@@ -5,6 +5,9 @@
 //! one object per line (`timestamp`, `level`, `target`, the event's fields flattened in, and
 //! `span` holding the current span's name and fields), for container log collectors.
 //!
+//! The filter can be changed at run time through the SPDK log RPCs (see
+//! [`crate::log_control`]).
+//!
 //! What is logged where (the contract operators rely on):
 //! - Spans: `conn` per NVMe/TCP connection (`peer`, then `qid`, `cntlid`, `hostnqn` once the
 //!   Fabrics Connect binds it) and `rpc` per JSON-RPC call (`method`).
@@ -19,6 +22,8 @@ use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::log_control::LogControl;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,37 +46,61 @@ impl FromStr for LogFormat {
     }
 }
 
-/// Builds the filter from the flag, `RUST_LOG` or the default.
-pub fn filter(level: Option<&str>) -> Result<EnvFilter, String> {
+/// The filter directives from the flag, `RUST_LOG` (when it parses) or the default.
+pub fn directives(level: Option<&str>) -> String {
     match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level '{l}': {e}")),
-        None => Ok(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))),
+        Some(l) => l.to_owned(),
+        None => std::env::var(EnvFilter::DEFAULT_ENV)
+            .ok()
+            .filter(|v| EnvFilter::try_new(v).is_ok())
+            .unwrap_or_else(|| "info".to_owned()),
     }
 }
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
+/// Builds the filter from the flag, `RUST_LOG` or the default.
+pub fn filter(level: Option<&str>) -> Result<EnvFilter, String> {
+    let d = directives(level);
+    EnvFilter::try_new(&d).map_err(|e| format!("--log-level '{d}': {e}"))
+}
+
+/// Installs the global subscriber, with a reloadable filter that [`LogControl`] drives; a
+/// second call (tests) is a no-op.
 pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
-    let filter = filter(level)?;
+    let directives = directives(level);
+    let filter = filter(Some(&directives))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::NONE);
-    let result = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-            .try_init(),
+    match format {
+        LogFormat::Text => {
+            let b = builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false)
+                .with_filter_reloading();
+            let handle = b.reload_handle();
+            if b.try_init().is_ok() {
+                let apply = move |f: EnvFilter| handle.reload(f).map_err(|e| e.to_string());
+                LogControl::new(&directives, Box::new(apply)).install();
+            }
+        }
         // Never colour JSON: escape codes inside string values break collectors.
-        LogFormat::Json => builder
-            .with_ansi(false)
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
+        LogFormat::Json => {
+            let b = builder
+                .with_ansi(false)
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_filter_reloading();
+            let handle = b.reload_handle();
+            if b.try_init().is_ok() {
+                let apply = move |f: EnvFilter| handle.reload(f).map_err(|e| e.to_string());
+                LogControl::new(&directives, Box::new(apply)).install();
+            }
+        }
+    }
     // Already installed (a test, or an embedding program): keep the existing subscriber.
-    let _ = result;
     Ok(())
 }
 
