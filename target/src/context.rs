@@ -56,6 +56,8 @@ pub struct Target {
     pub sock_options: RwLock<crate::options::SockImpls>,
     /// Configuration entries not applied yet (see `crate::config::pending`).
     pub pending: crate::config::pending::PendingConfig,
+    /// Bdevs registered and unregistered, for `notify_get_notifications`.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Target {
@@ -78,6 +80,7 @@ impl Target {
             paths: RwLock::new(crate::path_policy::PathPolicy::default()),
             sock_options: RwLock::new(crate::options::SockImpls::default()),
             pending: crate::config::pending::PendingConfig::new(),
+            notifier: crate::notify::Notifier::default(),
             admission: crate::transport::admission::Admission::new(
                 crate::transport::admission::ConnectionLimits::default(),
             ),

@@ -64,6 +64,7 @@ pub struct Running {
 
 /// Starts everything; returns once the target serves.
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
+    crate::rpc::runtime::mark_start();
     prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     let target = Target::new(TransportOptions::default());

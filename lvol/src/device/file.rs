@@ -269,6 +269,13 @@ impl FileDevice {
 
     /// Re-reads the size (after the file or block device grew).
     pub fn refresh_size(&self) -> Result<u64, DeviceError> {
+        let size = self.probe_size()?;
+        self.0.size.store(size, Ordering::SeqCst);
+        Ok(size)
+    }
+
+    /// The size the file or block device has now, in whole blocks, without adopting it.
+    pub fn probe_size(&self) -> Result<u64, DeviceError> {
         let raw = if self.0.kind == DeviceKind::Block {
             (&self.0.file)
                 .seek(SeekFrom::End(0))
@@ -276,9 +283,7 @@ impl FileDevice {
         } else {
             self.0.file.metadata().map_err(|e| open_err(&e))?.len()
         };
-        let size = raw - raw % u64::from(self.0.block_size);
-        self.0.size.store(size, Ordering::SeqCst);
-        Ok(size)
+        Ok(raw - raw % u64::from(self.0.block_size))
     }
 
     /// Runs `f` on the blocking pool under the in-flight limit.

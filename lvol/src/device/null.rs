@@ -2,6 +2,7 @@
 //! layer without device cost, and for `bdev_null`-style test setups.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -10,19 +11,26 @@ use crate::error::{DeviceError, DeviceOp};
 
 /// Reads zeros, discards writes.
 #[derive(Debug, Clone)]
-pub struct NullDevice(Arc<(u64, u32)>);
+pub struct NullDevice(Arc<(AtomicU64, u32)>);
 
 impl NullDevice {
     /// A null device of `size_bytes` with `block_size`-byte blocks.
     pub fn new(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
         check_geometry(size_bytes, block_size)?;
-        Ok(Self(Arc::new((size_bytes, block_size))))
+        Ok(Self(Arc::new((AtomicU64::new(size_bytes), block_size))))
+    }
+
+    /// Changes the size (`bdev_null_resize`); the geometry rules of [`NullDevice::new`] apply.
+    pub fn set_size(&self, size_bytes: u64) -> Result<(), DeviceError> {
+        check_geometry(size_bytes, self.0.1)?;
+        self.0.0.store(size_bytes, Ordering::SeqCst);
+        Ok(())
     }
 }
 
 impl BlockDevice for NullDevice {
     fn size_bytes(&self) -> u64 {
-        self.0.0
+        self.0.0.load(Ordering::SeqCst)
     }
 
     fn block_size(&self) -> u32 {
@@ -31,14 +39,14 @@ impl BlockDevice for NullDevice {
 
     async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
         let len64 = u64::try_from(len).unwrap_or(u64::MAX);
-        check_range(DeviceOp::Read, offset, len64, self.0.0, self.0.1)?;
+        check_range(DeviceOp::Read, offset, len64, self.size_bytes(), self.0.1)?;
         buf.put_bytes(0, len);
         Ok(())
     }
 
     async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
         let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        check_range(DeviceOp::Write, offset, len, self.0.0, self.0.1)
+        check_range(DeviceOp::Write, offset, len, self.size_bytes(), self.0.1)
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {
@@ -46,11 +54,23 @@ impl BlockDevice for NullDevice {
     }
 
     async fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        check_range(DeviceOp::WriteZeroes, offset, len, self.0.0, self.0.1)?;
+        check_range(
+            DeviceOp::WriteZeroes,
+            offset,
+            len,
+            self.size_bytes(),
+            self.0.1,
+        )?;
         to_usize(DeviceOp::WriteZeroes, offset, len).map(|_| ())
     }
 
     async fn deallocate(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
-        check_range(DeviceOp::Deallocate, offset, len, self.0.0, self.0.1)
+        check_range(
+            DeviceOp::Deallocate,
+            offset,
+            len,
+            self.size_bytes(),
+            self.0.1,
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! Base device methods, as SPDK names and shapes them: `bdev_malloc_create`,
 //! `bdev_malloc_delete`, `bdev_aio_create`, `bdev_aio_delete`, `bdev_null_create`,
-//! `bdev_null_delete`, and `bdev_get_bdevs` (which lists lvols as bdevs too, with their
-//! `driver_specific.lvol` section, as SPDK does).
+//! `bdev_null_delete`, `bdev_aio_rescan` and `bdev_null_resize`. Listing is in
+//! [`super::bdev_info`], statistics in [`super::iostat`].
 //!
 //! Creating an aio bdev examines it: an lvstore found on the device is loaded with its lvols,
 //! which is how lvstores come back after a restart.
@@ -10,15 +10,14 @@
 //! metadata or protection information, report no optimal boundary or preferred granularity,
 //! and have a physical block equal to their block: those parameters are accepted only at the
 //! values that say so (`md_size` 0, `dif_type` 0, `physical_block_size` 0 or the block size...).
-//! `bdev_get_bdevs` waits up to `timeout` milliseconds for the bdev named to appear.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use lamina_lvol::LvolError;
 use lamina_lvol::device::{Device, FileDevice, FileOptions, NullDevice, RamDevice};
-use lamina_lvol::{LvolError, LvolInfo};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::dispatch::{Methods, RpcResult};
@@ -35,7 +34,6 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "bdev_aio_delete", delete_bdev);
     super::reg(m, t, "bdev_null_create", null_create);
     super::reg(m, t, "bdev_null_delete", delete_bdev);
-    super::reg(m, t, "bdev_get_bdevs", get_bdevs);
 }
 
 #[derive(Deserialize)]
@@ -340,120 +338,6 @@ async fn delete_bdev(t: Arc<Target>, p: DeleteBdev) -> RpcResult {
         tracing::info!(bdev = %p.name, "bdev deleted");
     }
     Ok(json!(true))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct GetBdevs {
-    name: Option<String>,
-    /// Milliseconds to wait for the bdev `name` to appear.
-    #[serde(default)]
-    timeout: Option<u64>,
-}
-
-impl Described for GetBdevs {
-    const FIELDS: &'static [Field] = &[applied("name"), applied("timeout")];
-}
-
-/// How often `bdev_get_bdevs` with a `timeout` looks for the bdev again.
-const APPEAR_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
-async fn get_bdevs(t: Arc<Target>, p: GetBdevs) -> RpcResult {
-    let Some(name) = &p.name else {
-        return Ok(Value::Array(all_bdevs(&t)));
-    };
-    let deadline =
-        tokio::time::Instant::now() + std::time::Duration::from_millis(p.timeout.unwrap_or(0));
-    loop {
-        if let Some(found) = one_bdev(&t, name) {
-            return Ok(json!([found]));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let waited = p
-                .timeout
-                .map(|ms| format!(" after waiting {ms} ms"))
-                .unwrap_or_default();
-            return Err(RpcError::not_found(format!(
-                "bdev '{name}' not found{waited}"
-            )));
-        }
-        tokio::time::sleep(APPEAR_POLL.min(deadline - tokio::time::Instant::now())).await;
-    }
-}
-
-/// The `bdev_get_bdevs` element of the bdev or lvol `name`, if it exists now.
-fn one_bdev(t: &Target, name: &str) -> Option<Value> {
-    if let Ok(b) = t.bdevs.get(name) {
-        return Some(base_bdev_json(&b));
-    }
-    let info = t.lvols.lvol(name).ok()?.info().ok()?;
-    Some(lvol_bdev_json(&info))
-}
-
-/// Every base bdev, then every lvol.
-fn all_bdevs(t: &Target) -> Vec<Value> {
-    let mut out = Vec::new();
-    out.extend(t.bdevs.list().iter().map(|b| base_bdev_json(b)));
-    // Listings read each lvol through its own handle: a deleted one is skipped, never half-read.
-    out.extend(t.lvols.list_lvols(None).iter().map(lvol_bdev_json));
-    out
-}
-
-fn base_bdev_json(b: &Bdev) -> Value {
-    let mut v = json!({
-        "name": b.name(),
-        "aliases": [],
-        "product_name": b.kind().product_name(),
-        "block_size": b.block_size(),
-        "num_blocks": b.num_blocks(),
-        "uuid": b.uuid().to_string(),
-        "claimed": b.claim().is_some(),
-        "zoned": false,
-        "supported_io_types": io_types(),
-        "driver_specific": {},
-    });
-    if let Some(c) = b.claim() {
-        v["claim_type"] = json!(match c {
-            crate::bdev::Claim::Lvstore => "read_many_write_one",
-            crate::bdev::Claim::Namespace { .. } => "exclusive_write",
-        });
-    }
-    if let BdevKind::Aio { filename } = b.kind() {
-        v["driver_specific"] = json!({"aio": {"filename": filename.display().to_string(),
-            "block_size_override": true, "readonly": false}});
-    }
-    v
-}
-
-fn lvol_bdev_json(i: &LvolInfo) -> Value {
-    json!({
-        "name": i.uuid.to_string(),
-        "aliases": [i.alias],
-        "product_name": "Logical Volume",
-        "block_size": i.block_size,
-        "num_blocks": i.size_bytes / u64::from(i.block_size.max(1)),
-        "uuid": i.uuid.to_string(),
-        "claimed": false,
-        "zoned": false,
-        "supported_io_types": io_types(),
-        "driver_specific": {"lvol": {
-            "lvol_store_uuid": i.lvs_uuid.to_string(),
-            "base_bdev": i.base_bdev,
-            "thin_provision": i.is_thin_provisioned,
-            "num_allocated_clusters": i.num_allocated_clusters,
-            "snapshot": i.is_snapshot,
-            "clone": i.is_clone,
-            "esnap_clone": false,
-            "base_snapshot": i.parent.as_ref().map(|p| p.name.clone()),
-            "clones": i.clones.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        }},
-    })
-}
-
-fn io_types() -> Value {
-    json!({"read": true, "write": true, "unmap": true, "write_zeroes": true, "flush": true,
-        "reset": true, "compare": true, "compare_and_write": false, "abort": false,
-        "nvme_admin": false, "nvme_io": false})
 }
 
 fn next_name(t: &Target, prefix: &str) -> String {

@@ -4,8 +4,11 @@
 //! 2.0 rules and routes to method handlers, [`server`] owns the listeners and client
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
 //! the other end used by the CLI and tests. The methods live in one file per resource:
-//! [`bdev`], [`lvol`] (lvstores, lvol create/list/delete), [`lvol_ops`] (the other lvol
-//! methods), [`lvol_check`] (the lvstore consistency check), [`nvmf`], [`framework`].
+//! [`bdev`] (create and delete), [`bdev_info`] (`bdev_get_bdevs`), [`bdev_resize`],
+//! [`iostat`] (I/O statistics and histograms), [`lvol`] (lvstores, lvol create/list/delete),
+//! [`lvol_ops`] (the other lvol methods), [`lvol_check`] (the lvstore consistency check),
+//! [`nvmf`], [`logging`] (the log filter at run time), [`notify`] (bdev events), [`runtime`]
+//! (reactors and threads), [`framework`].
 //! [`operations`] tracks the progress of long lvol operations for the Lamina-specific
 //! `lamina_get_operations`.
 //!
@@ -22,6 +25,8 @@
 //! methods that list, retry and drop pending entries.
 
 pub mod bdev;
+pub mod bdev_info;
+pub mod bdev_resize;
 #[cfg(test)]
 mod catalogue_tests;
 pub mod client;
@@ -31,13 +36,17 @@ pub mod error;
 pub mod fields;
 pub mod framework;
 pub mod framing;
+pub mod iostat;
+pub mod logging;
 pub mod lvol;
 pub mod lvol_check;
 pub mod lvol_ops;
+pub mod notify;
 pub mod nvmf;
 pub mod operations;
 pub mod peer;
 pub mod pending;
+pub mod runtime;
 pub mod server;
 
 use std::future::Future;
@@ -52,6 +61,12 @@ use crate::context::Target;
 pub fn methods(target: &Arc<Target>) -> Methods {
     let mut m = Methods::new();
     bdev::register(&mut m, target);
+    bdev_info::register(&mut m, target);
+    bdev_resize::register(&mut m, target);
+    iostat::register(&mut m, target);
+    logging::register(&mut m, target);
+    notify::register(&mut m, target);
+    runtime::register(&mut m, target);
     lvol::register(&mut m, target);
     nvmf::register(&mut m, target);
     compat::register(&mut m, target);
@@ -98,6 +113,8 @@ where
             let params_json = raw.unwrap_or(serde_json::Value::Null);
             crate::config::guard::check(&t, name, &params_json)?;
             let result = f(t.clone(), params).await;
+            // Whatever it did to bdevs and lvols, even half-way, is an event to report.
+            t.notifier.observe(&t);
             if result.is_ok() {
                 crate::config::persist(&t).await;
                 // It may be what a pending entry waited for. A retry's own call (the pending
