@@ -5,6 +5,8 @@
 //! did not exercise.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns; a panic is a failure
 
+#[path = "rpc_methods_parts/daily.rs"]
+mod daily;
 mod support;
 
 use std::collections::BTreeSet;
@@ -56,6 +58,7 @@ async fn every_method_with_its_errors() {
     nvmf(&mut r).await;
     exported(&mut r).await;
     settings(&mut r).await;
+    daily::daily(&mut r).await;
     let methods = r.ok("rpc_get_methods", Value::Null).await;
     let missing: Vec<&str> = methods
         .as_array()
