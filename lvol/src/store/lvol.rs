@@ -202,6 +202,21 @@ impl Lvol {
         })
     }
 
+    /// Its ancestors, nearest first (a listing's rule for names it does not hold).
+    pub(crate) fn ancestors(&self) -> Vec<LvolRef> {
+        let mut out = Vec::new();
+        let mut next = self.core.shared.data.read().parent.clone();
+        while let Some(p) = next.take() {
+            let d = p.data.read();
+            out.push(LvolRef {
+                uuid: p.uuid,
+                name: d.name.clone(),
+            });
+            next.clone_from(&d.parent);
+        }
+        out
+    }
+
     /// Name within the lvstore.
     pub fn name(&self) -> Result<String, LvolError> {
         self.read_data(|d| d.name.clone())

@@ -344,9 +344,51 @@ impl LvolStore {
         self.0.lvol_handles()
     }
 
-    /// Properties of every lvol; lvols deleted while listing are left out.
+    /// Properties of every lvol, as one view: lvols deleted while listing are left out, and
+    /// every parent and clone named is in the same listing.
+    ///
+    /// The view is taken under the metadata lock, so no lvol is published, unpublished or
+    /// re-parented meanwhile. One window stays: deleting a snapshot with one clone unpublishes
+    /// the snapshot, then merges it into the clone once the clone's writes have drained. A
+    /// listing in between does not hold the snapshot; by rule it names as the clone's parent
+    /// its nearest listed ancestor (what the merge will make it), and each lvol's clones are
+    /// the listed lvols whose parent it is so named.
     pub fn list_lvols(&self) -> Vec<LvolInfo> {
-        let mut out: Vec<LvolInfo> = self.lvols().iter().filter_map(|l| l.info().ok()).collect();
+        let (mut out, chains) = {
+            let _m = self.0.md.meta.lock();
+            let mut out = Vec::new();
+            let mut chains = Vec::new();
+            for l in self.lvols() {
+                if let Ok(info) = l.info() {
+                    chains.push(l.ancestors());
+                    out.push(info);
+                }
+            }
+            (out, chains)
+        };
+        let listed: std::collections::HashMap<Uuid, String> =
+            out.iter().map(|i| (i.uuid, i.name.clone())).collect();
+        for (info, chain) in out.iter_mut().zip(chains) {
+            info.parent = chain.into_iter().find(|a| listed.contains_key(&a.uuid));
+            info.is_clone = info.parent.is_some();
+        }
+        let parents: Vec<(Uuid, Option<Uuid>)> = out
+            .iter()
+            .map(|i| (i.uuid, i.parent.as_ref().map(|p| p.uuid)))
+            .collect();
+        for info in &mut out {
+            info.clones = parents
+                .iter()
+                .filter(|(_, p)| *p == Some(info.uuid))
+                .filter_map(|(c, _)| {
+                    listed.get(c).map(|name| crate::LvolRef {
+                        uuid: *c,
+                        name: name.clone(),
+                    })
+                })
+                .collect();
+            info.clones.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }

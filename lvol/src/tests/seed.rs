@@ -23,15 +23,33 @@ fn check_info(i: &LvolInfo) {
     assert!(!i.is_esnap_clone && !i.is_degraded);
 }
 
+/// One listing is one view: every parent and clone it names is in it.
+fn check_references(listed: &[LvolInfo]) {
+    let uuids: std::collections::HashSet<uuid::Uuid> = listed.iter().map(|i| i.uuid).collect();
+    for i in listed {
+        for r in i.parent.iter().chain(&i.clones) {
+            assert!(
+                uuids.contains(&r.uuid),
+                "{} names {} ({}), which the same listing does not hold",
+                i.alias,
+                r.name,
+                r.uuid
+            );
+        }
+    }
+}
+
 /// One lister: everything a JSON-RPC listing or a metrics scrape reads.
 fn lister(reg: &Registry, stop: &AtomicBool, count: &AtomicU64) {
     while !stop.load(Ordering::Relaxed) {
         for s in reg.list_lvstores() {
             assert!(s.free_clusters <= s.total_data_clusters, "{s:?}");
         }
-        for i in reg.list_lvols(None) {
-            check_info(&i);
+        let listed = reg.list_lvols(None);
+        for i in &listed {
+            check_info(i);
         }
+        check_references(&listed);
         for store in reg.lvstores() {
             for l in store.lvols() {
                 match l.info() {
