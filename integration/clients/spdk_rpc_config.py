@@ -25,6 +25,7 @@ class ConfigTests(LaminaTest):
             f.truncate(64 << 20)
         for cmd in [
             ["nvmf_set_max_subsystems", "-x", "64"],
+            ["nvmf_set_config", "--dup-host-policy", "allow"],
             ["nvmf_create_transport", "-t", "TCP", "-c", "4096", "-m", "4"],
             ["bdev_malloc_create", "-b", "Malloc0", "-u", UUID, "32", "4096"],
             ["bdev_null_create", "Null0", "64", "512"],
@@ -51,6 +52,8 @@ class ConfigTests(LaminaTest):
         cfg = normalized(saved)
         self.assertEqual(sorted(cfg), ["bdev", "nvmf", "sock"])
         self.assertIn("nvmf_discovery_add_referral", [c["method"] for c in cfg["nvmf"]])
+        set_config = [c for c in cfg["nvmf"] if c["method"] == "nvmf_set_config"][0]
+        self.assertEqual(set_config["params"]["dup_host_policy"], "allow")
         a.stop()
 
         # b may open a's aio file, which the saved configuration names.

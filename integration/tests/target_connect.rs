@@ -193,13 +193,17 @@ async fn io_connect_refusals() {
     refused(&cqe, StatusCode::CONNECT_INVALID_PARAMETERS);
     assert_eq!(cqe.dw0, u32::from(ConnectCommand::SQSIZE_OFFSET));
 
-    // An I/O queue may not join a controller the host has not enabled.
+    // An I/O queue may not join a controller the host has not enabled. (A second host: the
+    // first still holds its controller on this listener, and dup_host_policy
+    // restrict_per_listener would refuse that host a second one.)
+    let mut second = opts.clone();
+    second.hostid = [7; 16];
     let mut admin = raw(&t).await;
-    let cqe = connect_raw(&mut admin, &opts, 0, 31, 0xFFFF).await;
+    let cqe = connect_raw(&mut admin, &second, 0, 31, 0xFFFF).await;
     assert_eq!(cqe.status, Status::SUCCESS);
     let cqe = connect_raw(
         &mut raw(&t).await,
-        &opts,
+        &second,
         1,
         31,
         u16::try_from(cqe.dw0 & 0xffff).unwrap(),

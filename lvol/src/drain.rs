@@ -9,7 +9,8 @@
 //!
 //! The lvstore uses one for its detached tasks (see [`crate::detach`]): unload and destroy
 //! close it and wait, so no allocation, commit or clear is still running when the metadata is
-//! checkpointed or wiped.
+//! checkpointed or wiped. The target uses the same primitive for a controller's queues: a
+//! torn-down controller is released only once every queue it had has finished its commands.
 
 use std::sync::Arc;
 
@@ -21,22 +22,23 @@ const CLOSED: u64 = 1 << 63;
 
 /// Work in flight on one object, and whether new work may still enter.
 #[derive(Debug, Default)]
-pub(crate) struct Drain {
+pub struct Drain {
     word: AtomicU64,
     idle: Notify,
 }
 
 /// One entry; leaving is dropping it. Owned, so it can move into a spawned task.
 #[derive(Debug)]
-pub(crate) struct DrainGuard(Arc<Drain>);
+pub struct DrainGuard(Arc<Drain>);
 
 impl Drain {
-    pub(crate) fn new() -> Self {
+    /// An open drain with nothing in flight.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Enters, unless the drain was closed.
-    pub(crate) fn enter(this: &Arc<Self>) -> Option<DrainGuard> {
+    pub fn enter(this: &Arc<Self>) -> Option<DrainGuard> {
         let mut cur = this.word.load(Ordering::SeqCst);
         loop {
             if cur & CLOSED != 0 {
@@ -53,17 +55,17 @@ impl Drain {
     }
 
     /// Refuses new entries from now on; true for the call that closed it.
-    pub(crate) fn close(&self) -> bool {
+    pub fn close(&self) -> bool {
         self.word.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
     }
 
     /// Entries in flight now.
-    pub(crate) fn in_flight(&self) -> u64 {
+    pub fn in_flight(&self) -> u64 {
         self.word.load(Ordering::SeqCst) & !CLOSED
     }
 
     /// Waits until nothing is in flight (returns at once if nothing is).
-    pub(crate) async fn wait_idle(&self) {
+    pub async fn wait_idle(&self) {
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);

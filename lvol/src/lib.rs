@@ -74,7 +74,7 @@
 mod check;
 mod detach;
 pub mod device;
-mod drain;
+pub mod drain;
 mod error;
 mod format;
 mod grace;

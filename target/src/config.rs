@@ -141,7 +141,8 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
     let [crdt1, crdt2, crdt3] = settings.crdt();
     let mut out = vec![
         json!({"method": "nvmf_set_config",
-            "params": {"discovery_filter": settings.discovery_filter().name()}}),
+            "params": {"discovery_filter": settings.discovery_filter().name(),
+                "dup_host_policy": settings.dup_host_policy().name()}}),
         json!({"method": "nvmf_set_max_subsystems",
             "params": {"max_subsystems": settings.max_subsystems()}}),
         json!({"method": "nvmf_set_crdt",

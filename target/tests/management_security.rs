@@ -167,6 +167,8 @@ async fn a_host_that_loses_access_loses_its_controllers() {
         "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000dead",
     )
     .unwrap();
+    // Another host: its own Host ID too (one host ID holds one controller per listener).
+    opts.hostid = [0xde; 16];
     let other = Controller::connect(addr, opts).await.unwrap();
     ok(
         &mut c,

@@ -2,7 +2,8 @@
 //! write cache that counts mutating writes and, after the Nth, tears the next one and then
 //! fails or silently drops everything; [`FaultDevice::crash_image`] then gives the media as a
 //! power loss would leave it (flushed data, plus a chosen subset of unflushed writes), from
-//! which a new device is built to check what loading recovers. Reads can be made to fail too.
+//! which a new device is built to check what loading recovers. Reads can be made to fail too,
+//! and writes held back (a stuck device) until released.
 
 use std::sync::Arc;
 
@@ -73,8 +74,16 @@ impl std::fmt::Debug for State {
 #[derive(Debug, Clone)]
 pub struct FaultDevice {
     inner: Arc<Mutex<State>>,
+    hold: Arc<Hold>,
     block_size: u32,
     size: u64,
+}
+
+/// The write hold: while closed, writes wait before they take effect (a slow or stuck device).
+#[derive(Debug)]
+struct Hold {
+    open: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::atomic::AtomicU64,
 }
 
 /// Sector granularity of torn writes.
@@ -104,9 +113,39 @@ impl FaultDevice {
                 fail_reads: false,
                 yielding: false,
             })),
+            hold: Arc::new(Hold {
+                open: tokio::sync::watch::Sender::new(true),
+                waiting: std::sync::atomic::AtomicU64::new(0),
+            }),
             block_size,
             size,
         }
+    }
+
+    /// Holds every write (and write-zeroes, deallocate) before it takes effect, as a stuck
+    /// device would, until `set_write_hold(false)`; writes already held then complete.
+    pub fn set_write_hold(&self, held: bool) {
+        self.hold.open.send_replace(!held);
+    }
+
+    /// Writes waiting at the hold now.
+    pub fn held_writes(&self) -> u64 {
+        self.hold.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_hold(&self) {
+        let mut open = self.hold.open.subscribe();
+        if *open.borrow_and_update() {
+            return;
+        }
+        self.hold
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // The sender lives as long as this device: waiting cannot fail.
+        let _ = open.wait_for(|o| *o).await;
+        self.hold
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Arms the fault: writes `1..=n` behave, write `n + 1` is torn (its first half of sectors
@@ -234,6 +273,7 @@ impl BlockDevice for FaultDevice {
     }
 
     async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
+        self.wait_hold().await;
         self.pause().await;
         let r = self.mutate(
             DeviceOp::Write,
@@ -253,6 +293,7 @@ impl BlockDevice for FaultDevice {
     }
 
     async fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.wait_hold().await;
         self.pause().await;
         let r = self.mutate(DeviceOp::WriteZeroes, offset, len, None);
         self.pause().await;
@@ -260,6 +301,7 @@ impl BlockDevice for FaultDevice {
     }
 
     async fn deallocate(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        self.wait_hold().await;
         self.pause().await;
         let r = self.mutate(DeviceOp::Deallocate, offset, len, None);
         self.pause().await;

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use lamina_lvol::drain::DrainGuard;
 use lamina_protocol::fabrics::{
     ConnectCommand, ConnectData, ConnectInvalidParameter, ConnectSuccess, connect_data_offsets,
 };
@@ -33,6 +34,8 @@ pub enum Joined {
         ctrl: Arc<Controller>,
         /// Its out-of-band completions, for the admin queue to send.
         oob: OobReceiver,
+        /// The queue's place among the controller's queues (see [`Controller::enter_queue`]).
+        hold: DrainGuard,
     },
     /// An I/O queue of an existing controller.
     Io {
@@ -44,6 +47,8 @@ pub enum Joined {
         registration: u64,
         /// Cancelled when the queue must close (reset, teardown).
         token: CancellationToken,
+        /// The queue's place among the controller's queues (see [`Controller::enter_queue`]).
+        hold: DrainGuard,
     },
 }
 
@@ -129,6 +134,9 @@ pub fn connect(
             local: site.local,
         };
         let is_discovery = subsystem.kind() == crate::subsystem::SubsystemKind::Discovery;
+        if !is_discovery {
+            fence(target, &subsystem, &host, cid)?;
+        }
         let registered = target.controllers.register(subsystem.cntlids(), |cntlid| {
             Controller::new(NewController {
                 cntlid,
@@ -154,6 +162,10 @@ pub fn connect(
         let Some((ctrl, oob)) = registered else {
             return Err(refuse(cid, StatusCode::CONNECT_CONTROLLER_BUSY, None));
         };
+        let Some(hold) = ctrl.enter_queue() else {
+            // Torn down already (the target is shutting down): no queue joins it.
+            return Err(refuse(cid, StatusCode::CONNECT_CONTROLLER_BUSY, None));
+        };
         ctrl.set_admin_queue_size(cmd.sqsize.saturating_add(1));
         ctrl.touch();
         target
@@ -165,7 +177,7 @@ pub fn connect(
             authreq: 0,
         }
         .dw0();
-        return Ok((Joined::Admin { ctrl, oob }, cqe));
+        return Ok((Joined::Admin { ctrl, oob, hold }, cqe));
     }
     let ctrl = target
         .controllers
@@ -190,6 +202,10 @@ pub fn connect(
             refuse(cid, StatusCode::COMMAND_SEQUENCE_ERROR, None)
         }
     })?;
+    let Some(hold) = ctrl.enter_queue() else {
+        ctrl.remove_io_queue(cmd.qid, registration);
+        return Err(refuse(cid, StatusCode::COMMAND_SEQUENCE_ERROR, None));
+    };
     ctrl.touch();
     let mut cqe = Cqe::new(cid, Status::SUCCESS);
     cqe.dw0 = ConnectSuccess {
@@ -203,8 +219,54 @@ pub fn connect(
             qid: cmd.qid,
             registration,
             token,
+            hold,
         },
         cqe,
+    ))
+}
+
+/// The reconnect fence (`dup_host_policy` restrict_per_listener, see
+/// [`crate::subsystem::settings::DupHostPolicy`]): refuses a new controller while one of the
+/// same host, subsystem and listener is live, or torn down with queues still finishing their
+/// commands. Controller Busy without Do Not Retry: the host tries
+/// again, and gets in once the old controller is gone.
+fn fence(
+    target: &Target,
+    subsystem: &Arc<crate::subsystem::Subsystem>,
+    host: &HostIdentity,
+    cid: u16,
+) -> Result<(), Cqe> {
+    use crate::subsystem::settings::DupHostPolicy;
+    if host.hostid == [0; 16]
+        || target.subsystems.settings.dup_host_policy() == DupHostPolicy::Allow
+    {
+        return Ok(());
+    }
+    let Some(old) = target
+        .controllers
+        .of_subsystem(subsystem.nqn())
+        .into_iter()
+        .find(|c| {
+            c.host().hostid == host.hostid
+                && c.host().local == host.local
+                // Torn down with every queue finished: nothing of it can still write, and it
+                // is being removed (a disconnect followed at once by a connect gets in).
+                && !(c.is_torn_down() && c.queues_running() == 0)
+        })
+    else {
+        return Ok(());
+    };
+    tracing::warn!(
+        cntlid = old.cntlid(),
+        hostnqn = %host.hostnqn,
+        torn_down = old.is_torn_down(),
+        queues_running = old.queues_running(),
+        "connect refused (retry later): this host ID still has a controller on this listener \
+         (dup_host_policy restrict_per_listener)"
+    );
+    Err(Cqe::new(
+        cid,
+        Status::new(StatusCode::CONNECT_CONTROLLER_BUSY),
     ))
 }
 

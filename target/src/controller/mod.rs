@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use lamina_lvol::drain::{Drain, DrainGuard};
 use lamina_protocol::fabrics::{Cc, Csts};
 use lamina_protocol::nvme::Cqe;
 use parking_lot::Mutex;
@@ -123,6 +124,10 @@ pub struct Controller {
     admin_sqsize: AtomicU16,
     stats: ControllerStats,
     errors: Mutex<errors::ErrorLog>,
+    /// Its queues (admin and I/O) that have not finished yet: a queue enters when Connect binds
+    /// it and leaves once its last command has completed. Closed at teardown; the supervisor
+    /// releases the controller when it is idle (see `supervisor`).
+    queues: Arc<Drain>,
 }
 
 /// The receiving end of completions generated outside the admin queue's command flow
@@ -174,6 +179,7 @@ impl Controller {
             admin_sqsize: AtomicU16::new(0),
             stats: ControllerStats::default(),
             errors: Mutex::new(errors::ErrorLog::default()),
+            queues: Arc::new(Drain::new()),
         };
         (Arc::new(ctrl), rx)
     }
@@ -228,6 +234,28 @@ impl Controller {
     /// Tears the controller down: every queue closes.
     pub fn tear_down(&self) {
         self.cancel.cancel();
+        self.queues.close();
+    }
+
+    /// Counts a queue bound to the controller until the guard drops; `None` once the
+    /// controller is torn down (no queue may join it then).
+    pub fn enter_queue(&self) -> Option<DrainGuard> {
+        if self.is_torn_down() {
+            self.queues.close();
+        }
+        Drain::enter(&self.queues)
+    }
+
+    /// Queues bound and not finished.
+    pub fn queues_running(&self) -> u64 {
+        self.queues.in_flight()
+    }
+
+    /// Waits until every queue the controller had has finished its commands (it must be torn
+    /// down: otherwise new queues may still join).
+    pub async fn queues_finished(&self) {
+        self.queues.close();
+        self.queues.wait_idle().await;
     }
 
     /// Whether the controller was torn down.

@@ -1,5 +1,6 @@
 //! The per-controller supervisor task: keep-alive expiry, namespace change notices, discovery
-//! change notices, and unregistering the controller once it is torn down.
+//! change notices, and unregistering the controller once it is torn down and every one of its
+//! queues has finished its commands (the fence `connect` relies on).
 //!
 //! KATO (NVMe Base 2.0 §3.9): a controller whose host sent nothing for KATO is torn down; every
 //! command on any queue of the controller counts as activity. A torn-down controller's queues
@@ -62,7 +63,24 @@ pub async fn supervise(ctrl: Arc<Controller>, target: Arc<Target>) {
             },
         }
     }
+    ctrl.tear_down();
+    // Fencing: the controller stays registered (so a reconnecting host is refused under
+    // restrict_per_listener, see `connect`) until none of its commands can still write.
+    let finished = ctrl.queues_finished();
+    tokio::pin!(finished);
+    if tokio::time::timeout(SLOW_RELEASE, &mut finished)
+        .await
+        .is_err()
+    {
+        tracing::warn!(cntlid = ctrl.cntlid(), hostnqn = %ctrl.host().hostnqn,
+            queues = ctrl.queues_running(),
+            "controller torn down, its commands still running: it is released when they end");
+        finished.await;
+    }
     controllers.remove(ctrl.cntlid());
     tracing::info!(cntlid = ctrl.cntlid(), hostnqn = %ctrl.host().hostnqn,
         subnqn = %ctrl.subsystem().nqn(), "controller removed");
 }
+
+/// How long a torn-down controller's commands may run before the wait is logged.
+const SLOW_RELEASE: Duration = Duration::from_secs(5);

@@ -1,7 +1,8 @@
 //! Target-wide NVMe-oF settings that SPDK sets with `nvmf_set_config`,
 //! `nvmf_set_max_subsystems`, `nvmf_set_crdt` and the discovery referral methods: the
 //! discovery filter, the subsystem limit, the Command Retry Delay Times reported in Identify
-//! Controller, and the referrals to other discovery services the discovery log page lists.
+//! Controller, the referrals to other discovery services the discovery log page lists, and
+//! the duplicate host policy (the reconnect fence, see [`DupHostPolicy`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, Ordering};
@@ -96,6 +97,47 @@ pub struct NvmfSettings {
     max_subsystems: AtomicU32,
     crdt: [AtomicU16; 3],
     referrals: RwLock<Vec<Referral>>,
+    dup_host_policy: AtomicU8,
+}
+
+/// SPDK's `dup_host_policy` (`nvmf_set_config`): a fence against a reconnecting host racing
+/// its own stale writes.
+///
+/// Under `restrict_per_listener` (Lamina's default: the safe one) a Connect creating a
+/// controller is refused with Controller Busy, without Do Not Retry, while a controller of the
+/// same subsystem with the same Host ID on the same listener still exists; and a torn-down
+/// controller exists until every command it started has completed (see the controller
+/// supervisor). So a host that reconnects after a lost connection or a keep-alive expiry runs
+/// no I/O while its old controller may still be writing: its retry succeeds once that is over.
+/// Multipath (one controller per listener) is unaffected. A Host ID of all zeros identifies no
+/// host and is not restricted. Under `allow` (SPDK's default) a host may hold any number of
+/// controllers and nothing is fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DupHostPolicy {
+    /// Any number of controllers per host.
+    Allow = 0,
+    /// One controller per host, subsystem and listener, counting torn-down ones still running.
+    RestrictPerListener = 1,
+}
+
+impl DupHostPolicy {
+    /// Parses SPDK's spelling.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "allow" => Ok(Self::Allow),
+            "restrict_per_listener" => Ok(Self::RestrictPerListener),
+            other => Err(format!("'{other}': use allow or restrict_per_listener")),
+        }
+    }
+
+    /// SPDK's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::RestrictPerListener => "restrict_per_listener",
+        }
+    }
 }
 
 impl Default for NvmfSettings {
@@ -105,11 +147,26 @@ impl Default for NvmfSettings {
             max_subsystems: AtomicU32::new(DEFAULT_MAX_SUBSYSTEMS),
             crdt: Default::default(),
             referrals: RwLock::new(Vec::new()),
+            dup_host_policy: AtomicU8::new(DupHostPolicy::RestrictPerListener as u8),
         }
     }
 }
 
 impl NvmfSettings {
+    /// Whether a host may hold several controllers of a subsystem on one listener.
+    pub fn dup_host_policy(&self) -> DupHostPolicy {
+        if self.dup_host_policy.load(Ordering::Acquire) == DupHostPolicy::Allow as u8 {
+            DupHostPolicy::Allow
+        } else {
+            DupHostPolicy::RestrictPerListener
+        }
+    }
+
+    /// Sets the duplicate host policy.
+    pub fn set_dup_host_policy(&self, p: DupHostPolicy) {
+        self.dup_host_policy.store(p as u8, Ordering::Release);
+    }
+
     /// The discovery filter.
     pub fn discovery_filter(&self) -> DiscoveryFilter {
         DiscoveryFilter(self.discovery_filter.load(Ordering::Acquire))

@@ -4,7 +4,8 @@
 //! SPDK accepts these only before its framework starts; Lamina has no such phase, so they apply
 //! at once: a new discovery filter to the next Discovery Log Page read, CRDT to the next
 //! Identify Controller, a subsystem limit to the next `nvmf_create_subsystem` (a limit below the
-//! subsystems that exist is refused). Admin command passthrough, poll-group placement and
+//! subsystems that exist is refused), a duplicate host policy to the next Connect. Admin
+//! command passthrough, poll-group placement and
 //! DH-HMAC-CHAP are not implemented: the first two are accepted only off or absent; the
 //! DH-HMAC-CHAP digest and group lists constrain an authentication no host can start yet, so
 //! any list means the same.
@@ -18,7 +19,7 @@ use super::super::dispatch::RpcResult;
 use super::super::error::{ENOSPC, RpcError};
 use super::super::fields::{Described, Field, Lit, Ty, applied, object, only, same};
 use crate::context::Target;
-use crate::subsystem::settings::DiscoveryFilter;
+use crate::subsystem::settings::{DiscoveryFilter, DupHostPolicy};
 
 /// SPDK's `admin_cmd_passthru` object: every switch must be off (Lamina has no NVMe device
 /// to pass admin commands to); the catalogue checks them and strips the object.
@@ -50,6 +51,7 @@ impl Described for AdminCmdPassthru {
 pub(super) struct SetConfig {
     discovery_filter: Option<String>,
     discovery_filters: Option<Vec<String>>,
+    dup_host_policy: Option<String>,
 }
 
 impl Described for SetConfig {
@@ -74,15 +76,17 @@ impl Described for SetConfig {
             "DH-HMAC-CHAP is not implemented yet: no host can authenticate, so the groups \
              allowed constrain nothing",
         ),
-        only(
-            "dup_host_policy",
-            &[Lit::Str("allow")],
-            "a host may hold several controllers of a subsystem at once (SPDK's allow)",
-        ),
+        applied("dup_host_policy"),
     ];
 }
 
 pub(super) async fn set_config(t: Arc<Target>, p: SetConfig) -> RpcResult {
+    let policy = p
+        .dup_host_policy
+        .as_deref()
+        .map(DupHostPolicy::parse)
+        .transpose()
+        .map_err(|e| RpcError::invalid_params(format!("dup_host_policy {e}")))?;
     let filter = match (&p.discovery_filter, &p.discovery_filters) {
         (Some(_), Some(_)) => {
             return Err(RpcError::invalid_params(
@@ -98,6 +102,9 @@ pub(super) async fn set_config(t: Arc<Target>, p: SetConfig) -> RpcResult {
             .map_err(|e| RpcError::invalid_params(format!("discovery_filter {e}")))?;
         t.subsystems.settings.set_discovery_filter(f);
         t.subsystems.bump_generation();
+    }
+    if let Some(policy) = policy {
+        t.subsystems.settings.set_dup_host_policy(policy);
     }
     Ok(json!(true))
 }

@@ -78,14 +78,17 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         let ctrl = joined.controller().clone();
         span.record("cntlid", ctrl.cntlid());
         span.record("hostnqn", ctrl.host().hostnqn.as_str());
-        let (qid, token, oob, registration) = match joined {
-            Joined::Admin { ctrl, oob } => (0, ctrl.cancel_token().child_token(), Some(oob), None),
+        let (qid, token, oob, registration, hold) = match joined {
+            Joined::Admin { ctrl, oob, hold } => {
+                (0, ctrl.cancel_token().child_token(), Some(oob), None, hold)
+            }
             Joined::Io {
                 qid,
                 registration,
                 token,
+                hold,
                 ..
-            } => (qid, token, None, Some(registration)),
+            } => (qid, token, None, Some(registration), hold),
         };
         span.record("qid", qid);
         let c2h_success = ctrl.sq_flow_control_disabled() && self.target.options().c2h_success;
@@ -115,6 +118,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             registration,
             sqsize,
             c2h_success,
+            _hold: hold,
         });
     }
 

@@ -91,6 +91,9 @@ struct Bound {
     sqsize: u16,
     /// Reads may end with C2HData SUCCESS (SQ flow control off and the option on).
     c2h_success: bool,
+    /// Keeps the controller registered until this queue has finished (dropped by `unbind`,
+    /// which runs after the last command completed).
+    _hold: lamina_lvol::drain::DrainGuard,
 }
 
 /// How a bound queue starts a command: `crate::dispatch::execute`, whose I/O future type is
