@@ -92,6 +92,24 @@ impl Target {
         self.options.read().clone()
     }
 
+    /// The name of every bdev as `bdev_get_bdevs` lists it, in its order: base bdevs, then
+    /// lvols (by UUID).
+    pub fn bdev_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .bdevs
+            .list()
+            .iter()
+            .map(|b| b.name().to_owned())
+            .collect();
+        names.extend(
+            self.lvols
+                .list_lvols(None)
+                .iter()
+                .map(|i| i.uuid.to_string()),
+        );
+        names
+    }
+
     /// Replaces the transport options (new connections use them).
     pub fn set_options(&self, options: TransportOptions) {
         *self.options.write() = options;

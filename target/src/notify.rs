@@ -59,19 +59,12 @@ impl Inner {
     }
 }
 
-/// The names `bdev_get_bdevs` lists now.
-fn current(t: &Target) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = t.bdevs.list().iter().map(|b| b.name().to_owned()).collect();
-    names.extend(t.lvols.list_lvols(None).iter().map(|i| i.uuid.to_string()));
-    names
-}
-
 impl Notifier {
     /// Records the bdevs that appeared or went since the last observation.
     pub fn observe(&self, t: &Target) {
         let mut inner = self.inner.lock();
         // Read under the lock: two observers cannot report one change twice or out of order.
-        let now = current(t);
+        let now: BTreeSet<String> = t.bdev_names().into_iter().collect();
         let gone: Vec<String> = inner.seen.difference(&now).cloned().collect();
         let new: Vec<String> = now.difference(&inner.seen).cloned().collect();
         for name in gone {

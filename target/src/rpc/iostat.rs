@@ -27,11 +27,8 @@ use crate::stats::iostat::EXTREME_CLASSES;
 use crate::stats::spdk_histogram::{
     DEFAULT_GRANULARITY, DEFAULT_MAX_NS, DEFAULT_MIN_NS, SpdkHistogram,
 };
-use crate::stats::{IoCounts, OpClass, ResetMode};
+use crate::stats::{IoCounts, OpClass, ResetMode, TICK_RATE};
 use crate::subsystem::namespace::{Backend, Namespace};
-
-/// Lamina's tick: one nanosecond.
-const TICK_RATE: u64 = 1_000_000_000;
 
 /// Registers the methods.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
@@ -94,10 +91,8 @@ fn carried(t: &Target, name: &str, all: &[Arc<Namespace>]) -> Result<Carried, Rp
 
 /// Every bdev, in `bdev_get_bdevs` order.
 fn every_bdev(t: &Target, all: &[Arc<Namespace>]) -> Vec<Carried> {
-    let mut names: Vec<String> = t.bdevs.list().iter().map(|b| b.name().to_owned()).collect();
-    names.extend(t.lvols.list_lvols(None).iter().map(|i| i.uuid.to_string()));
     // A bdev deleted since the list was taken is skipped, as a listing skips it.
-    names
+    t.bdev_names()
         .iter()
         .filter_map(|n| carried(t, n, all).ok())
         .collect()

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::dispatch::Methods;
 use super::fields::NoParams;
 use crate::context::Target;
+use crate::stats::TICK_RATE;
 
 /// Registers the methods.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
@@ -70,9 +71,6 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
         Ok(json!({"tick_rate": TICK_RATE, "threads": threads}))
     });
 }
-
-/// Lamina's tick: one nanosecond.
-const TICK_RATE: u64 = 1_000_000_000;
 
 /// One runtime worker's figures.
 struct Worker {

@@ -43,6 +43,10 @@ pub use transport::{FES_SLOTS, PDU_TYPES, TransportStats};
 
 static COUNTING: AtomicBool = AtomicBool::new(true);
 
+/// Ticks per second of every tick count the RPC statistics report (SPDK's `tick_rate`):
+/// Lamina's ticks are nanoseconds.
+pub const TICK_RATE: u64 = 1_000_000_000;
+
 /// The environment variable that can switch per-command counting off at start-up.
 pub const COUNTING_ENV: &str = "LAMINA_IO_STATS";
 
