@@ -7,8 +7,8 @@
 //! "closed" are ordered: after `close` returns, only entries that won the race are counted,
 //! and the waiter sees each of them leave.
 //!
-//! The lvstore uses one for its detached tasks (see [`crate::detach`]): unload and destroy
-//! close it and wait, so no allocation, commit or clear is still running when the metadata is
+//! The lvstore uses one for its detached tasks (the crate-private `detach` module): unload
+//! and destroy close it and wait, so no allocation, commit or clear is still running when the metadata is
 //! checkpointed or wiped. The target uses the same primitive for a controller's queues: a
 //! torn-down controller is released only once every queue it had has finished its commands.
 
