@@ -42,7 +42,7 @@ where
     if DETACHED.try_with(|d| *d == Some(id)).unwrap_or(false) {
         return work.await;
     }
-    let guard = Drain::enter(tasks).ok_or(LvolError::Unloaded)?;
+    let guard = Drain::enter_owned(tasks).ok_or(LvolError::Unloaded)?;
     join(tokio::spawn(DETACHED.scope(Some(id), async move {
         let r = work.await;
         drop(guard);

@@ -78,7 +78,7 @@ pub mod drain;
 mod error;
 mod format;
 mod grace;
-mod lifecycle;
+pub mod lifecycle;
 mod meta;
 mod progress;
 mod registry;

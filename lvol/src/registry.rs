@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::detach::uncounted;
 use crate::device::Device;
 use crate::error::LvolError;
-use crate::lifecycle::LifeState;
+use crate::lifecycle::StoreEvent;
 use crate::store::{Lvol, LvolInfo, LvolStore, LvstoreInfo, LvstoreOptions};
 use crate::types::check_name;
 
@@ -127,7 +127,7 @@ impl Registry {
         let (this, store) = (self.clone(), store.clone());
         uncounted(async move {
             let name = store.name();
-            store.close(LifeState::Unloaded).await?;
+            store.close(StoreEvent::Checkpointed).await?;
             this.forget(&store, &name);
             Ok(())
         })
@@ -140,7 +140,7 @@ impl Registry {
         let (this, store) = (self.clone(), store.clone());
         uncounted(async move {
             let name = store.name();
-            let r = store.close(LifeState::Deleted).await;
+            let r = store.close(StoreEvent::Wiped).await;
             if !matches!(r, Err(LvolError::Busy(_) | LvolError::Unloaded)) {
                 this.forget(&store, &name);
             }

@@ -12,7 +12,7 @@ use super::plane::{Claim, DataPlane};
 use crate::detach::detached;
 use crate::error::LvolError;
 use crate::format::record::{Op, UNMAPPED};
-use crate::lifecycle::LifeState;
+use crate::lifecycle::LvolState;
 use crate::meta::state::{is_real, provides};
 use crate::progress::Progress;
 
@@ -110,7 +110,7 @@ impl Lvol {
             &op,
             false,
             |_| match self.core.life.state() {
-                LifeState::Live => Ok(()),
+                LvolState::Live => Ok(()),
                 _ => Err(LvolError::Deleted),
             },
             |_, _| (),

@@ -20,7 +20,7 @@ use super::lvol::{Lvol, refusal_error};
 use crate::detach::detached;
 use crate::error::LvolError;
 use crate::format::record::Op;
-use crate::lifecycle::LifeState;
+use crate::lifecycle::LvolEvent;
 use crate::meta::journal::Committed;
 use crate::meta::state::LvolShared;
 use crate::progress::Progress;
@@ -60,7 +60,7 @@ impl Lvol {
             // Under the metadata lock: no clone of this lvol can be created from here on.
             self.core
                 .life
-                .begin_close()
+                .begin(LvolEvent::Delete)
                 .map_err(|r| refusal_error(r, &format!("lvol {name}")))?;
             core.unpublish(&self.uuid(), &name);
             clear
@@ -70,7 +70,7 @@ impl Lvol {
             Err(Removal::Refused(e)) => {
                 // Nothing changed in the metadata: the lvol is back, as it was, under its name.
                 let _m = core.md.meta.lock();
-                self.core.life.abort_close();
+                self.transition(LvolEvent::CallOff);
                 let name = self.core.shared.data.read().name.clone();
                 core.publish(self, &name);
                 Err(e)
@@ -78,11 +78,11 @@ impl Lvol {
             Err(Removal::Failed(e)) => {
                 // Applied (so gone from the metadata in memory) but not made durable or not
                 // cleared: the store is failed or the clear is what failed; deleted either way.
-                self.core.life.finish(LifeState::Deleted);
+                self.transition(LvolEvent::Freed);
                 Err(e)
             }
             Ok(()) => {
-                self.core.life.finish(LifeState::Deleted);
+                self.transition(LvolEvent::Freed);
                 Ok(())
             }
         }

@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::LvolStore;
 use crate::error::LvolError;
-use crate::lifecycle::{LifeState, Lifecycle, OpenKind, Refusal};
+use crate::lifecycle::{Lifecycle, LvolEvent, LvolState, OpenKind, Refusal};
 use crate::meta::state::{LvolData, LvolShared};
 use crate::types::ClearMethod;
 
@@ -27,7 +26,6 @@ pub struct Lvol {
 pub(crate) struct LvolCore {
     pub shared: Arc<LvolShared>,
     pub life: Lifecycle,
-    drained: Notify,
 }
 
 /// Another lvol named in a listing (parent, clone).
@@ -110,15 +108,13 @@ pub(crate) struct IoGuard(Arc<LvolCore>);
 
 impl Drop for IoGuard {
     fn drop(&mut self) {
-        if self.0.life.exit_io() {
-            self.0.drained.notify_waiters();
-        }
+        self.0.life.exit_io();
     }
 }
 
 pub(crate) fn refusal_error(r: Refusal, what: &str) -> LvolError {
     match r {
-        Refusal::Gone(LifeState::Unloaded) => LvolError::Unloaded,
+        Refusal::Gone(LvolState::Unloading | LvolState::Unloaded) => LvolError::Unloaded,
         Refusal::Gone(_) => LvolError::Deleted,
         Refusal::Busy(why) => LvolError::Busy(format!("{what} ({why})")),
     }
@@ -129,7 +125,6 @@ impl Lvol {
         let core = Arc::new(LvolCore {
             shared,
             life: Lifecycle::new(),
-            drained: Notify::new(),
         });
         Self { core, store }
     }
@@ -146,9 +141,9 @@ impl Lvol {
 
     pub(crate) fn check(&self) -> Result<(), LvolError> {
         match self.core.life.state() {
-            LifeState::Live => Ok(()),
-            LifeState::Unloaded => Err(LvolError::Unloaded),
-            LifeState::Deleting | LifeState::Deleted => Err(LvolError::Deleted),
+            LvolState::Live => Ok(()),
+            LvolState::Unloading | LvolState::Unloaded => Err(LvolError::Unloaded),
+            LvolState::Deleting | LvolState::Deleted => Err(LvolError::Deleted),
         }
     }
 
@@ -285,17 +280,22 @@ impl Lvol {
         }
     }
 
+    /// Moves the lifecycle through its table (see `lifecycle::states`). The callers only send
+    /// events their own earlier transition made legal, so a refusal is a bug: logged with the
+    /// lvol and the states, never a panic, and the state is left as it was.
+    pub(crate) fn transition(&self, event: LvolEvent) -> Option<LvolState> {
+        match self.core.life.apply(event) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(lvol = %self.uuid(), error = %e, "illegal lvol transition");
+                None
+            }
+        }
+    }
+
     /// Waits until no I/O is in flight (after the I/O gate was closed).
     pub(crate) async fn drain(&self) {
-        loop {
-            let notified = self.core.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.core.life.is_drained() {
-                return;
-            }
-            notified.await;
-        }
+        self.core.life.drain().await;
     }
 }
 

@@ -16,7 +16,7 @@ use crate::device::BlockDevice;
 use crate::error::LvolError;
 use crate::format::record::{FLAG_THIN, LvolRecord, Op, UNMAPPED, ZERO};
 use crate::format::superblock::MAX_TOTAL_CLUSTERS;
-use crate::lifecycle::LifeState;
+use crate::lifecycle::LvolState;
 use crate::meta::journal::Meta;
 use crate::meta::state::LvolData;
 use crate::progress::Progress;
@@ -174,7 +174,7 @@ fn live_check(m: &Meta, lvol: &Lvol) -> Result<(), LvolError> {
     // Deletion moves to Deleting under this same lock, so this cannot race it.
     let _ = m;
     match lvol.core.life.state() {
-        LifeState::Live => Ok(()),
+        LvolState::Live => Ok(()),
         s => Err(refusal_error(crate::lifecycle::Refusal::Gone(s), "lvol")),
     }
 }

@@ -12,7 +12,6 @@ pub(crate) mod manage;
 pub(crate) mod plane;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use uuid::Uuid;
 use crate::device::{BlockDevice, Device};
 use crate::error::LvolError;
 use crate::format::superblock::{DEFAULT_CLUSTER_SIZE, Sizing, Slot, Superblock};
-use crate::lifecycle::LifeState;
+use crate::lifecycle::{LvolEvent, LvolState, Refusal, StateCell, StoreEvent, StoreState};
 use crate::meta::journal::MetaStore;
 use crate::meta::open;
 use crate::meta::state::LvolShared;
@@ -30,10 +29,6 @@ use crate::types::ClearMethod;
 use lvol::LvolCore;
 pub use lvol::{Lvol, LvolDesc, LvolInfo, OpenMode};
 pub use manage::LvolOptions;
-
-const LIVE: u8 = 0;
-const CLOSING: u8 = 1;
-const CLOSED: u8 = 2;
 
 /// Options for creating an lvstore.
 #[derive(Debug, Clone)]
@@ -100,7 +95,7 @@ pub(crate) struct StoreCore {
     pub base_bdev: String,
     pub block_size: u32,
     pub cluster_size: u64,
-    state: AtomicU8,
+    state: StateCell<StoreState>,
     lvols: DashMap<Uuid, Arc<LvolCore>>,
     names: DashMap<String, Uuid>,
 }
@@ -113,14 +108,14 @@ impl StoreCore {
             base_bdev: base_bdev.to_owned(),
             block_size: sb.block_size,
             cluster_size: sb.cluster_size,
-            state: AtomicU8::new(LIVE),
+            state: StateCell::new(),
             lvols: DashMap::new(),
             names: DashMap::new(),
         }
     }
 
     pub(crate) fn check_live(&self) -> Result<(), LvolError> {
-        if self.state.load(Ordering::SeqCst) == LIVE {
+        if self.state.get() == StoreState::Live {
             Ok(())
         } else {
             Err(LvolError::Unloaded)
@@ -439,62 +434,76 @@ impl LvolStore {
         Ok(())
     }
 
-    /// Closes every lvol and the lvstore: `Busy` if an lvol is exported or open. Runs in a
-    /// task of its own (see [`crate::detach`]).
-    pub(crate) async fn close(&self, final_state: LifeState) -> Result<(), LvolError> {
+    /// Closes every lvol and the lvstore (`Checkpointed` to unload, `Wiped` to destroy):
+    /// `Busy` if an lvol is exported or open. Runs in a task of its own (see
+    /// [`crate::detach`]).
+    pub(crate) async fn close(&self, end: StoreEvent) -> Result<(), LvolError> {
         let this = self.clone();
-        crate::detach::uncounted(async move { this.close_now(final_state).await }).await
+        crate::detach::uncounted(async move { this.close_now(end).await }).await
     }
 
-    async fn close_now(&self, final_state: LifeState) -> Result<(), LvolError> {
+    async fn close_now(&self, end: StoreEvent) -> Result<(), LvolError> {
         let core = &self.0;
-        if core
-            .state
-            .compare_exchange(LIVE, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return Err(LvolError::Unloaded);
-        }
+        // A second close, or a close of a closed store, is refused by the table.
+        core.state
+            .apply(StoreEvent::Close)
+            .map_err(|_| LvolError::Unloaded)?;
         // From here on opens fail (they check the store after registering), so every open
         // that can block the close is visible now.
         let lvols = core.lvol_handles();
         if let Some(busy) = lvols.iter().find(|l| l.core.life.check_closable().is_err()) {
-            core.state.store(LIVE, Ordering::SeqCst);
+            if let Err(e) = core.state.apply(StoreEvent::CallOff) {
+                tracing::error!(error = %e, "illegal lvstore transition");
+            }
             return Err(LvolError::Busy(format!(
                 "lvol {} (it is exported or open)",
                 busy.uuid()
             )));
         }
         for l in &lvols {
-            loop {
-                match l.core.life.begin_close() {
-                    Ok(()) => {
-                        l.drain().await;
-                        break;
-                    }
-                    // An open that started after CLOSING holds its registration only until it
-                    // sees the store closing: it cannot last.
-                    Err(crate::lifecycle::Refusal::Busy(_)) => tokio::task::yield_now().await,
-                    // Being deleted: its delete is detached work, waited for below.
-                    Err(crate::lifecycle::Refusal::Gone(_)) => break,
-                }
-            }
+            Self::begin_unload(l).await;
         }
         // Deletes still clearing, thick creates still zeroing, copies, commits: all finish
         // before the metadata is checkpointed or wiped.
-        core.md.tasks.close();
-        core.md.tasks.wait_idle().await;
-        let result = match final_state {
-            LifeState::Deleted => core.md.wipe().await,
+        core.md.tasks.close_and_wait().await;
+        // A delete that was called off meanwhile left its lvol live again: close it too.
+        for l in &lvols {
+            if l.core.life.state() == LvolState::Live {
+                Self::begin_unload(l).await;
+            }
+        }
+        let result = match end {
+            StoreEvent::Wiped => core.md.wipe().await,
             _ => core.md.checkpoint().await,
         };
         for l in &lvols {
-            l.core.life.finish(LifeState::Unloaded);
+            if l.core.life.state() == LvolState::Unloading {
+                l.transition(LvolEvent::Closed);
+            }
         }
         core.lvols.clear();
         core.names.clear();
-        core.state.store(CLOSED, Ordering::SeqCst);
+        if let Err(e) = core.state.apply(end) {
+            tracing::error!(error = %e, "illegal lvstore transition");
+        }
         result
+    }
+
+    /// Begins unloading one lvol and drains its I/O. An lvol being deleted is left to its
+    /// delete, which is detached work the close waits for.
+    async fn begin_unload(l: &Lvol) {
+        loop {
+            match l.core.life.begin(LvolEvent::Unload) {
+                Ok(()) => {
+                    l.drain().await;
+                    return;
+                }
+                // An open that started after the store began closing holds its registration
+                // only until it sees the store closing: it cannot last.
+                Err(Refusal::Busy(_)) => tokio::task::yield_now().await,
+                Err(Refusal::Gone(_)) => return,
+            }
+        }
     }
 }
 

@@ -29,16 +29,7 @@ pub(crate) struct Latch {
 impl Latch {
     /// Waits until [`Latch::open`] was called (returns at once if it was).
     pub(crate) async fn wait(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            // Register before checking, so an open between the check and the await is not lost.
-            notified.as_mut().enable();
-            if self.done.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
+        crate::drain::wait_until(&self.notify, || self.done.load(Ordering::SeqCst)).await;
     }
 
     /// Releases every waiter.

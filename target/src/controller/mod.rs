@@ -5,11 +5,14 @@
 //! Asynchronous Event state ([`aer`]), the keep-alive deadline and a supervisor task that tears
 //! the controller down when the host goes silent past KATO ([`supervisor`]). Teardown is one
 //! cancellation token: every queue of the controller holds a child of it, so cancelling it
-//! closes every connection of the controller, which fails their outstanding commands.
+//! closes every connection of the controller, which fails their outstanding commands. Its
+//! lifecycle (connecting, enabled, failed, shutting down, shut down, tearing down, gone) is a
+//! transition table ([`lifecycle`]) moved by CC writes, teardown and release.
 
 pub mod aer;
 pub mod connect;
 pub mod errors;
+pub mod lifecycle;
 pub mod properties;
 pub mod registry;
 pub mod stats;
@@ -22,6 +25,9 @@ use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lamina_lvol::drain::{Drain, DrainGuard};
+use lamina_lvol::lifecycle::{Illegal, StateCell};
+use lifecycle::{ControllerEvent, ControllerState};
+
 use lamina_protocol::fabrics::{Cc, Csts};
 use lamina_protocol::nvme::Cqe;
 use parking_lot::Mutex;
@@ -128,6 +134,8 @@ pub struct Controller {
     /// it and leaves once its last command has completed. Closed at teardown; the supervisor
     /// releases the controller when it is idle (see `supervisor`).
     queues: Arc<Drain>,
+    /// Where it is in its life (see [`lifecycle`]).
+    life: StateCell<ControllerState>,
 }
 
 /// The receiving end of completions generated outside the admin queue's command flow
@@ -180,6 +188,7 @@ impl Controller {
             stats: ControllerStats::default(),
             errors: Mutex::new(errors::ErrorLog::default()),
             queues: Arc::new(Drain::new()),
+            life: StateCell::new(),
         };
         (Arc::new(ctrl), rx)
     }
@@ -231,10 +240,35 @@ impl Controller {
         &self.cancel
     }
 
-    /// Tears the controller down: every queue closes.
+    /// Tears the controller down: every queue closes. Idempotent.
     pub fn tear_down(&self) {
+        if let Err(e) = self.life.apply(ControllerEvent::TearDown)
+            && !matches!(e.from, ControllerState::TearingDown | ControllerState::Gone)
+        {
+            tracing::error!(cntlid = self.cntlid, error = %e, "illegal controller transition");
+        }
         self.cancel.cancel();
         self.queues.close();
+    }
+
+    /// Marks a torn-down controller released: none of its queues runs any more.
+    pub fn release(&self) {
+        if let Err(e) = self.life.apply(ControllerEvent::Release) {
+            tracing::error!(cntlid = self.cntlid, error = %e, "illegal controller transition");
+        }
+    }
+
+    /// Where the controller is in its life.
+    pub fn state(&self) -> ControllerState {
+        self.life.get()
+    }
+
+    /// Moves the lifecycle for a register change (see [`properties`]).
+    fn transition(
+        &self,
+        event: ControllerEvent,
+    ) -> Result<ControllerState, Illegal<ControllerState>> {
+        self.life.apply(event)
     }
 
     /// Counts a queue bound to the controller until the guard drops; `None` once the
@@ -243,7 +277,7 @@ impl Controller {
         if self.is_torn_down() {
             self.queues.close();
         }
-        Drain::enter(&self.queues)
+        Drain::enter_owned(&self.queues)
     }
 
     /// Queues bound and not finished.

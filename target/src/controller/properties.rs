@@ -19,6 +19,7 @@ use lamina_protocol::fabrics::{
 use lamina_protocol::nvme::{Status, StatusCode};
 
 use super::Controller;
+use super::lifecycle::ControllerEvent;
 
 /// CAP.TO: how long the host waits for CSTS.RDY, in 500 ms units (7.5 s, as Linux nvmet).
 pub const CAP_TIMEOUT_500MS: u8 = 15;
@@ -88,20 +89,41 @@ impl Controller {
         }
         //= NVMe Base 2.0, Offset 14h: CC.CRIME is read-only 0 when CAP.CRMS.CRIMS is 0.
         let new = Cc(u32::try_from(value & 0xffff_ffff).map_err(|_| invalid)? & !Cc::CRIME);
-        let shutdown = self.write_cc(new);
+        let shutdown = self.write_cc(new)?;
         if shutdown {
             self.shut_down().await;
         }
         Ok(())
     }
 
-    /// Applies a CC write; returns whether a shutdown must now run.
-    fn write_cc(&self, new: Cc) -> bool {
+    /// Applies a CC write; returns whether a shutdown must now run. A write the controller's
+    /// lifecycle does not allow now (a controller being torn down) is refused with Command
+    /// Sequence Error, registers unchanged.
+    fn write_cc(&self, new: Cc) -> Result<bool, Status> {
         let mut regs = self.regs.lock();
         let (old, mut csts) = *regs;
         let mut reset = false;
+        let shutdown = matches!(
+            new.shn(),
+            ShutdownNotification::Normal | ShutdownNotification::Abrupt
+        ) && !matches!(
+            old.shn(),
+            ShutdownNotification::Normal | ShutdownNotification::Abrupt
+        );
+        let valid = cc_is_valid(new);
+        let events = [
+            (new.enabled() && !old.enabled() && valid).then_some(ControllerEvent::Enable),
+            (new.enabled() && !old.enabled() && !valid).then_some(ControllerEvent::EnableInvalid),
+            (!new.enabled() && old.enabled()).then_some(ControllerEvent::Reset),
+            shutdown.then_some(ControllerEvent::Shutdown),
+        ];
+        for event in events.into_iter().flatten() {
+            if let Err(e) = self.transition(event) {
+                tracing::warn!(cntlid = self.cntlid, error = %e, "CC write refused");
+                return Err(Status::new(StatusCode::COMMAND_SEQUENCE_ERROR));
+            }
+        }
         if new.enabled() && !old.enabled() {
-            let valid = cc_is_valid(new);
             tracing::debug!(
                 cntlid = self.cntlid,
                 cc = format_args!("{:#010x}", new.0),
@@ -118,13 +140,6 @@ impl Controller {
             csts = Csts::new(false, false, ShutdownStatus::Normal);
             reset = true;
         }
-        let shutdown = matches!(
-            new.shn(),
-            ShutdownNotification::Normal | ShutdownNotification::Abrupt
-        ) && !matches!(
-            old.shn(),
-            ShutdownNotification::Normal | ShutdownNotification::Abrupt
-        );
         if shutdown {
             csts = Csts((csts.0 & !(0b11 << 2)) | (1 << 2));
         }
@@ -133,7 +148,7 @@ impl Controller {
         if reset {
             self.reset();
         }
-        shutdown
+        Ok(shutdown)
     }
 
     /// Controller reset: I/O queues go, features return to their defaults.
@@ -161,6 +176,10 @@ impl Controller {
         let mut regs = self.regs.lock();
         let csts = regs.1;
         regs.1 = Csts((csts.0 & !(0b11 << 2)) | (2 << 2));
+        // A reset or teardown during the flush moved the lifecycle on: nothing to complete.
+        if let Err(e) = self.transition(ControllerEvent::ShutdownDone) {
+            tracing::debug!(cntlid = self.cntlid, error = %e, "shutdown finished after a reset");
+        }
     }
 }
 

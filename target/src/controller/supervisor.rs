@@ -77,6 +77,7 @@ pub async fn supervise(ctrl: Arc<Controller>, target: Arc<Target>) {
             "controller torn down, its commands still running: it is released when they end");
         finished.await;
     }
+    ctrl.release();
     controllers.remove(ctrl.cntlid());
     tracing::info!(cntlid = ctrl.cntlid(), hostnqn = %ctrl.host().hostnqn,
         subnqn = %ctrl.subsystem().nqn(), "controller removed");

@@ -189,6 +189,7 @@ impl From<crate::subsystem::SubsystemError> for RpcError {
         let code = match &e {
             SubsystemError::NsidInUse(_) => EEXIST,
             SubsystemError::BadNsid { .. } | SubsystemError::Discovery => EINVAL,
+            SubsystemError::Lifecycle(_) => EBUSY,
             SubsystemError::Full(_) => ENOSPC,
             SubsystemError::NoNamespace(_) => ENODEV,
         };

@@ -7,7 +7,6 @@
 //! broadcast as [`SubsystemEvent`]s to the controllers of the subsystem, which turn them into
 //! Asynchronous Event notices and Changed Namespace List entries.
 
-pub mod gate;
 pub mod namespace;
 pub mod registry;
 pub mod settings;
@@ -18,10 +17,11 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use lamina_lvol::lifecycle::Illegal;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
-pub use namespace::{Backend, Namespace};
+pub use namespace::{Backend, Namespace, NamespaceEvent, NamespaceState};
 pub use registry::Subsystems;
 
 /// The well-known discovery subsystem NQN.
@@ -66,6 +66,9 @@ pub enum SubsystemError {
     /// The discovery subsystem has no namespaces.
     #[error("the discovery subsystem cannot have namespaces")]
     Discovery,
+    /// The namespace's lifecycle refused the step (published twice, removed twice).
+    #[error("{0}")]
+    Lifecycle(#[from] Illegal<NamespaceState>),
 }
 
 /// Identity and limits given at creation.
@@ -250,6 +253,7 @@ impl Subsystem {
             if map.contains_key(&nsid) {
                 return Err(SubsystemError::NsidInUse(nsid));
             }
+            ns.publish()?;
             map.insert(nsid, ns);
         }
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
@@ -264,7 +268,7 @@ impl Subsystem {
             .write()
             .remove(&nsid)
             .ok_or(SubsystemError::NoNamespace(nsid))?;
-        ns.close_and_drain().await;
+        ns.remove_and_drain().await?;
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
         Ok(ns)
     }

@@ -1,9 +1,15 @@
 //! A namespace: an NSID bound to a backend (an exported lvol, or a raw bdev), with the
-//! identity the host sees (UUID, NGUID) and the gate that removal drains.
+//! identity the host sees (UUID, NGUID), its lifecycle and the drain that removal waits on.
 //!
 //! The backend keeps its lvol *export descriptor* open for as long as the namespace exists, so
 //! the lvol cannot be deleted underneath it (the lvol store answers Busy); removing the
-//! namespace closes the gate, waits for its in-flight commands, then drops the descriptor.
+//! namespace closes its drain, waits for its in-flight commands, then drops the descriptor.
+//!
+//! Its lifecycle, as a transition table (see `lamina_lvol::lifecycle`): `Attached` (built,
+//! backend open, not visible to hosts) → `Live` (published in its subsystem: commands enter)
+//! → `Removing` (unpublished, draining) → `Gone` (drained; every command refused; the backend
+//! is released with the last handle). A namespace is published once and never comes back:
+//! re-adding an NSID builds a new one.
 
 use std::sync::Arc;
 
@@ -12,9 +18,39 @@ use lamina_lvol::device::BlockDevice;
 use lamina_lvol::{LvolDesc, LvolError};
 use uuid::Uuid;
 
-use super::gate::{Gate, GateGuard};
 use crate::bdev::Bdev;
 use crate::stats::NsStats;
+use lamina_lvol::drain::{Drain, DrainRef};
+use lamina_lvol::lifecycle::{Illegal, StateCell};
+
+lamina_lvol::lifecycle! {
+    /// Where a namespace is in its life.
+    pub enum NamespaceState / NamespaceEvent ("namespace") {
+        states {
+            /// Built over its backend, not published yet.
+            Attached,
+            /// Published in its subsystem: hosts see it and its commands run.
+            Live,
+            /// Unpublished; its in-flight commands draining.
+            Removing,
+            /// Drained: every command is refused.
+            Gone,
+        }
+        events {
+            /// Added to its subsystem.
+            Publish,
+            /// Removed from its subsystem.
+            Remove,
+            /// Its last in-flight command finished.
+            Drained,
+        }
+        transitions {
+            Attached + Publish => Live,
+            Live + Remove => Removing,
+            Removing + Drained => Gone,
+        }
+    }
+}
 
 /// What a namespace reads and writes.
 #[derive(Debug)]
@@ -132,7 +168,8 @@ pub struct Namespace {
     uuid: Uuid,
     nguid: [u8; 16],
     backend: Backend,
-    gate: Gate,
+    life: StateCell<NamespaceState>,
+    commands: Drain,
     stats: NsStats,
 }
 
@@ -156,7 +193,8 @@ impl Namespace {
             uuid,
             nguid,
             backend,
-            gate: Gate::new(),
+            life: StateCell::new(),
+            commands: Drain::new(),
             stats: NsStats::default(),
         }
     }
@@ -187,18 +225,31 @@ impl Namespace {
     }
 
     /// Admits one command; `None` once removal started.
-    pub fn enter(&self) -> Option<GateGuard<'_>> {
-        self.gate.enter()
+    pub fn enter(&self) -> Option<DrainRef<'_>> {
+        self.commands.enter()
     }
 
-    /// Refuses new commands and waits for in-flight ones.
-    pub async fn close_and_drain(&self) {
-        self.gate.close_and_drain().await;
+    /// Where the namespace is in its life.
+    pub fn state(&self) -> NamespaceState {
+        self.life.get()
+    }
+
+    /// Marks it published (its subsystem calls this as it makes it visible).
+    pub(super) fn publish(&self) -> Result<(), Illegal<NamespaceState>> {
+        self.life.apply(NamespaceEvent::Publish).map(drop)
+    }
+
+    /// Refuses new commands and waits for in-flight ones (its subsystem calls this after
+    /// unpublishing it).
+    pub(super) async fn remove_and_drain(&self) -> Result<(), Illegal<NamespaceState>> {
+        self.life.apply(NamespaceEvent::Remove)?;
+        self.commands.close_and_wait().await;
+        self.life.apply(NamespaceEvent::Drained).map(drop)
     }
 
     /// Commands in flight now.
     pub fn in_flight(&self) -> u64 {
-        self.gate.in_flight()
+        self.commands.in_flight()
     }
 
     /// The namespace's I/O counters.
