@@ -18,7 +18,7 @@
 //!   set afterwards (clearing it would race a second waiter); it only costs a wake-up per
 //!   idle transition on an object that has been waited on.
 //!
-//! The word's logic is [`DrainCore`], over the [`crate::sync`] shim so loom checks it (close
+//! The word's logic is [`DrainCore`], over the `crate::sync` shim so loom checks it (close
 //! against enter, close against close, a leave racing a waiter); [`Drain`] adds the tokio
 //! wake-up. Guards come borrowed ([`DrainRef`], for work that lives no longer than the object)
 //! or owned ([`DrainGuard`], to move into a spawned task).

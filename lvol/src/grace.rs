@@ -1,9 +1,27 @@
-//! Grace periods for freed clusters. A read or write looks up a physical cluster and then
-//! touches it after an `.await`; if that cluster were freed and handed to another lvol in
-//! between, the I/O would read or overwrite someone else's data. Every I/O therefore holds a
-//! [`GraceGuard`] from before its lookup until its device access ends, and a freed cluster is
-//! reused only two epochs after it was freed, which needs every guard of the freeing epoch
-//! (and the one before) to have been released. Two counters, one atomic add per I/O.
+//! Grace periods for freed clusters: the lvstore's epoch-based guards. A read or write looks up
+//! a physical cluster and then touches it after an `.await`; if that cluster were freed and
+//! handed to another lvol in between, the I/O would read or overwrite someone else's data.
+//!
+//! - **What an epoch is.** A per-lvstore counter. Every I/O holds a [`GraceGuard`] from before
+//!   its map lookup until its device access ends; the guard counts in the slot of the epoch it
+//!   entered (two slots, by parity: one atomic add and one subtract per I/O).
+//! - **When it advances.** [`Grace::try_advance`] moves from `e` to `e + 1` only when no guard
+//!   of `e - 1` is left (they share `e + 1`'s slot). The allocator calls it when it looks for
+//!   reusable clusters; nothing advances on the I/O path.
+//! - **What it protects.** A cluster freed (unmapped by delete, merge, resize, overwrite of a
+//!   snapshot's copy) is tagged with the epoch of its free and sits in quarantine; it is handed
+//!   out again only once the epoch is two past that tag ([`Grace::is_safe`]), which means every
+//!   guard that could have resolved the old mapping has been released. This is the invariant
+//!   "no cluster is reused while an I/O that resolved it runs" (see `lvol/LIFECYCLE.md`).
+//! - **Why not crossbeam-epoch.** Its guards pin a thread and must not be held across an
+//!   `.await` (a task can move threads, and a pinned guard held across an await blocks
+//!   reclamation for every other task on that thread); ours are plain counters a future can
+//!   hold across any number of awaits and drop on any thread. And we reclaim clusters on a
+//!   device, not memory: the "free" is a metadata transition the allocator checks, not a
+//!   deferred destructor.
+//!
+//! The lvol's own [`crate::drain::Drain`] covers the other direction (an lvol is not freed
+//! while its I/O runs); the grace epochs cover clusters that change owner while the lvol lives.
 
 use crate::sync::{AtomicU64, Ordering, fence};
 

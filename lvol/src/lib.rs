@@ -47,8 +47,11 @@
 //! * `store`: one lvstore at run time, lvol handles, the I/O path, management operations and
 //!   the deletion state machine.
 //! * `registry`: [`Registry`], every lvstore by UUID and unique name.
-//! * `lifecycle`, `grace`: the lvol lifecycle (open counts, per-I/O guard, drain) and the
-//!   grace periods that keep freed clusters from being reused under an in-flight I/O.
+//! * [`lifecycle`](mod@lifecycle), `grace`: the state machines of lvols and lvstores as transition tables
+//!   (and the [`lifecycle!`](macro@lifecycle) macro the target uses for namespaces and controllers), the lvol
+//!   lifecycle core (open counts, per-I/O drain), and the grace epochs that keep freed
+//!   clusters from being reused under an in-flight I/O. The invariants they keep, the code
+//!   that enforces each and the test that checks it: `lvol/LIFECYCLE.md`.
 //! * `drain`, `detach`: the drain primitive, and the rule that every state change runs to
 //!   completion in a task of its own (which futures may be dropped, and what that costs).
 //! * `check`: the online and offline consistency checks and the offline repair.
@@ -63,7 +66,7 @@
 //!
 //! # Model checks
 //!
-//! The lifecycle and grace-period cores are checked with loom:
+//! The lifecycle, drain and grace-period cores are checked with loom:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=build/loom cargo test -p lamina-lvol --release --lib loom`
 //! (a separate target directory avoids rebuilding the normal one; about a minute to build, seconds
 //! to run). Without `--cfg loom` those tests are compiled out; `cargo test` runs the same

@@ -1,13 +1,13 @@
 //! Lifecycles: the state machines of the lvol and the lvstore as transition tables
 //! ([`machine`], [`states`]), and the lvol's lifecycle core: its state, the open counts that
 //! make delete answer Busy, and the per-I/O [`Drain`] that delete and unload close and wait
-//! for before they free anything. Pure synchronisation over the [`crate::sync`] shim and the
+//! for before they free anything. Pure synchronisation over the `crate::sync` shim and the
 //! drain word, so loom checks every interleaving of open, I/O, delete and drop (see
 //! `loom_tests` below and the crate docs for the command).
 //!
 //! The I/O fast path touches only the drain's atomic word: entering is one `fetch_add` that is
-//! undone once closed, so after [`Lifecycle::begin`] returns only I/Os that entered before it
-//! are left, and [`Lifecycle::drain`] returns when they have finished.
+//! undone once closed, so after `Lifecycle::begin` returns only I/Os that entered before it
+//! are left, and `Lifecycle::drain` returns when they have finished.
 
 pub mod machine;
 pub mod states;
@@ -169,7 +169,7 @@ impl Lifecycle {
         self.io.leave();
     }
 
-    /// Waits until no I/O is in flight; after [`Lifecycle::begin`], none can start.
+    /// Waits until no I/O is in flight; after `Lifecycle::begin`, none can start.
     pub(crate) async fn drain(&self) {
         self.io.wait_idle().await;
     }
