@@ -266,6 +266,37 @@ mod tests {
         assert_eq!(csts(&c).shst(), ShutdownStatus::Complete);
     }
 
+    /// The lifecycle follows the register writes, and a torn-down controller refuses them.
+    #[tokio::test]
+    async fn the_lifecycle_follows_cc_and_teardown_is_final() {
+        use crate::controller::lifecycle::ControllerState as S;
+        let c = ctrl();
+        let set = |cc: u32| c.property_set(Property::CC, PropertySize::Four, u64::from(cc));
+        assert_eq!(c.state(), S::Connecting);
+        set(Cc::enable(0, 0).0).await.unwrap();
+        assert_eq!(c.state(), S::Enabled);
+        set(0).await.unwrap();
+        assert_eq!(c.state(), S::Connecting, "CC.EN cleared: reset");
+        set(Cc::enable(0, 1).0).await.unwrap();
+        assert_eq!(c.state(), S::Failed, "8 KiB pages: controller fatal");
+        set(0).await.unwrap();
+        set(Cc::enable(0, 0).0).await.unwrap();
+        set(Cc::enable(0, 0).0 | (1 << 14)).await.unwrap();
+        assert_eq!(c.state(), S::ShutDown);
+        c.tear_down();
+        c.tear_down();
+        assert_eq!(c.state(), S::TearingDown, "teardown is idempotent");
+        let before = c.registers();
+        assert_eq!(
+            set(0).await,
+            Err(Status::new(StatusCode::COMMAND_SEQUENCE_ERROR)),
+            "a torn-down controller takes no register write"
+        );
+        assert_eq!(c.registers(), before);
+        c.release();
+        assert_eq!(c.state(), S::Gone);
+    }
+
     #[tokio::test]
     async fn bad_configuration_sets_cfs_and_reset_clears_ready() {
         let c = ctrl();

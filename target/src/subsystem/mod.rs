@@ -379,4 +379,27 @@ mod tests {
             SubsystemEvent::NamespaceChanged(1)
         );
     }
+
+    /// A namespace is published once: the same one cannot be added to a second subsystem or
+    /// again after its removal, and a removed one admits no command.
+    #[tokio::test]
+    async fn a_namespace_lives_once() {
+        let (a, b) = (subsystem(), subsystem());
+        let n = ns(1);
+        assert_eq!(n.state(), NamespaceState::Attached);
+        a.add_namespace(n.clone()).unwrap();
+        assert_eq!(n.state(), NamespaceState::Live);
+        assert!(matches!(
+            b.add_namespace(n.clone()),
+            Err(SubsystemError::Lifecycle(_))
+        ));
+        a.remove_namespace(1).await.unwrap();
+        assert_eq!(n.state(), NamespaceState::Gone);
+        assert!(n.enter().is_none());
+        assert!(matches!(
+            a.add_namespace(n.clone()),
+            Err(SubsystemError::Lifecycle(_))
+        ));
+        assert!(a.namespace(1).is_none());
+    }
 }
