@@ -97,6 +97,13 @@ impl Lvol {
 
     async fn remove(&self, clear: ClearMethod, progress: &Progress) -> Result<(), Removal> {
         let core = &self.store.0;
+        #[cfg(test)]
+        if core
+            .refuse_next_removal
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Removal::Refused(LvolError::MetadataFull("test hook")));
+        }
         let pending = clear != ClearMethod::None;
         let mut attempts = 0;
         let c: Committed<()> = loop {

@@ -95,9 +95,12 @@ pub(crate) struct StoreCore {
     pub base_bdev: String,
     pub block_size: u32,
     pub cluster_size: u64,
-    state: StateCell<StoreState>,
+    pub(crate) state: StateCell<StoreState>,
     lvols: DashMap<Uuid, Arc<LvolCore>>,
     names: DashMap<String, Uuid>,
+    /// Test hook: the next delete's metadata operation is refused, as a full journal would.
+    #[cfg(test)]
+    pub refuse_next_removal: std::sync::atomic::AtomicBool,
 }
 
 impl StoreCore {
@@ -111,6 +114,8 @@ impl StoreCore {
             state: StateCell::new(),
             lvols: DashMap::new(),
             names: DashMap::new(),
+            #[cfg(test)]
+            refuse_next_removal: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -466,7 +471,9 @@ impl LvolStore {
         // Deletes still clearing, thick creates still zeroing, copies, commits: all finish
         // before the metadata is checkpointed or wiped.
         core.md.tasks.close_and_wait().await;
-        // A delete that was called off meanwhile left its lvol live again: close it too.
+        // A delete that was called off meanwhile published its lvol again, live (it was not
+        // among the handles above, which were taken while it was unpublished): close it too.
+        let lvols = core.lvol_handles();
         for l in &lvols {
             if l.core.life.state() == LvolState::Live {
                 Self::begin_unload(l).await;

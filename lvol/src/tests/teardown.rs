@@ -177,3 +177,74 @@ async fn a_refused_delete_leaves_the_lvol_as_it_was() {
     let d = again.open(OpenMode::Shared).unwrap();
     assert_eq!(read(&d, 0, 4096).await, pattern(5, 4096).to_vec());
 }
+
+/// Destroy racing a delete that is then refused (issue 14 §2, the window the old lifecycle
+/// word left open): destroy finds the lvol being deleted and leaves it to the delete; the
+/// delete is called off and publishes the lvol again, live, with a descriptor still writing.
+/// Destroy must then close and drain that lvol too before it wipes: once destroy returned,
+/// the device is never written again and the writer's next write is refused.
+#[tokio::test]
+async fn destroy_closes_an_lvol_a_refused_delete_published_again() {
+    use crate::lifecycle::{LvolState, StoreState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let dev = FaultDevice::new(16 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    let v = store.create_lvol("v", 4 * MIB, &thick()).await.unwrap();
+    let desc = Arc::new(v.open(OpenMode::ForceClosable).unwrap());
+    let written = Arc::new(AtomicU64::new(0));
+    // Writes until refused, one at a time, each held at the device until released.
+    let writer = {
+        let (desc, written) = (desc.clone(), written.clone());
+        tokio::spawn(async move {
+            loop {
+                match desc.write(0, pattern(1, 4096), false).await {
+                    Ok(()) => written.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => return e,
+                };
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    dev.set_write_hold(true);
+    while dev.held_writes() == 0 {
+        tokio::task::yield_now().await;
+    }
+    store.0.refuse_next_removal.store(true, Ordering::SeqCst);
+    let deleting = {
+        let v = v.clone();
+        tokio::spawn(async move { v.delete(&Progress::new()).await })
+    };
+    while v.core.life.state() != LvolState::Deleting {
+        tokio::task::yield_now().await;
+    }
+    let destroying = {
+        let (reg, store) = (reg.clone(), store.clone());
+        tokio::spawn(async move { reg.destroy_lvstore(&store).await })
+    };
+    while store.0.state.get() != StoreState::Closing {
+        tokio::task::yield_now().await;
+    }
+    // The held write finishes; the delete drains, is refused, and publishes the lvol again.
+    dev.set_write_hold(false);
+    let refused = deleting.await.unwrap().unwrap_err();
+    assert!(matches!(refused, LvolError::MetadataFull(_)), "{refused}");
+    destroying.await.unwrap().expect("destroy");
+    let after = dev.writes();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+        .await
+        .expect("the writer's writes are still accepted after destroy")
+        .unwrap();
+    assert!(matches!(err, LvolError::Unloaded), "{err}");
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        dev.writes(),
+        after,
+        "a write reached the device after destroy"
+    );
+    assert_eq!(v.core.life.state(), LvolState::Unloaded);
+    assert!(written.load(Ordering::SeqCst) >= 1);
+}
