@@ -116,11 +116,10 @@ fn check_shrink(bdev: &Bdev, old: u64, new: u64) -> Result<(), RpcError> {
 /// Logs the change and tells the hosts of every namespace exporting the bdev.
 fn announce(t: &Target, bdev: &Arc<Bdev>, old: u64, new: u64) {
     tracing::info!(bdev = %bdev.name(), old, new, "bdev resized");
-    for s in t.subsystems.list() {
-        for ns in s.namespaces() {
-            if matches!(ns.backend(), Backend::Bdev(b) if Arc::ptr_eq(b, bdev)) {
-                s.notify(SubsystemEvent::NamespaceChanged(ns.nsid()));
-            }
-        }
+    let carrying = t
+        .subsystems
+        .namespaces_where(|ns| matches!(ns.backend(), Backend::Bdev(b) if Arc::ptr_eq(b, bdev)));
+    for (s, ns) in carrying {
+        s.notify(SubsystemEvent::NamespaceChanged(ns.nsid()));
     }
 }

@@ -48,9 +48,9 @@ struct Carried {
 /// Every namespace of every subsystem.
 fn all_namespaces(t: &Target) -> Vec<Arc<Namespace>> {
     t.subsystems
-        .list()
-        .iter()
-        .flat_map(|s| s.namespaces())
+        .namespaces_where(|_| true)
+        .into_iter()
+        .map(|(_, ns)| ns)
         .collect()
 }
 

@@ -39,15 +39,11 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
 
 /// Every namespace exporting the lvol `uuid`, with its subsystem.
 pub fn namespaces_of(t: &Target, uuid: Uuid) -> Vec<(Arc<Subsystem>, u32)> {
-    let mut out = Vec::new();
-    for s in t.subsystems.list() {
-        for ns in s.namespaces() {
-            if matches!(ns.backend(), Backend::Lvol(d) if d.lvol().uuid() == uuid) {
-                out.push((s.clone(), ns.nsid()));
-            }
-        }
-    }
-    out
+    t.subsystems
+        .namespaces_where(|ns| matches!(ns.backend(), Backend::Lvol(d) if d.lvol().uuid() == uuid))
+        .into_iter()
+        .map(|(s, ns)| (s, ns.nsid()))
+        .collect()
 }
 
 /// Tells the controllers of every subsystem exporting `uuid` that its namespace changed, so

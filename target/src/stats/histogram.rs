@@ -48,8 +48,12 @@ impl<const N: usize> AtomicHistogram<N> {
 
     /// Records one observation.
     pub fn observe(&self, d: Duration) {
-        let ns =
-            u64::try_from(d.as_nanos()).map_or(MAX_OBSERVATION_NS, |ns| ns.min(MAX_OBSERVATION_NS));
+        self.observe_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Records one observation given in nanoseconds (for callers that already converted).
+    pub fn observe_ns(&self, ns: u64) {
+        let ns = ns.min(MAX_OBSERVATION_NS);
         // Linear from the smallest bound: most observations land in the first few buckets.
         let slot = self
             .bounds_ns

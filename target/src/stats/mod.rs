@@ -224,10 +224,10 @@ impl NsStats {
     /// A command of `class` ended after `elapsed`; `status` is `None` on success, else the
     /// (SCT, SC) of its failure.
     pub fn end(&self, class: OpClass, elapsed: Duration, status: Option<(u8, u8)>) {
-        if let Some(l) = self.latency.get(class.index()) {
-            l.observe(elapsed);
-        }
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(l) = self.latency.get(class.index()) {
+            l.observe_ns(ns);
+        }
         self.extremes.observe(class, ns);
         if self.histogram_on.load(Ordering::Relaxed)
             && let Some(h) = self.histogram.read().as_ref()

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::broadcast;
 
-use super::{DISCOVERY_NQN, Subsystem, SubsystemConfig};
+use super::{DISCOVERY_NQN, Namespace, Subsystem, SubsystemConfig};
 
 /// The registry of subsystems.
 #[derive(Debug)]
@@ -107,6 +107,23 @@ impl Subsystems {
             (a.nqn() != DISCOVERY_NQN, a.nqn()).cmp(&(b.nqn() != DISCOVERY_NQN, b.nqn()))
         });
         v
+    }
+
+    /// Every published namespace for which `pred` holds, with its subsystem: the one walk
+    /// for "which namespaces carry this backend".
+    pub fn namespaces_where(
+        &self,
+        mut pred: impl FnMut(&Namespace) -> bool,
+    ) -> Vec<(Arc<Subsystem>, Arc<Namespace>)> {
+        let mut out = Vec::new();
+        for s in self.list() {
+            for ns in s.namespaces() {
+                if pred(&ns) {
+                    out.push((Arc::clone(&s), ns));
+                }
+            }
+        }
+        out
     }
 
     /// The discovery generation counter.
