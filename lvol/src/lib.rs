@@ -46,6 +46,8 @@
 //! * `meta`: the metadata state, the allocator, checkpoints and the journal with group commit.
 //! * `store`: one lvstore at run time, lvol handles, the I/O path, management operations and
 //!   the deletion state machine.
+//! * `plane`: per-lvol data-plane coordination (the write gate and first-write latches), held
+//!   in the lvol's shared state and used by the I/O path.
 //! * `registry`: [`Registry`], every lvstore by UUID and unique name.
 //! * [`lifecycle`](mod@lifecycle), `grace`: the state machines of lvols and lvstores as transition tables
 //!   (and the [`lifecycle!`](macro@lifecycle) macro the target uses for namespaces and controllers), the lvol
@@ -83,6 +85,7 @@ mod format;
 mod grace;
 pub mod lifecycle;
 mod meta;
+mod plane;
 mod progress;
 mod registry;
 mod store;

@@ -20,22 +20,10 @@ use lamina_protocol::nvme::{
 };
 
 use crate::host::controller::Controller;
-use crate::host::core::{Command, Completion, Transfer};
+use crate::host::core::{Command, Completion, Transfer, identify_command};
 use crate::host::error::{HostError, Violation};
 use crate::host::fabrics::{property_get, property_set};
 use crate::host::io::Namespace;
-
-/// The Identify command for `cns` (NSID and CNTID as the CNS needs), reading 4096 bytes.
-pub fn identify_command(cns: Cns, nsid: u32, csi: u8) -> Command {
-    let sqe = Identify {
-        nsid,
-        cns,
-        csi,
-        ..Identify::default()
-    }
-    .to_sqe();
-    Command::with_transfer(sqe, Transfer::read(4096))
-}
 
 fn decode_error(what: &str, e: impl std::fmt::Display) -> HostError {
     HostError::Protocol(Violation::Identify(format!("{what}: cannot decode: {e}")))

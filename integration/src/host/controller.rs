@@ -333,11 +333,8 @@ async fn wait_csts(
 }
 
 async fn identify_controller(admin: &Queue) -> Result<IdentifyController, HostError> {
-    let cmd = crate::host::admin::identify_command(
-        lamina_protocol::nvme::identify::Cns::CONTROLLER,
-        0,
-        0,
-    );
+    let cmd =
+        crate::host::core::identify_command(lamina_protocol::nvme::identify::Cns::CONTROLLER, 0, 0);
     let mut done = admin.execute(cmd).await?.into_result()?;
     IdentifyController::decode(&done.take_data())
         .map_err(|e| HostError::Protocol(Violation::Identify(format!("cannot decode: {e}"))))

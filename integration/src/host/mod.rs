@@ -64,8 +64,8 @@ mod reader;
 mod transport;
 mod tx;
 
-pub use admin::identify_command;
 pub use controller::{Controller, IoConnector};
+pub use core::identify_command;
 pub use core::{Command, Completion, MAX_SLOTS, QueueCore, QueueParams, Transfer};
 pub use error::{CommandStatus, HostError, Violation};
 pub use fabrics::{ADMIN_IN_CAPSULE_BYTES, disconnect, property_get, property_set};

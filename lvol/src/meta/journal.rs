@@ -41,14 +41,14 @@ use crate::grace::Grace;
 pub(crate) struct Meta {
     pub state: MetaState,
     pub alloc: Allocator,
-    pending: Vec<u8>,
+    pub(super) pending: Vec<u8>,
     next_seq: u64,
     /// Names held by creates still in progress (a thick create zeroes clusters first).
     pub reserved_names: std::collections::HashSet<String>,
     /// Upper bound of the checkpoint payload size (exact after each checkpoint).
     bytes_bound: u64,
     capacity: u64,
-    max_lvols: u32,
+    pub(super) max_lvols: u32,
 }
 
 /// The journal writer's position; only touched under the writer lock.
@@ -453,6 +453,12 @@ impl MetaStore {
 
     /// Wipes the superblocks (destroy): the device no longer holds an lvstore. Not counted in
     /// `tasks`: destroy calls it after closing them.
+    /// Waits for the journal writer and holds it: no journal, checkpoint or superblock write
+    /// runs while the guard lives (the online check compares media and memory under it).
+    pub(super) async fn quiesce(&self) -> tokio::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().await
+    }
+
     pub(crate) async fn wipe(self: &Arc<Self>) -> Result<(), LvolError> {
         let md = Arc::clone(self);
         uncounted(async move {
@@ -465,84 +471,5 @@ impl MetaStore {
             Ok(())
         })
         .await
-    }
-}
-
-/// What an online check saw (see `crate::check`).
-#[derive(Debug)]
-pub(crate) struct Verified {
-    pub problems: Vec<String>,
-    pub lvols: usize,
-    pub data_clusters: u32,
-    pub used: u32,
-    pub reserved: u32,
-    pub parked: usize,
-    pub free: u32,
-}
-
-impl MetaStore {
-    /// Checks the in-memory state and allocator, then that the media agrees with memory:
-    /// with no journal write in flight (writer lock held), what the device loads plus the
-    /// records still pending must be exactly the state in memory. Changes nothing.
-    pub(crate) async fn verify(self: &Arc<Self>) -> Result<Verified, LvolError> {
-        let _w = self.writer.lock().await;
-        let (mut records, pending, mut v) = {
-            let m = self.meta.lock();
-            let mut problems = m.state.verify(m.max_lvols);
-            problems.extend(m.alloc.verify(&m.state));
-            let v = Verified {
-                problems,
-                lvols: m.state.lvol_count(),
-                data_clusters: m.state.data_clusters(),
-                used: m.state.used_clusters(),
-                reserved: m.alloc.reserved_clusters(),
-                parked: m.alloc.parked_clusters(),
-                free: m.alloc.free_clusters(&m.state),
-            };
-            (m.state.records(), m.pending.clone(), v)
-        };
-        let mut media =
-            match super::open::read_metadata(&self.device, super::open::Mode::Strict).await {
-                Ok(l) => l,
-                Err(e) => {
-                    let why = super::open::detail(&e);
-                    v.problems
-                        .push(format!("the media does not load as it is now: {why}"));
-                    return Ok(v);
-                }
-            };
-        let replayed = super::open::apply_batch(
-            &mut media.state,
-            &pending,
-            super::open::Mode::Strict,
-            &mut |_| {},
-        );
-        if let Err(e) = replayed {
-            let why = super::open::detail(&e);
-            v.problems.push(format!(
-                "the records not yet written do not apply to what the media holds: {why}"
-            ));
-            return Ok(v);
-        }
-        let mut loaded = media.state.records();
-        records.sort_by_key(|r| r.uuid);
-        loaded.sort_by_key(|r| r.uuid);
-        if records != loaded {
-            let only = |a: &[crate::format::record::LvolRecord],
-                        b: &[crate::format::record::LvolRecord]| {
-                a.iter()
-                    .filter(|r| !b.contains(r))
-                    .map(|r| format!("{} ({})", r.uuid, r.name))
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            v.problems.push(format!(
-                "memory and media disagree: in memory only [{}]; on the media only [{}]",
-                only(&records, &loaded),
-                only(&loaded, &records)
-            ));
-        }
-        Ok(v)
     }
 }

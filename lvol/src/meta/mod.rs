@@ -7,3 +7,4 @@ pub(crate) mod checkpoint;
 pub(crate) mod journal;
 pub(crate) mod open;
 pub(crate) mod state;
+pub(crate) mod verify;

@@ -18,7 +18,7 @@ use crate::error::LvolError;
 use crate::format::record::{
     FLAG_READ_ONLY, FLAG_SNAPSHOT, FLAG_THIN, LvolRecord, Op, UNMAPPED, ZERO, record_len, run_count,
 };
-use crate::store::plane::DataPlane;
+use crate::plane::DataPlane;
 use crate::types::ClearMethod;
 
 /// One lvol's metadata and cluster map.

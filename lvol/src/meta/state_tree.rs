@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{Applied, LvolData, LvolShared, MetaState, count_real, is_real, provides};
 use crate::error::LvolError;
 use crate::format::record::{FLAG_READ_ONLY, FLAG_SNAPSHOT, FLAG_THIN, UNMAPPED, ZERO};
-use crate::store::plane::DataPlane;
+use crate::plane::DataPlane;
 
 impl MetaState {
     pub(super) fn snapshot(

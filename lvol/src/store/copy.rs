@@ -8,12 +8,12 @@
 
 use super::io::{Payload, entry};
 use super::lvol::Lvol;
-use super::plane::{Claim, DataPlane};
 use crate::detach::detached;
 use crate::error::LvolError;
 use crate::format::record::{Op, UNMAPPED};
 use crate::lifecycle::LvolState;
 use crate::meta::state::{is_real, provides};
+use crate::plane::Claim;
 use crate::progress::Progress;
 
 impl Lvol {
@@ -55,7 +55,7 @@ impl Lvol {
             if self.needs_copy(idx, thick).is_none() {
                 return Ok(());
             }
-            match DataPlane::claim(shared, idx) {
+            match shared.plane.claim(idx) {
                 Claim::Follower(latch) => latch.wait().await,
                 Claim::Leader(guard) => {
                     let Some(e) = self.needs_copy(idx, thick) else {

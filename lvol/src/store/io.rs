@@ -21,12 +21,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::StoreCore;
 use super::lvol::{IoGuard, LvolDesc};
-use super::plane::{Claim, DataPlane};
 use crate::detach::detached;
 use crate::device::BlockDevice;
 use crate::error::LvolError;
 use crate::format::record::{Op, UNMAPPED, ZERO};
 use crate::meta::state::{LvolShared, is_real};
+use crate::plane::Claim;
 use crate::progress::Progress;
 use crate::types::ClearMethod;
 
@@ -313,7 +313,7 @@ impl StoreCore {
             if matches!(payload, Payload::Zeroes(_)) && reads_zero {
                 return Ok(()); // already reads as zeros
             }
-            match DataPlane::claim(shared, idx) {
+            match shared.plane.claim(idx) {
                 Claim::Follower(latch) => latch.wait().await,
                 Claim::Leader(guard) => {
                     let e = entry(shared, idx);

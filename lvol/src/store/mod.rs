@@ -9,7 +9,6 @@ pub(crate) mod delete;
 pub(crate) mod io;
 pub(crate) mod lvol;
 pub(crate) mod manage;
-pub(crate) mod plane;
 
 use std::sync::Arc;
 

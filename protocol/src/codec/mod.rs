@@ -25,12 +25,11 @@
 //! Note that `FramedRead` ends the stream after the first `Err`; a caller that wants to go on
 //! after a (non-fatal) [`DecodeError::DataDigest`] drives the framer from its own read loop.
 
-mod error;
 mod validate;
 
 use bytes::{Bytes, BytesMut};
 
-pub use error::{DecodeError, ErrorHeader};
+pub use crate::tcp::{DecodeError, ErrorHeader};
 use validate::{Plan, check_common};
 
 use crate::tcp::digest::crc32c;

@@ -6,9 +6,9 @@
 //! is the one with the lowest offset, as the specification's FEI implies and FreeBSD's
 //! `nvmf_tcp_validate_pdu_header` does.
 
-use super::error::{DecodeError, ErrorHeader};
 use super::{FramerConfig, Phase, Role};
 use crate::tcp::{CommonHeader, DIGEST_LEN, MAX_TERM_REQ_PLEN, PduFlags, PduType, TERM_REQ_HLEN};
+use crate::tcp::{DecodeError, ErrorHeader};
 
 /// Where the parts of an accepted PDU lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use bytes::{Bytes, BytesMut};
 use super::data_pdu::{
     DATA_CCCID_OFFSET, DATA_DATAL_OFFSET, DATA_DATAO_OFFSET, DATA_PDU_HLEN, decode_data_fields,
 };
+use super::error::DecodeError;
 use super::header::{PduFlags, PduType};
 use super::layout::{DataTrailer, EncodeError, Layout, TxParams, write_data, write_head};
-use crate::codec::DecodeError;
 
 /// Controller to Host Data. DATAL is the length of `data`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

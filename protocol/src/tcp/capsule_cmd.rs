@@ -2,9 +2,9 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::{PduFlags, PduType};
 use super::layout::{DataTrailer, EncodeError, Layout, TxParams, write_data, write_head};
-use crate::codec::{DecodeError, ErrorHeader};
 use crate::nvme::{SQE_LEN, SglId, Sqe, StatusCode};
 
 //= NVMe/TCP 1.0, CapsuleCmd PDU figure: HLEN 72 (CH + 64-byte SQE); in-capsule data at PDO.

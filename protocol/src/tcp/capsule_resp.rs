@@ -2,9 +2,9 @@
 
 use bytes::BytesMut;
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::{PduFlags, PduType};
 use super::layout::{Layout, TxParams, write_head};
-use crate::codec::{DecodeError, ErrorHeader};
 use crate::nvme::{CQE_LEN, Cqe};
 
 //= NVMe/TCP 1.0, CapsuleResp PDU figure: HLEN 24 (CH + 16-byte CQE), no data.

@@ -1,9 +1,9 @@
 //! What H2CData and C2HData share: the 24-byte header layout (CCCID, TTAG, DATAO, DATAL) and
 //! the DATAL check against the data actually present.
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::PduType;
 use super::icreq::offset_u32;
-use crate::codec::{DecodeError, ErrorHeader};
 use crate::wire::Reader;
 
 //= NVMe/TCP 1.0, H2CData and C2HData PDU figures: HLEN 24; CCCID at 8, TTAG at 10 (reserved in

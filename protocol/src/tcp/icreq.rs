@@ -3,9 +3,9 @@
 
 use bytes::BytesMut;
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::PduType;
 use super::layout::{Digests, Layout, Pda, TxParams, write_head};
-use crate::codec::{DecodeError, ErrorHeader};
 use crate::wire::Reader;
 
 //= NVMe/TCP 1.0, ICReq PDU figure: HLEN = PLEN = 128, PDO = 0, no digests.

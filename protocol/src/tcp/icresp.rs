@@ -3,13 +3,13 @@
 
 use bytes::BytesMut;
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::{PduFlags, PduType};
 use super::icreq::{
     ICREQ_DGST_OFFSET, ICREQ_HPDA_OFFSET, ICREQ_LEN, ICREQ_PFV_OFFSET, decode_ic_fields,
     fixed_layout, offset_u32,
 };
 use super::layout::{Digests, Pda, write_head};
-use crate::codec::{DecodeError, ErrorHeader};
 
 //= NVMe/TCP 1.0, ICResp PDU figure: same layout as ICReq with CPDA and MAXH2CDATA.
 /// HLEN and PLEN of an ICResp.

@@ -11,6 +11,7 @@ mod capsule_cmd;
 mod capsule_resp;
 mod data_pdu;
 pub mod digest;
+mod error;
 mod fes;
 mod h2c_data;
 pub mod header;
@@ -29,6 +30,7 @@ pub use data_pdu::{
     DATA_CCCID_OFFSET, DATA_DATAL_OFFSET, DATA_DATAO_OFFSET, DATA_PDU_HLEN, DATA_TTAG_OFFSET,
 };
 pub use digest::{DIGEST_LEN, data_digest};
+pub use error::{DecodeError, ErrorHeader};
 pub use fes::Fes;
 pub use h2c_data::H2cData;
 pub use header::{CH_LEN, CommonHeader, PduFlags, PduType};

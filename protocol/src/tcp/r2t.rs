@@ -2,10 +2,10 @@
 
 use bytes::BytesMut;
 
+use super::error::{DecodeError, ErrorHeader};
 use super::header::{PduFlags, PduType};
 use super::icreq::offset_u32;
 use super::layout::{Layout, TxParams, write_head};
-use crate::codec::{DecodeError, ErrorHeader};
 use crate::wire::Reader;
 
 //= NVMe/TCP 1.0, R2T PDU figure: HLEN 24; CCCID at 8, TTAG at 10, R2TO at 12, R2TL at 16,

@@ -2,6 +2,8 @@
 //! ([`Completion`]).
 
 use bytes::{Bytes, BytesMut};
+use lamina_protocol::nvme::Identify;
+use lamina_protocol::nvme::identify::Cns;
 use lamina_protocol::nvme::{Cqe, Sqe};
 
 use crate::host::HostError;
@@ -119,4 +121,16 @@ impl Completion {
     pub fn take_data(&mut self) -> BytesMut {
         self.data.take().unwrap_or_default()
     }
+}
+
+/// The Identify command for `cns` (NSID and CNTID as the CNS needs), reading 4096 bytes.
+pub fn identify_command(cns: Cns, nsid: u32, csi: u8) -> Command {
+    let sqe = Identify {
+        nsid,
+        cns,
+        csi,
+        ..Identify::default()
+    }
+    .to_sqe();
+    Command::with_transfer(sqe, Transfer::read(4096))
 }

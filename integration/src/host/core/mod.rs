@@ -20,7 +20,7 @@ use lamina_protocol::Pdu;
 use lamina_protocol::nvme::SglDescriptor;
 use lamina_protocol::tcp::{CapsuleCmd, PduType, TermReq, TxParams};
 
-pub use command::{Command, Completion, Transfer};
+pub use command::{Command, Completion, Transfer, identify_command};
 pub(crate) use head::PduHead;
 pub use slots::MAX_SLOTS;
 use slots::{InFlight, Outcome, SlotTable};

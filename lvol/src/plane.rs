@@ -16,7 +16,9 @@ pub(crate) struct DataPlane {
     // snapshot waiting for it is not starved by a stream of writes. In an `Arc` so a write
     // can hand its shared guard to the detached task that finishes it.
     pub gate: Arc<tokio::sync::RwLock<()>>,
-    pub allocating: Mutex<HashMap<u32, Arc<Latch>>>,
+    // In an `Arc` so the allocating writer's guard can remove its entry without a handle to
+    // the lvol.
+    pub allocating: Arc<Mutex<HashMap<u32, Arc<Latch>>>>,
 }
 
 /// A one-shot "allocation finished" signal.
@@ -51,22 +53,22 @@ pub(crate) enum Claim {
 /// Held by the allocating writer of one cluster.
 #[derive(Debug)]
 pub(crate) struct LeaderGuard {
-    plane: Arc<crate::meta::state::LvolShared>,
+    allocating: Arc<Mutex<HashMap<u32, Arc<Latch>>>>,
     index: u32,
     latch: Arc<Latch>,
 }
 
 impl DataPlane {
-    /// Claims the allocation of logical cluster `index` of `lvol`.
-    pub(crate) fn claim(lvol: &Arc<crate::meta::state::LvolShared>, index: u32) -> Claim {
-        let mut map = lvol.plane.allocating.lock();
+    /// Claims the allocation of logical cluster `index` of this lvol.
+    pub(crate) fn claim(&self, index: u32) -> Claim {
+        let mut map = self.allocating.lock();
         if let Some(latch) = map.get(&index) {
             return Claim::Follower(Arc::clone(latch));
         }
         let latch = Arc::new(Latch::default());
         map.insert(index, Arc::clone(&latch));
         Claim::Leader(LeaderGuard {
-            plane: Arc::clone(lvol),
+            allocating: Arc::clone(&self.allocating),
             index,
             latch,
         })
@@ -75,7 +77,7 @@ impl DataPlane {
 
 impl Drop for LeaderGuard {
     fn drop(&mut self) {
-        self.plane.plane.allocating.lock().remove(&self.index);
+        self.allocating.lock().remove(&self.index);
         self.latch.open();
     }
 }

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use crate::tcp::{Fes, PduFlags, PduType, TermReq};
+use super::{Fes, PduFlags, PduType, TermReq};
 
 //= NVMe/TCP 1.0,: the TermReq data holds the header of the PDU in error,
 //= at most 128 bytes.
