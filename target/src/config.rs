@@ -319,7 +319,7 @@ pub async fn apply_file(
             }
         }
         ConfigFile::Lamina(cfg) => {
-            let r = declarative::apply(t, methods, &cfg).await;
+            let r = apply::apply(t, methods, &cfg).await;
             FileApplied {
                 created: r.created,
                 existing: r.existing,

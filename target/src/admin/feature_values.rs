@@ -19,11 +19,28 @@ use lamina_protocol::nvme::features::{
 };
 use lamina_protocol::nvme::{GetFeatures, SetFeatures, StatusCode};
 
-use super::features::{Reply, Which};
 use super::identify::IOCS_COMBINATIONS;
 use crate::command::QueueCtx;
 use crate::controller::Features;
 use crate::subsystem::SubsystemKind;
+
+/// Which value Get Features reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The value in use (SEL 000b).
+    Current,
+    /// The value after a controller reset (SEL 001b; also 010b, since nothing is saveable).
+    Default,
+}
+
+/// What Get Features returns: DW0, and data for the features that have some.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Completion DW0 only.
+    Dw0(u32),
+    /// Completion DW0 and a data buffer (Timestamp, Host Identifier).
+    Data(u32, Bytes),
+}
 
 type GetResult = Result<Reply, StatusCode>;
 type SetResult = Result<u32, StatusCode>;

@@ -19,26 +19,9 @@ use lamina_protocol::nvme::log_page::{FeatureEffects, FeatureIdsEffects};
 use lamina_protocol::nvme::{GetFeatures, SetFeatures, Sqe, StatusCode};
 
 use super::feature_values as v;
+pub use super::feature_values::{Reply, Which};
 use crate::command::{Completion, QueueCtx};
 use crate::subsystem::SubsystemKind;
-
-/// Which value Get Features reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    /// The value in use (SEL 000b).
-    Current,
-    /// The value after a controller reset (SEL 001b; also 010b, since nothing is saveable).
-    Default,
-}
-
-/// What Get Features returns: DW0, and data for the features that have some.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// Completion DW0 only.
-    Dw0(u32),
-    /// Completion DW0 and a data buffer (Timestamp, Host Identifier).
-    Data(u32, Bytes),
-}
 
 /// Reads a feature.
 pub type GetFn = fn(&QueueCtx, &GetFeatures, Which) -> Result<Reply, StatusCode>;

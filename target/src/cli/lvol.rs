@@ -201,7 +201,7 @@ async fn create(s: &mut Session, c: &CreateArgs) -> Result<(), CliError> {
     let mib = to_mib_rounded_up(c.size);
     let thin = c.thin;
     let mut p = json!({"lvol_name": lvol, "size_in_mib": mib, "thin_provision": thin});
-    let store = super::lvstore::selector(&lvs);
+    let store = super::selector(&lvs);
     for (k, v) in store.as_object().into_iter().flatten() {
         p[k.as_str()] = v.clone();
     }

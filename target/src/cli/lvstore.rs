@@ -127,15 +127,6 @@ pub async fn run(args: LvstoreArgs) -> ExitCode {
     }
 }
 
-/// `{"uuid": ..}` or `{"lvs_name": ..}` for an lvstore given by name or UUID.
-pub fn selector(name: &str) -> Value {
-    if uuid::Uuid::parse_str(name).is_ok() {
-        json!({"uuid": name})
-    } else {
-        json!({"lvs_name": name})
-    }
-}
-
 async fn exec(args: &LvstoreArgs) -> Result<(), CliError> {
     let mut s = Session::connect(&args.client).await?;
     match &args.action {
@@ -157,12 +148,14 @@ async fn exec(args: &LvstoreArgs) -> Result<(), CliError> {
             s.emit(&uuid, &text);
         }
         LvstoreAction::List { name } => {
-            let p = name.as_deref().map_or(Value::Null, selector);
+            let p = name.as_deref().map_or(Value::Null, super::selector);
             let list = s.call("bdev_lvol_get_lvstores", p).await?;
             s.emit(&list, &render(&list));
         }
         LvstoreAction::Delete { name } => {
-            let r = s.call("bdev_lvol_delete_lvstore", selector(name)).await?;
+            let r = s
+                .call("bdev_lvol_delete_lvstore", super::selector(name))
+                .await?;
             s.emit(&r, &format!("Deleted lvstore {name}"));
         }
         LvstoreAction::Rename { old_name, new_name } => {
@@ -177,8 +170,12 @@ async fn exec(args: &LvstoreArgs) -> Result<(), CliError> {
 }
 
 async fn grow(s: &mut Session, name: &str) -> Result<(), CliError> {
-    let r = s.call("bdev_lvol_grow_lvstore", selector(name)).await?;
-    let now = s.call("bdev_lvol_get_lvstores", selector(name)).await?;
+    let r = s
+        .call("bdev_lvol_grow_lvstore", super::selector(name))
+        .await?;
+    let now = s
+        .call("bdev_lvol_get_lvstores", super::selector(name))
+        .await?;
     let size = items(&now).first().map(|l| {
         format_size(u64_of(l, "total_data_clusters").saturating_mul(u64_of(l, "cluster_size")))
     });

@@ -36,7 +36,7 @@ pub fn status_of(reports: &Value) -> ExitCode {
 
 /// The online check of `name` (or of every lvstore).
 pub async fn online(s: &mut Session, name: Option<&str>) -> Result<ExitCode, CliError> {
-    let p = name.map_or(Value::Null, super::lvstore::selector);
+    let p = name.map_or(Value::Null, super::selector);
     let reports = s.call("bdev_lvol_check_lvstore", p).await?;
     s.emit(&reports, &render(&reports));
     Ok(status_of(&reports))

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
 
 use crate::telemetry::LogFormat;
 
@@ -222,6 +223,15 @@ impl ServeArgs {
         self.rpc_socket
             .clone()
             .unwrap_or_else(|| self.data_dir.join(RPC_SOCKET_NAME))
+    }
+}
+
+/// `{"uuid": ..}` or `{"lvs_name": ..}` for an lvstore given by name or UUID.
+pub fn selector(name: &str) -> Value {
+    if uuid::Uuid::parse_str(name).is_ok() {
+        json!({"uuid": name})
+    } else {
+        json!({"lvs_name": name})
     }
 }
 

@@ -70,7 +70,7 @@
 //! namespace is missing when its NSID is free, or, without `nsid`, when no namespace of the
 //! subsystem exports that bdev); its identity and `allow_any_host` are left as they are.
 //!
-//! This module is the format (parsing and checks); [`apply`] (in `config/apply.rs`) makes it
+//! This module is the format (parsing and checks); `apply` (in `config/apply.rs`) makes it
 //! so, through the same JSON-RPC methods an operator would call.
 
 use std::net::SocketAddr;
@@ -78,8 +78,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
-
-pub use super::apply::{Applied, apply};
 
 /// A size: bytes, or a string with a binary unit (`"10G"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

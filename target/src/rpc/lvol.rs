@@ -43,7 +43,6 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "bdev_lvol_rename_lvstore", rename_lvstore);
     super::reg(m, t, "bdev_lvol_grow_lvstore", grow_lvstore);
     super::lvol_ops::register(m, t);
-    super::lvol_check::register(m, t);
 }
 
 /// An lvstore's `clear_method`.

@@ -68,6 +68,7 @@ pub fn methods(target: &Arc<Target>) -> Methods {
     notify::register(&mut m, target);
     runtime::register(&mut m, target);
     lvol::register(&mut m, target);
+    lvol_check::register(&mut m, target);
     nvmf::register(&mut m, target);
     compat::register(&mut m, target);
     pending::register(&mut m, target);
