@@ -117,3 +117,20 @@ pub struct QueueCtx {
 pub fn ready(c: Completion) -> CommandFuture {
     Box::pin(std::future::ready(c))
 }
+
+/// What became of a command.
+pub enum Started {
+    /// It runs as this future.
+    Running(CommandFuture),
+    /// It was parked (an Asynchronous Event Request) and completes later out of band.
+    Parked,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running(_) => "Running",
+            Self::Parked => "Parked",
+        })
+    }
+}

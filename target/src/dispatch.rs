@@ -17,22 +17,7 @@ use lamina_protocol::nvme::{AdminOpcode, Fuse, StatusCode};
 
 use crate::command::{After, CommandFuture, Completion, QueueCtx, Request, ready};
 
-/// What became of a command.
-pub enum Started {
-    /// It runs as this future.
-    Running(CommandFuture),
-    /// It was parked (an Asynchronous Event Request) and completes later out of band.
-    Parked,
-}
-
-impl std::fmt::Debug for Started {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Running(_) => "Running",
-            Self::Parked => "Parked",
-        })
-    }
-}
+pub use crate::command::Started;
 
 /// A command started on a bound queue.
 pub enum Dispatched<F> {

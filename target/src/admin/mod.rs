@@ -8,8 +8,8 @@ pub mod log_page;
 
 use lamina_protocol::nvme::{Abort, AdminOpcode, StatusCode};
 
+use crate::command::Started;
 use crate::command::{Completion, QueueCtx, Request, ready};
-use crate::dispatch::Started;
 use crate::subsystem::SubsystemKind;
 
 /// Starts an admin command. Data for the host never exceeds what its SGL describes (the
