@@ -6,6 +6,7 @@
 // Test helpers fail the test by panicking; that is their job.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -363,22 +364,35 @@ async fn namespace_removal_waits_for_in_flight_io() {
     let ns = ctrl.namespace(1).await.unwrap();
     let q = ctrl.io_queue(0).unwrap().clone();
     // Keep a stream of 128 KiB writes in flight while the namespace is removed.
-    let writer = tokio::spawn(async move {
-        let mut ok = 0u32;
-        let mut refused = 0u32;
-        for i in 0..400u64 {
-            match q
-                .write(&ns, (i % 64) * 32, Bytes::from(vec![9u8; 131_072]), false)
-                .await
-            {
-                Ok(()) => ok += 1,
-                Err(e) if e.is_status(StatusCode::INVALID_NAMESPACE_OR_FORMAT) => refused += 1,
-                Err(e) => panic!("unexpected failure: {e}"),
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let writer = tokio::spawn({
+        let done = Arc::clone(&done);
+        async move {
+            let mut ok = 0u32;
+            let mut refused = 0u32;
+            for i in 0..400u64 {
+                match q
+                    .write(&ns, (i % 64) * 32, Bytes::from(vec![9u8; 131_072]), false)
+                    .await
+                {
+                    Ok(()) => ok += 1,
+                    Err(e) if e.is_status(StatusCode::INVALID_NAMESPACE_OR_FORMAT) => refused += 1,
+                    Err(e) => panic!("unexpected failure: {e}"),
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
+            (ok, refused)
         }
-        (ok, refused)
     });
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Remove once the stream is flowing (some writes completed, the rest in flight).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writes never started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     t.call(
         "nvmf_subsystem_remove_ns",
         json!({"nqn": lamina_integration::fixtures::DEFAULT_NQN, "nsid": 1}),

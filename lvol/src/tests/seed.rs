@@ -4,36 +4,79 @@
 //! internally consistent. `LAMINA_SEED_ITERATIONS` scales it (default 2000 iterations, three
 //! deletes each), next to 32 lvols that stay, so listings are not trivially short.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::support::*;
 use crate::{LvolError, LvolInfo, OpenMode, Progress, Registry};
 
-fn check_info(i: &LvolInfo) {
-    assert_eq!(i.alias, format!("{}/{}", i.lvs_name, i.name), "{i:?}");
-    assert_eq!(i.size_bytes, i.num_clusters * i.cluster_size, "{i:?}");
+/// What one lvol's properties must satisfy however they were read: fields read from different
+/// places (its data, its lvstore, the metadata) agree with each other. A torn read (say, the
+/// name of one generation and the map of another) breaks one of these.
+fn check_info(i: &LvolInfo, stores: &HashMap<uuid::Uuid, String>) {
+    assert_eq!(
+        stores.get(&i.lvs_uuid),
+        Some(&i.lvs_name),
+        "{}: lvstore name and UUID disagree",
+        i.alias
+    );
+    assert!(i.alias.ends_with(&format!("/{}", i.name)), "{i:?}");
     assert!(i.num_allocated_clusters <= i.num_clusters, "{i:?}");
     assert_eq!(i.is_clone, i.parent.is_some(), "{i:?}");
     assert!(!i.is_snapshot || i.is_read_only, "{i:?}");
-    assert!(i.clones.is_empty() || i.is_read_only, "{i:?}");
+    assert!(i.clones.is_empty() || i.is_snapshot, "{i:?}");
     if !i.is_thin_provisioned && !i.is_clone {
         assert_eq!(i.num_allocated_clusters, i.num_clusters, "{i:?}");
     }
+    // The scenario names every lvol it creates after its role; any other name is garbage.
+    assert!(
+        ["keep", "v", "s", "c"]
+            .iter()
+            .any(|p| i.name.starts_with(p)),
+        "unexpected name {:?}",
+        i.name
+    );
     assert!(!i.is_esnap_clone && !i.is_degraded);
 }
 
-/// One listing is one view: every parent and clone it names is in it.
+/// One listing is one view: every parent and clone it names is in it, the two directions
+/// agree (a clone's parent lists it among its clones, and the other way round), and no lvol
+/// or name appears twice.
 fn check_references(listed: &[LvolInfo]) {
-    let uuids: std::collections::HashSet<uuid::Uuid> = listed.iter().map(|i| i.uuid).collect();
+    let by_uuid: HashMap<uuid::Uuid, &LvolInfo> = listed.iter().map(|i| (i.uuid, i)).collect();
+    assert_eq!(by_uuid.len(), listed.len(), "an lvol is listed twice");
+    let names: std::collections::HashSet<&str> = listed.iter().map(|i| i.alias.as_str()).collect();
+    assert_eq!(names.len(), listed.len(), "a name is listed twice");
     for i in listed {
         for r in i.parent.iter().chain(&i.clones) {
+            let Some(other) = by_uuid.get(&r.uuid) else {
+                panic!(
+                    "{} names {} ({}), which the same listing does not hold",
+                    i.alias, r.name, r.uuid
+                )
+            };
+            assert_eq!(
+                other.name, r.name,
+                "{} names {} by another name",
+                i.alias, r.uuid
+            );
+        }
+        if let Some(p) = &i.parent {
             assert!(
-                uuids.contains(&r.uuid),
-                "{} names {} ({}), which the same listing does not hold",
+                by_uuid[&p.uuid].clones.iter().any(|c| c.uuid == i.uuid),
+                "{}'s parent {} does not list it as a clone",
                 i.alias,
-                r.name,
-                r.uuid
+                p.name
+            );
+        }
+        for c in &i.clones {
+            assert_eq!(
+                by_uuid[&c.uuid].parent.as_ref().map(|p| p.uuid),
+                Some(i.uuid),
+                "{} lists {} as a clone, whose parent is another",
+                i.alias,
+                c.name
             );
         }
     }
@@ -42,18 +85,20 @@ fn check_references(listed: &[LvolInfo]) {
 /// One lister: everything a JSON-RPC listing or a metrics scrape reads.
 fn lister(reg: &Registry, stop: &AtomicBool, count: &AtomicU64) {
     while !stop.load(Ordering::Relaxed) {
+        let mut stores = HashMap::new();
         for s in reg.list_lvstores() {
             assert!(s.free_clusters <= s.total_data_clusters, "{s:?}");
+            stores.insert(s.uuid, s.name);
         }
         let listed = reg.list_lvols(None);
         for i in &listed {
-            check_info(i);
+            check_info(i, &stores);
         }
         check_references(&listed);
         for store in reg.lvstores() {
             for l in store.lvols() {
                 match l.info() {
-                    Ok(i) => check_info(&i),
+                    Ok(i) => check_info(&i, &stores),
                     Err(LvolError::Deleted) => {}
                     Err(e) => panic!("unexpected listing error {e}"),
                 }

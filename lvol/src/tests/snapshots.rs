@@ -56,8 +56,9 @@ async fn snapshot_under_concurrent_writes_is_a_prefix() {
     let l = store.create_lvol("v", MIB, &thin()).await.unwrap();
     let d = Arc::new(l.open(OpenMode::Export).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
-        let (d, stop) = (Arc::clone(&d), Arc::clone(&stop));
+        let (d, stop, progress) = (Arc::clone(&d), Arc::clone(&stop), Arc::clone(&progress));
         tokio::spawn(async move {
             let mut i = 1u64;
             while !stop.load(Ordering::SeqCst) || i < 200 {
@@ -66,12 +67,16 @@ async fn snapshot_under_concurrent_writes_is_a_prefix() {
                 d.write((i % 64) * 512, bytes::Bytes::from(block), false)
                     .await
                     .unwrap();
+                progress.store(i, Ordering::SeqCst);
                 i += 1;
             }
             i
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Snapshot in the middle of the stream: once the writer is well under way.
+    while progress.load(Ordering::SeqCst) < 50 {
+        tokio::task::yield_now().await;
+    }
     let s = l.snapshot("snap").await.unwrap();
     stop.store(true, Ordering::SeqCst);
     let n = writer.await.unwrap();

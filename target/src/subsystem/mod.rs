@@ -365,8 +365,13 @@ mod tests {
         let s = Arc::new(s);
         let s2 = s.clone();
         let remover = tokio::spawn(async move { s2.remove_namespace(1).await });
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The remover runs on this (current-thread) runtime at each yield: it unpublishes at
+        // once, then must stay parked on the guard however often it is polled.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
         assert!(s.namespace(1).is_none(), "unpublished before draining");
+        assert_eq!(held.state(), NamespaceState::Removing);
         assert!(
             !remover.is_finished(),
             "removal waits for the in-flight command"
