@@ -37,6 +37,12 @@ impl Lvol {
 
     fn needs_copy(&self, idx: u32, thick: bool) -> Option<u32> {
         let shared = &self.core.shared;
+        // Past the end: a resize shrank the lvol after the caller compared `idx` with its
+        // size and before it took the gate. Nothing to copy (an out-of-range entry reads as
+        // ZERO, which a thick copy would otherwise try to allocate and fail to map).
+        if idx >= shared.data.read().size_clusters() {
+            return None;
+        }
         let e = entry(shared, idx);
         let need = if thick {
             !is_real(e)

@@ -43,7 +43,7 @@ fn check_info(i: &LvolInfo, stores: &HashMap<uuid::Uuid, String>) {
 /// One listing is one view: every parent and clone it names is in it, the two directions
 /// agree (a clone's parent lists it among its clones, and the other way round), and no lvol
 /// or name appears twice.
-fn check_references(listed: &[LvolInfo]) {
+pub(super) fn check_references(listed: &[LvolInfo]) {
     let by_uuid: HashMap<uuid::Uuid, &LvolInfo> = listed.iter().map(|i| (i.uuid, i)).collect();
     assert_eq!(by_uuid.len(), listed.len(), "an lvol is listed twice");
     let names: std::collections::HashSet<&str> = listed.iter().map(|i| i.alias.as_str()).collect();
