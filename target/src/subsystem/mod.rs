@@ -101,6 +101,9 @@ pub struct Subsystem {
     hosts: RwLock<BTreeSet<String>>,
     listeners: RwLock<BTreeSet<SocketAddr>>,
     namespaces: RwLock<BTreeMap<u32, Arc<Namespace>>>,
+    /// Held from choosing a free NSID to publishing the namespace (see
+    /// [`Subsystem::adding_namespace`]).
+    adding: parking_lot::Mutex<()>,
     events: broadcast::Sender<SubsystemEvent>,
     stats: crate::stats::SubsystemStats,
 }
@@ -124,6 +127,7 @@ impl Subsystem {
             hosts: RwLock::new(BTreeSet::new()),
             listeners: RwLock::new(BTreeSet::new()),
             namespaces: RwLock::new(BTreeMap::new()),
+            adding: parking_lot::Mutex::new(()),
             events: broadcast::channel(64).0,
             stats: crate::stats::SubsystemStats::default(),
         }
@@ -234,6 +238,13 @@ impl Subsystem {
         (1..=self.max_namespaces)
             .find(|n| !map.contains_key(n) && !reserved.contains(n))
             .ok_or(SubsystemError::Full(self.max_namespaces))
+    }
+
+    /// Serialises namespace additions: hold the guard from [`Subsystem::free_nsid`] to
+    /// [`Subsystem::add_namespace`], so two additions that both let Lamina choose the NSID do
+    /// not choose the same one (one would fail with "already in use").
+    pub fn adding_namespace(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.adding.lock()
     }
 
     /// Publishes `ns` and tells the controllers.

@@ -94,6 +94,8 @@ fn parse_nguid(s: &str) -> Result<[u8; 16], RpcError> {
 pub(super) async fn add_ns(t: Arc<Target>, p: AddNs) -> RpcResult {
     let sub = nvm_subsystem(&t, &p.nqn)?;
     let nguid = p.namespace.nguid.as_deref().map(parse_nguid).transpose()?;
+    // No await from here to the publication: the guard is a plain mutex.
+    let _adding = sub.adding_namespace();
     let nsid = match p.namespace.nsid {
         Some(0) | None => sub.free_nsid(&t.pending.reserved_nsids(&p.nqn))?,
         Some(n) => n,
