@@ -248,3 +248,111 @@ async fn destroy_closes_an_lvol_a_refused_delete_published_again() {
     assert_eq!(v.core.life.state(), LvolState::Unloaded);
     assert!(written.load(Ordering::SeqCst) >= 1);
 }
+
+/// The windows above, on a device that fails (issue 14 §3: fault injection in each window).
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    DeleteClearing,
+    ThickCreate,
+    Inflate,
+}
+
+/// Sets up `window` on a fresh device: the store, and the work that is then in progress.
+async fn window_setup(window: Window) -> (FaultDevice, Registry, LvolStore) {
+    let dev = FaultDevice::new(64 * MIB, 512).unwrap();
+    let reg = Registry::new();
+    let store = store_on(&dev, &reg).await;
+    let opts = crate::LvolOptions {
+        clear_method: crate::ClearMethod::WriteZeroes,
+        ..thick()
+    };
+    match window {
+        Window::DeleteClearing | Window::ThickCreate => {
+            let a = store.create_lvol("a", MIB, &opts).await.unwrap();
+            let b = store.create_lvol("b", MIB, &opts).await.unwrap();
+            for mib in 2..=12 {
+                a.resize(mib * MIB).await.unwrap();
+                b.resize(mib * MIB).await.unwrap();
+            }
+            if matches!(window, Window::ThickCreate) {
+                a.delete(&Progress::new()).await.unwrap();
+            }
+        }
+        Window::Inflate => {
+            let v = store.create_lvol("a", 6 * MIB, &thin()).await.unwrap();
+            let d = v.open(OpenMode::Shared).unwrap();
+            for c in 0..6u64 {
+                d.write(c * MIB, pattern(c, 4096), false).await.unwrap();
+            }
+            drop(d);
+            v.snapshot("s").await.unwrap();
+        }
+    }
+    (dev, reg, store)
+}
+
+async fn window_work(window: Window, s: LvolStore) -> Result<(), LvolError> {
+    match window {
+        Window::DeleteClearing => s.lvol("a")?.delete(&Progress::new()).await,
+        Window::ThickCreate => s.create_lvol("t", 10 * MIB, &thick()).await.map(drop),
+        Window::Inflate => s.lvol("a")?.inflate(&Progress::new()).await,
+    }
+}
+
+/// In each window, the device starts failing every write after the next `k`, while the
+/// lvstore is destroyed. Whatever each side answers: both return; once destroy returned,
+/// nothing is written any more; and the media is either wiped (no lvstore) or an lvstore
+/// that passes the offline check: a failing disk costs the operation, never the store.
+#[tokio::test]
+async fn destroy_during_each_window_on_a_failing_device() {
+    use crate::device::{CrashMode, FaultMode};
+    let mut outcomes = Vec::new();
+    for window in [Window::DeleteClearing, Window::ThickCreate, Window::Inflate] {
+        for k in [0u64, 1, 3, 8, 20] {
+            let what = format!("{window:?}, failing after {k} writes");
+            let (dev, reg, store) = window_setup(window).await;
+            dev.set_yielding(true);
+            dev.fail_after(dev.writes() + k, FaultMode::Error);
+            let work = tokio::spawn(window_work(window, store.clone()));
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+            let destroyed = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                reg.destroy_lvstore(&store),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{what}: destroy hung"));
+            let after = dev.writes();
+            let worked = tokio::time::timeout(std::time::Duration::from_secs(30), work)
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the work hung"))
+                .unwrap();
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                dev.writes(),
+                after,
+                "{what}: written after destroy returned"
+            );
+            let image = Device::Fault(FaultDevice::from_image(
+                dev.crash_image(CrashMode::KeepAll),
+                512,
+            ));
+            match crate::check_device(&image).await {
+                Ok(r) => assert!(r.is_consistent(), "{what}: {:?}", r.problems),
+                Err(LvolError::NoLvstore) => {}
+                Err(e) => panic!("{what}: the media is neither wiped nor a store: {e}"),
+            }
+            outcomes.push(format!(
+                "{what}: destroy {:?}, work {:?}",
+                destroyed.map_err(|e| e.to_string()),
+                worked.map_err(|e| e.to_string())
+            ));
+        }
+    }
+    for o in &outcomes {
+        eprintln!("{o}");
+    }
+}
