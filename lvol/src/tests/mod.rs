@@ -11,6 +11,7 @@ mod cancel;
 mod churn;
 mod crash;
 mod data;
+mod fault_windows;
 mod interleave;
 mod lvol_ops;
 mod model;
