@@ -371,21 +371,19 @@ impl LvolStore {
             info.parent = chain.into_iter().find(|a| listed.contains_key(&a.uuid));
             info.is_clone = info.parent.is_some();
         }
-        let parents: Vec<(Uuid, Option<Uuid>)> = out
-            .iter()
-            .map(|i| (i.uuid, i.parent.as_ref().map(|p| p.uuid)))
-            .collect();
+        // One pass groups the clones by parent (a scrape lists every lvol: no n² scan).
+        let mut clones: std::collections::HashMap<Uuid, Vec<crate::LvolRef>> =
+            std::collections::HashMap::new();
+        for i in &out {
+            if let Some(p) = &i.parent {
+                clones.entry(p.uuid).or_default().push(crate::LvolRef {
+                    uuid: i.uuid,
+                    name: i.name.clone(),
+                });
+            }
+        }
         for info in &mut out {
-            info.clones = parents
-                .iter()
-                .filter(|(_, p)| *p == Some(info.uuid))
-                .filter_map(|(c, _)| {
-                    listed.get(c).map(|name| crate::LvolRef {
-                        uuid: *c,
-                        name: name.clone(),
-                    })
-                })
-                .collect();
+            info.clones = clones.remove(&info.uuid).unwrap_or_default();
             info.clones.sort_by(|a, b| a.name.cmp(&b.name));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
