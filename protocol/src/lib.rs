@@ -83,6 +83,8 @@
 pub mod codec;
 pub mod fabrics;
 pub mod nvme;
+pub mod recycle;
+pub mod target;
 pub mod tcp;
 mod wire;
 

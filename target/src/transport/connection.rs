@@ -1,35 +1,32 @@
-//! One NVMe/TCP connection, which is one queue: the IC exchange, then a single task that reads
-//! PDUs, runs commands concurrently and writes their completions.
+//! One NVMe/TCP connection, which is one queue: the only code that touches its `TcpStream`.
 //!
-//! Only this module touches the `TcpStream`. The task owns all queue state without locks: the
-//! framer and read buffer, the in-flight command futures (polled here, so a command never hops
-//! threads to complete), the H2C transfers, and the output queue written with vectored
-//! non-blocking writes. Every readable event reads everything the socket has (many PDUs per
-//! `read`) into a pooled chunk (see [`super::pool`]); payloads are split off it as `Bytes`
-//! and reach the backend without a copy. It ends when the host closes the connection or disconnects, when a
-//! protocol violation is answered with a C2HTermReq, when the controller is torn down (KATO,
-//! reset, admin queue gone), or at shutdown, when it stops reading and lets in-flight commands
-//! finish for up to [`DRAIN_TIMEOUT`] before closing.
+//! A single task reads what the socket has into a pooled read buffer (many PDUs per `read`;
+//! see [`super::pool`]), hands the bytes to the queue's sans-IO core (which decodes them and
+//! decides what every PDU does), runs the commands the core passes up (see [`super::queue`]),
+//! and writes what the core hands back with vectored non-blocking writes. Payloads are split
+//! off the read buffer as `Bytes` and reach the backend without a copy. The task owns all of
+//! it without locks. It ends when the host closes the connection or disconnects, when the core
+//! ends the queue (a protocol violation, answered with the C2HTermReq the core queued, or no
+//! ICReq and Connect in time), when the controller is torn down (KATO, reset, admin queue
+//! gone), or at shutdown, when it stops reading and lets in-flight commands finish for up to
+//! [`DRAIN_TIMEOUT`] before closing.
 
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lamina_protocol::tcp::{Fes, IcResp, Pda, TermReq, TxParams};
-use lamina_protocol::{DecodeError, Framer, FramerConfig, Pdu};
+use lamina_protocol::target::{Input, QueueError};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use super::admission::Ticket;
-use super::output::Output;
 use super::pool::ReadBuffer;
-use super::queue::{QueueExit, new_queue};
+use super::queue::{Core, Queue, QueueEvent, new_queue};
+use crate::command::Completion;
 use crate::context::Target;
-use crate::options::ADMIN_IN_CAPSULE_DATA;
 use crate::stats::TransportStats;
 
-/// How long the ICResp may take to be sent.
-pub const IC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight commands may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stop reading new PDUs while this much output waits for a slow host.
@@ -41,18 +38,17 @@ const READ_CHUNK: usize = 256 * 1024;
 const MIN_READ: usize = 4096;
 /// Read chunks a connection keeps for reuse at most (write payloads in flight pin theirs).
 const MAX_READ_CHUNKS: usize = 64;
+/// Input handled between two writes of the completions ready (see `decode_buffered`).
+const ANSWER_EVERY: usize = 32 * 1024;
 
-/// Why a connection ended.
+/// Why a connection ended with an error.
 #[derive(Debug)]
 pub enum ConnError {
     /// The socket failed or the host went away.
     Io(io::Error),
-    /// The host broke the protocol; a C2HTermReq was sent.
-    Violation(String),
-    /// The host sent an H2CTermReq.
-    HostTerminated(Fes),
-    /// No ICReq, or no successful Connect, in time.
-    Timeout,
+    /// The queue's core ended it (a violation, whose TermReq was sent; an H2CTermReq; no
+    /// ICReq and Connect in time).
+    Queue(QueueError),
     /// Closed to make room for a new connection before it had connected.
     Evicted,
 }
@@ -63,30 +59,49 @@ impl From<io::Error> for ConnError {
     }
 }
 
-/// The socket side of a queue.
-#[derive(Debug)]
-pub struct Wire {
-    /// The TCP stream.
-    pub stream: TcpStream,
-    /// Bytes read and not yet decoded.
-    pub rbuf: ReadBuffer,
-    /// The decoder.
-    pub framer: Framer,
-    /// Digest and alignment parameters for sending.
-    pub tx: TxParams,
-    /// Bytes to send.
-    pub out: Output,
-    /// Our address.
-    pub local: SocketAddr,
-    /// The host's address.
-    pub peer: SocketAddr,
+impl From<QueueError> for ConnError {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
 }
 
-impl Wire {
+/// Why a queue ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueExit {
+    /// The host closed the TCP connection.
+    HostClosed,
+    /// Fabrics Disconnect.
+    Disconnected,
+    /// The controller was torn down (KATO expiry, admin queue gone, reset).
+    TornDown,
+    /// The target is shutting down.
+    Shutdown,
+}
+
+/// The socket and its read buffer.
+#[derive(Debug)]
+struct Socket {
+    stream: TcpStream,
+    rbuf: ReadBuffer,
+    /// Decoding stopped with PDUs left in the read buffer because the output backed up.
+    input_paused: bool,
+}
+
+/// Writes what `core` has queued, as much as the socket takes without blocking; `Ok(true)`
+/// when all of it was sent.
+fn write_out(stream: &TcpStream, core: &mut Core) -> io::Result<bool> {
+    core.poll_transmit(|iov| stream.try_write_vectored(iov))
+}
+
+fn backlogged(core: &Core) -> bool {
+    core.pending_output() > OUT_HIGH_WATER
+}
+
+impl Socket {
     /// Reads what the socket has, without blocking, up to the end of the current read chunk
     /// (the caller decodes, then reads again: the socket stays readable); `Ok(0)` means the
     /// host closed.
-    pub fn read_available(&mut self) -> io::Result<usize> {
+    fn read_available(&mut self) -> io::Result<usize> {
         // The buffer holds at most one partial PDU here (everything complete was decoded), so
         // moving to a new chunk copies little.
         self.rbuf.make_room();
@@ -96,7 +111,7 @@ impl Wire {
                 return Ok(total);
             }
             match self.stream.try_read_buf(&mut self.rbuf.buf) {
-                Ok(0) => return if total == 0 { Ok(0) } else { Ok(total) },
+                Ok(0) => return Ok(total),
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return if total == 0 { Err(e) } else { Ok(total) };
@@ -106,39 +121,10 @@ impl Wire {
         }
     }
 
-    /// Decodes the next buffered PDU.
-    pub fn next_pdu(&mut self) -> Result<Option<Pdu>, DecodeError> {
-        self.rbuf.fit_pending();
-        let pdu = self.framer.decode(&mut self.rbuf.buf);
-        match &pdu {
-            Ok(Some(p)) => self.out.stats().on_pdu_rx(p.pdu_type().0),
-            Err(DecodeError::HeaderDigest { .. }) => {
-                self.out
-                    .stats()
-                    .header_digest_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(DecodeError::DataDigest { .. }) => {
-                self.out
-                    .stats()
-                    .data_digest_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        pdu
-    }
-
-    /// Sends a C2HTermReq for `term` and flushes what can be flushed.
-    pub fn terminate(&mut self, term: &TermReq) {
-        self.out.push_term_req(term, self.tx);
-        let _ = self.out.flush(&self.stream);
-    }
-
-    /// Writes until the output queue is empty or `deadline` passes.
-    pub async fn flush_all(&mut self, deadline: Duration) -> io::Result<()> {
+    /// Writes until the output is all sent or `deadline` passes.
+    async fn flush_all(&self, core: &mut Core, deadline: Duration) -> io::Result<()> {
         let flush = async {
-            while !self.out.flush(&self.stream)? {
+            while !write_out(&self.stream, core)? {
                 self.stream.writable().await?;
             }
             Ok(())
@@ -148,9 +134,145 @@ impl Wire {
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
-    /// Whether reading should pause because the host does not read its completions.
-    pub fn is_backlogged(&self) -> bool {
-        self.out.queued_bytes() > OUT_HIGH_WATER
+    /// Reads and handles every PDU available; `Ok(true)` when the host closed.
+    fn read_and_dispatch<F>(&mut self, q: &mut Queue<F>) -> Result<bool, ConnError>
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        match self.read_available() {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.decode_buffered(q)?;
+        Ok(false)
+    }
+
+    /// Hands every complete PDU in the read buffer to the core (including any that arrived
+    /// in the same segment as the ICReq), until the output backs up: a host that does not
+    /// read its completions gets no more commands started, so what it costs is bounded by
+    /// the output high-water mark, not by how much it sent.
+    fn decode_buffered<F>(&mut self, q: &mut Queue<F>) -> Result<(), ConnError>
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        let mut since_flush = 0usize;
+        self.input_paused = false;
+        loop {
+            if backlogged(&q.core) {
+                write_out(&self.stream, &mut q.core)?;
+                if backlogged(&q.core) {
+                    self.input_paused = true;
+                    return Ok(());
+                }
+            }
+            self.rbuf.fit_pending();
+            let before = self.rbuf.buf.len();
+            let input = q.core.handle_input(&mut self.rbuf.buf)?;
+            if matches!(input, Input::NeedMore) {
+                return Ok(());
+            }
+            since_flush += before - self.rbuf.buf.len();
+            // Send what has completed so far every ANSWER_EVERY bytes of input, so a host
+            // that sent a burst gets its first completions (and refills) while the rest of
+            // the burst runs, instead of the two sides taking turns; and as soon as large
+            // reads have queued enough.
+            if q.on_input(input) || since_flush >= ANSWER_EVERY {
+                since_flush = 0;
+                write_out(&self.stream, &mut q.core)?;
+            }
+        }
+    }
+
+    /// Runs the queue until it ends.
+    async fn drive<F>(
+        &mut self,
+        q: &mut Queue<F>,
+        root: &CancellationToken,
+        ticket: &mut Ticket,
+    ) -> Result<QueueExit, ConnError>
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        loop {
+            if q.is_bound() {
+                ticket.connected();
+            }
+            write_out(&self.stream, &mut q.core)?;
+            let closing = q.core.is_closing();
+            if closing && !q.is_running() {
+                self.flush_all(&mut q.core, DRAIN_TIMEOUT).await?;
+                return Ok(QueueExit::Disconnected);
+            }
+            if self.input_paused && !closing && !backlogged(&q.core) {
+                // The host read enough: go on with the PDUs that were already buffered.
+                self.decode_buffered(q)?;
+            }
+            let token = q.token(root);
+            let want_read = !closing && !backlogged(&q.core);
+            let deadline = q.core.poll_timeout(std::time::Instant::now())?;
+            let sleep = deadline.map(tokio::time::Instant::from_std);
+            let has_output = q.core.has_output();
+            tokio::select! {
+                biased;
+                () = token.cancelled() => return self.on_cancel(q, root).await,
+                () = sleep_until(sleep), if sleep.is_some() => {}
+                event = q.next_event() => match event {
+                    QueueEvent::Woken => {
+                        let stream = &self.stream;
+                        q.run_woken(|core| {
+                            let _ = write_out(stream, core);
+                        });
+                    }
+                    QueueEvent::Oob(cqe) => q.on_oob(cqe),
+                },
+                r = self.stream.readable(), if want_read => {
+                    r?;
+                    if self.read_and_dispatch(q)? {
+                        return Ok(QueueExit::HostClosed);
+                    }
+                }
+                r = self.stream.writable(), if has_output => r?,
+            }
+        }
+    }
+
+    /// The queue's token fired: shutdown (or eviction before Connect) drains, teardown just
+    /// closes.
+    async fn on_cancel<F>(
+        &mut self,
+        q: &mut Queue<F>,
+        root: &CancellationToken,
+    ) -> Result<QueueExit, ConnError>
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        if !root.is_cancelled() {
+            return Ok(QueueExit::TornDown);
+        }
+        if !q.is_bound() {
+            return Err(ConnError::Evicted);
+        }
+        let until = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while q.is_running() {
+            if tokio::time::timeout_at(until, q.woken()).await.is_err() {
+                break;
+            }
+            let stream = &self.stream;
+            q.run_woken(|core| {
+                let _ = write_out(stream, core);
+            });
+        }
+        let _ = self.flush_all(&mut q.core, Duration::from_secs(2)).await;
+        Ok(QueueExit::Shutdown)
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -196,44 +318,33 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, mut ticket: Ticket) {
         .connections_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = async move {
-        let opts = target.options();
-        let mut framer_cfg = FramerConfig::target();
-        framer_cfg.max_data_len = opts.io_unit_size;
-        framer_cfg.max_in_capsule_data = opts.in_capsule_data_size.max(ADMIN_IN_CAPSULE_DATA);
-        framer_cfg.max_plen = opts
-            .io_unit_size
-            .max(framer_cfg.max_in_capsule_data)
-            .saturating_add(256);
-        let max_pdu = usize::try_from(framer_cfg.max_plen).unwrap_or(READ_CHUNK);
+        let mut queue = new_queue(target, local, peer, ticket.connect_timeout());
+        let max_pdu = usize::try_from(queue.max_pdu()).unwrap_or(READ_CHUNK);
         let chunk = READ_CHUNK.max(max_pdu.saturating_mul(4));
-        let mut wire = Wire {
+        let mut socket = Socket {
             stream,
             rbuf: ReadBuffer::new(chunk, MAX_READ_CHUNKS, MIN_READ, max_pdu),
-            framer: Framer::new(framer_cfg),
-            tx: TxParams::INITIAL,
-            out: Output::new(target.transport_stats.clone()),
-            local,
-            peer,
+            input_paused: false,
         };
-        let deadline = tokio::time::Instant::now() + ticket.connect_timeout();
-        let shaken = tokio::select! {
-            r = tokio::time::timeout_at(deadline, handshake(&mut wire, opts.io_unit_size)) => {
-                r.unwrap_or(Err(ConnError::Timeout))
-            }
-            () = ticket.token.cancelled() => Err(ConnError::Evicted),
-        };
-        if let Err(e) = shaken {
-            if matches!(e, ConnError::Timeout) {
-                ticket.on_connect_timeout();
-            }
-            log_end(&e);
-            return;
-        }
         let root = ticket.token.clone();
-        let queue = new_queue(target, local, peer);
-        match queue.run(&mut wire, root, &mut ticket, deadline).await {
+        let result = socket.drive(&mut queue, &root, &mut ticket).await;
+        if result.is_err() {
+            // The TermReq the core queued, if it did.
+            let _ = write_out(&socket.stream, &mut queue.core);
+        }
+        // Commands still running are not dropped: they run to completion first (their
+        // completions go nowhere), and the controller is released only once nothing the
+        // queue started is still writing.
+        queue.finish_in_flight().await;
+        queue.unbind();
+        match result {
             Ok(exit) => tracing::debug!(?exit, "connection closed"),
-            Err(e) => log_end(&e),
+            Err(e) => {
+                if matches!(e, ConnError::Queue(QueueError::Timeout(_))) {
+                    ticket.on_connect_timeout();
+                }
+                log_end(&e);
+            }
         }
     };
     tracing::Instrument::instrument(run, span).await;
@@ -243,90 +354,19 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, mut ticket: Ticket) {
 fn log_end(e: &ConnError) {
     match e {
         ConnError::Io(e) => tracing::debug!(error = %e, "connection closed"),
-        ConnError::Violation(what) => {
-            tracing::warn!(violation = %what, "protocol violation: sent C2HTermReq, closing");
-        }
-        ConnError::HostTerminated(fes) => {
+        ConnError::Queue(QueueError::HostTerminated(fes)) => {
             tracing::warn!(?fes, "host terminated the connection (H2CTermReq)");
         }
-        ConnError::Timeout => tracing::debug!("no ICReq and Connect in time: closing"),
+        ConnError::Queue(QueueError::Timeout(_)) => {
+            tracing::debug!("no ICReq and Connect in time: closing");
+        }
+        ConnError::Queue(e) => {
+            tracing::warn!(violation = %e, fes = ?e.fes(), cause = ?e.cause(),
+                "protocol violation: sent C2HTermReq, closing");
+        }
         ConnError::Evicted => {
             tracing::debug!("closed before Connect to make room for a new connection");
         }
-    }
-}
-
-/// The ICReq/ICResp exchange (the caller bounds it in time).
-async fn handshake(wire: &mut Wire, maxh2cdata: u32) -> Result<(), ConnError> {
-    let pdu = read_one(wire).await?;
-    let Pdu::IcReq(req) = pdu else {
-        return Err(violation(
-            wire,
-            Fes::PDU_SEQUENCE_ERROR,
-            0,
-            "first PDU is not an ICReq",
-        ));
-    };
-    let resp = IcResp {
-        pfv: 0,
-        cpda: Pda(0),
-        digests: req.digests,
-        maxh2cdata,
-    };
-    wire.out.push_pdu(&Pdu::IcResp(resp), TxParams::INITIAL);
-    wire.flush_all(IC_TIMEOUT).await?;
-    wire.framer.set_digests(req.digests);
-    wire.tx = TxParams {
-        digests: req.digests,
-        peer_pda: req.hpda,
-    };
-    Ok(())
-}
-
-/// Reads until one PDU decodes.
-async fn read_one(wire: &mut Wire) -> Result<Pdu, ConnError> {
-    loop {
-        match wire.next_pdu() {
-            Ok(Some(pdu)) => return Ok(pdu),
-            Ok(None) => {}
-            Err(e) => return Err(decode_failure(wire, &e)),
-        }
-        wire.stream.readable().await?;
-        match wire.read_available() {
-            Ok(0) => return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Answers a fatal decode error with its TermReq.
-pub fn decode_failure(wire: &mut Wire, e: &DecodeError) -> ConnError {
-    if let Some(term) = e.term_req() {
-        wire.terminate(&term);
-    }
-    ConnError::Violation(e.to_string())
-}
-
-/// Sends a TermReq for a violation found above the codec.
-pub fn violation(wire: &mut Wire, fes: Fes, fei: u32, what: &str) -> ConnError {
-    let term = TermReq {
-        fes,
-        fei: if fes.has_fei() { fei } else { 0 },
-        header: bytes::Bytes::new(),
-    };
-    wire.terminate(&term);
-    ConnError::Violation(what.to_owned())
-}
-
-/// Why the queue loop ended without error.
-pub fn describe(exit: &QueueExit) -> &'static str {
-    match exit {
-        QueueExit::HostClosed => "host closed the connection",
-        QueueExit::Disconnected => "host disconnected the queue",
-        QueueExit::TornDown => "controller torn down",
-        QueueExit::Shutdown => "target shutting down",
     }
 }
 

@@ -17,13 +17,10 @@
 //! stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
 
 pub mod admission;
-pub mod cids;
 pub mod connection;
-pub mod output;
 pub mod pool;
 pub mod queue;
 pub mod slots;
-pub mod transfer;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

@@ -1,42 +1,19 @@
-//! Starting commands and binding the queue: Connect binds it to a controller as its admin
-//! queue or one of its I/O queues (once), every other command waits for that binding, and
-//! the queue's hold on its controller is released when it ends.
+//! Binding the queue at Connect: Connect binds it to a controller as its admin queue or one
+//! of its I/O queues (the core allows it once, and nothing else before it), and the queue's
+//! hold on its controller is released when it ends.
 
-use super::{
-    Bound, Completion, ConnectCommand, ConnectData, Dispatched, Either, FabricsCommandType, Future,
-    Joined, Queue, QueueCtx, Request, Started, Status, StatusCode, Wire, connect,
-    fabrics_command_type,
-};
+use std::future::Future;
+
+use lamina_protocol::fabrics::{ConnectCommand, ConnectData};
+use lamina_protocol::nvme::{Status, StatusCode};
+use lamina_protocol::target::{Binding, Command};
+
+use super::{Bound, Completion, Queue, QueueCtx};
+use crate::controller::connect::{Joined, connect};
 
 impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
-    /// Starts a command whose data is all here.
-    pub(super) fn dispatch(&mut self, wire: &mut Wire, req: Request) {
-        let sqe = req.sqe;
-        if fabrics_command_type(&sqe) == Some(FabricsCommandType::CONNECT) {
-            let c = self.on_connect(&req);
-            return self.send_completion(wire, c);
-        }
-        let Some(bound) = &self.bound else {
-            return self.send_completion(
-                wire,
-                Completion::error(sqe.cid, StatusCode::COMMAND_SEQUENCE_ERROR),
-            );
-        };
-        let task = match (self.exec)(&bound.ctx, req) {
-            Dispatched::Io(f) => Either::Left(f),
-            Dispatched::Other(Started::Running(f)) => Either::Right(f),
-            Dispatched::Other(Started::Parked) => return,
-        };
-        if let Some(done) = self.slots.start(task) {
-            self.complete(wire, done);
-        }
-    }
-
-    pub(super) fn on_connect(&mut self, req: &Request) -> Completion {
+    pub(super) fn on_connect(&mut self, req: &Command) -> Completion {
         let cid = req.sqe.cid;
-        if self.bound.is_some() {
-            return Completion::error(cid, StatusCode::COMMAND_SEQUENCE_ERROR);
-        }
         let Ok(cmd) = ConnectCommand::try_from(&req.sqe) else {
             return Completion::error(cid, StatusCode::INVALID_FIELD);
         };
@@ -91,7 +68,11 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             } => (qid, token, None, Some(registration), hold),
         };
         span.record("qid", qid);
-        let c2h_success = ctrl.sq_flow_control_disabled() && self.target.options().c2h_success;
+        self.core.bind(Binding {
+            qid,
+            sq_entries: sqsize,
+            sq_flow_control_disabled: ctrl.sq_flow_control_disabled(),
+        });
         let stats = &self.target.transport_stats;
         let (gauge, total) = if qid == 0 {
             (&stats.admin_queues, &stats.admin_queues_total)
@@ -116,14 +97,12 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             token,
             oob,
             registration,
-            sqsize,
-            c2h_success,
             _hold: hold,
         });
     }
 
     /// Releases the queue's hold on its controller.
-    pub(super) fn unbind(&mut self) {
+    pub fn unbind(&mut self) {
         let Some(b) = self.bound.take() else { return };
         let stats = &self.target.transport_stats;
         let gauge = if b.ctx.qid == 0 {

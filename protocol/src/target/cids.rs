@@ -43,6 +43,7 @@ impl CidSet {
     }
 
     /// Whether `cid` is in the set.
+    #[cfg(test)]
     pub fn contains(&self, cid: u16) -> bool {
         let (word, bit) = Self::locate(cid);
         self.words.get(word).is_some_and(|w| w & bit != 0)
@@ -51,11 +52,6 @@ impl CidSet {
     /// How many CIDs are in the set.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Removes `cid`; false if it was not in the set.

@@ -4,11 +4,14 @@
 //! target sends one R2T for the whole length (the Linux host allows one outstanding R2T per
 //! command), and the host answers with H2CData PDUs of at most MAXH2CDATA bytes each, DATAO
 //! equal to what arrived so far, LAST_PDU on the final one. Anything else is a protocol
-//! violation that terminates the connection; [`Violation`] says which FES and field.
+//! violation that terminates the connection; its [`Violation`] names the rule, FES and field.
 
 use bytes::{Bytes, BytesMut};
-use lamina_protocol::nvme::Sqe;
-use lamina_protocol::tcp::{DATA_CCCID_OFFSET, DATA_DATAO_OFFSET, DATA_TTAG_OFFSET, Fes, H2cData};
+
+use super::error::{Rule, Violation, field_offset as offset};
+use crate::nvme::Sqe;
+use crate::tcp::header::CH_FLAGS_OFFSET;
+use crate::tcp::{DATA_CCCID_OFFSET, DATA_DATAO_OFFSET, DATA_TTAG_OFFSET, Fes, H2cData};
 
 /// One command waiting for its data.
 #[derive(Debug)]
@@ -24,54 +27,39 @@ pub struct Transfer {
     gathered: Option<BytesMut>,
 }
 
-/// A violation of the H2CData rules: the FES and the offending field's byte offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Violation {
-    /// Fatal Error Status.
-    pub fes: Fes,
-    /// Byte offset of the offending field in the PDU header.
-    pub field_offset: u32,
-    /// What was wrong, for the log.
-    pub what: &'static str,
-}
-
-fn offset(o: usize) -> u32 {
-    u32::try_from(o).unwrap_or(u32::MAX)
-}
-
 impl Transfer {
     /// Adds one H2CData; `Ok(true)` when the transfer is complete.
     fn accept(&mut self, pdu: &H2cData) -> Result<bool, Violation> {
         if pdu.cccid != self.sqe.cid {
-            return Err(Violation {
-                fes: Fes::INVALID_HEADER_FIELD,
-                field_offset: offset(DATA_CCCID_OFFSET),
-                what: "H2CData CCCID does not match the transfer tag's command",
-            });
+            return Err(Violation::host(
+                Rule::TransferCommandMismatch,
+                Fes::INVALID_HEADER_FIELD,
+                offset(DATA_CCCID_OFFSET),
+            ));
         }
         let len = u32::try_from(pdu.data.len()).unwrap_or(u32::MAX);
         if pdu.datao != self.received || len == 0 {
-            return Err(Violation {
-                fes: Fes::DATA_OUT_OF_RANGE,
-                field_offset: offset(DATA_DATAO_OFFSET),
-                what: "H2CData DATAO is not where the previous data ended",
-            });
+            return Err(Violation::host(
+                Rule::DataOffset,
+                Fes::DATA_OUT_OF_RANGE,
+                offset(DATA_DATAO_OFFSET),
+            ));
         }
         let end = self.received.checked_add(len).filter(|e| *e <= self.total);
         let Some(end) = end else {
-            return Err(Violation {
-                fes: Fes::DATA_OUT_OF_RANGE,
-                field_offset: offset(DATA_DATAO_OFFSET),
-                what: "H2CData reaches past the data the R2T asked for",
-            });
+            return Err(Violation::host(
+                Rule::DataPastR2t,
+                Fes::DATA_OUT_OF_RANGE,
+                offset(DATA_DATAO_OFFSET),
+            ));
         };
         let complete = end == self.total;
         if pdu.last_pdu != complete {
-            return Err(Violation {
-                fes: Fes::PDU_SEQUENCE_ERROR,
-                field_offset: 1,
-                what: "H2CData LAST_PDU flag does not match the end of the transfer",
-            });
+            return Err(Violation::host(
+                Rule::LastPduFlag,
+                Fes::PDU_SEQUENCE_ERROR,
+                CH_FLAGS_OFFSET,
+            ));
         }
         self.received = end;
         match (&mut self.first, &mut self.gathered) {
@@ -138,17 +126,22 @@ impl Transfers {
 
     /// Adds an H2CData; `Ok(Some((sqe, data)))` when its transfer completed.
     pub fn on_data(&mut self, pdu: &H2cData) -> Result<Option<(Sqe, Bytes)>, Violation> {
-        let unknown = Violation {
-            fes: Fes::INVALID_HEADER_FIELD,
-            field_offset: offset(DATA_TTAG_OFFSET),
-            what: "H2CData for an unknown transfer tag",
+        let unknown = || {
+            Violation::host(
+                Rule::UnknownTransferTag,
+                Fes::INVALID_HEADER_FIELD,
+                offset(DATA_TTAG_OFFSET),
+            )
         };
-        let slot = self.slots.get_mut(usize::from(pdu.ttag)).ok_or(unknown)?;
-        let transfer = slot.as_mut().ok_or(unknown)?;
+        let slot = self
+            .slots
+            .get_mut(usize::from(pdu.ttag))
+            .ok_or_else(unknown)?;
+        let transfer = slot.as_mut().ok_or_else(unknown)?;
         if !transfer.accept(pdu)? {
             return Ok(None);
         }
-        let done = slot.take().ok_or(unknown)?;
+        let done = slot.take().ok_or_else(unknown)?;
         self.free.push(pdu.ttag);
         self.active -= 1;
         let sqe = done.sqe;
@@ -171,6 +164,7 @@ impl Transfers {
     }
 
     /// Transfers in progress.
+    #[cfg(test)]
     pub fn active(&self) -> usize {
         self.active
     }

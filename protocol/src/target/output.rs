@@ -1,6 +1,6 @@
-//! The send side of a connection: PDUs queued as `Bytes` segments (headers encoded into a
-//! reusable scratch buffer, payloads as the `Bytes` the backend produced) and written with
-//! vectored, non-blocking writes, coalescing everything that is ready into as few syscalls as
+//! The send side of a queue: PDUs queued as `Bytes` segments (headers encoded into a reusable
+//! scratch buffer, payloads as the `Bytes` the backend produced), handed to the caller's
+//! vectored, non-blocking write, coalescing everything that is ready into as few syscalls as
 //! the kernel accepts. The scratch space comes from a [`Recycler`], so encoding a header (or a
 //! data digest) allocates nothing once the connection has warmed up.
 
@@ -8,12 +8,10 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
 use bytes::{Buf, Bytes, BytesMut};
-use lamina_protocol::tcp::{C2hData, CapsuleResp, DataTrailer, R2t, TermReq, TxParams};
-use lamina_protocol::{Pdu, nvme::Cqe};
-use tokio::net::TcpStream;
 
-use super::pool::Recycler;
-use crate::stats::TransportStats;
+use crate::nvme::Cqe;
+use crate::recycle::Recycler;
+use crate::tcp::{C2hData, CapsuleResp, DataTrailer, Pdu, R2t, TermReq, TxParams};
 
 /// Most segments handed to one `writev`.
 const MAX_IOV: usize = 64;
@@ -26,38 +24,31 @@ const MAX_SCRATCH_CHUNKS: usize = 64;
 
 /// The queue of bytes to send.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     segments: VecDeque<Bytes>,
     queued_bytes: usize,
     scratch: BytesMut,
     chunks: Recycler,
-    stats: std::sync::Arc<TransportStats>,
 }
 
 impl Output {
-    /// An empty queue counting into `stats`.
-    pub fn new(stats: std::sync::Arc<TransportStats>) -> Self {
+    /// An empty queue.
+    pub(crate) fn new() -> Self {
         Self {
             segments: VecDeque::new(),
             queued_bytes: 0,
             scratch: BytesMut::new(),
             chunks: Recycler::new(SCRATCH_CHUNK, MAX_SCRATCH_CHUNKS),
-            stats,
         }
     }
 
-    /// The transport counters this queue counts into.
-    pub fn stats(&self) -> &TransportStats {
-        &self.stats
-    }
-
     /// Whether nothing is waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.segments.is_empty()
     }
 
     /// Bytes waiting to be sent.
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
 
@@ -81,8 +72,7 @@ impl Output {
     }
 
     /// Queues a PDU that carries no data, encoded whole.
-    pub fn push_pdu(&mut self, pdu: &Pdu, tx: TxParams) {
-        self.stats.on_pdu_tx(pdu.pdu_type().0);
+    pub(crate) fn push_pdu(&mut self, pdu: &Pdu, tx: TxParams) {
         if pdu.encode(tx, self.scratch()).is_ok() {
             let b = self.take_scratch();
             self.push(b);
@@ -90,26 +80,21 @@ impl Output {
     }
 
     /// Queues a response capsule.
-    pub fn push_cqe(&mut self, cqe: Cqe, tx: TxParams) {
-        self.stats
-            .on_pdu_tx(lamina_protocol::tcp::PduType::CAPSULE_RESP.0);
+    pub(crate) fn push_cqe(&mut self, cqe: Cqe, tx: TxParams) {
         CapsuleResp { cqe }.encode(tx, self.scratch());
         let b = self.take_scratch();
         self.push(b);
     }
 
     /// Queues an R2T.
-    pub fn push_r2t(&mut self, r2t: &R2t, tx: TxParams) {
-        self.stats.on_pdu_tx(lamina_protocol::tcp::PduType::R2T.0);
+    pub(crate) fn push_r2t(&mut self, r2t: &R2t, tx: TxParams) {
         r2t.encode(tx, self.scratch());
         let b = self.take_scratch();
         self.push(b);
     }
 
     /// Queues a C2HData PDU: its header from the scratch buffer, its payload as given.
-    pub fn push_c2h_data(&mut self, pdu: &C2hData, tx: TxParams) {
-        self.stats
-            .on_pdu_tx(lamina_protocol::tcp::PduType::C2H_DATA.0);
+    pub(crate) fn push_c2h_data(&mut self, pdu: &C2hData, tx: TxParams) {
         let trailer = pdu.encode_head(tx, self.scratch());
         let head = self.take_scratch();
         if let Ok(DataTrailer { data, data_digest }) = trailer {
@@ -124,14 +109,16 @@ impl Output {
     }
 
     /// Queues a C2HTermReq.
-    pub fn push_term_req(&mut self, term: &TermReq, tx: TxParams) {
-        self.stats.on_term_req(term.fes.0);
+    pub(crate) fn push_term_req(&mut self, term: &TermReq, tx: TxParams) {
         self.push_pdu(&Pdu::C2hTermReq(term.clone()), tx);
     }
 
-    /// Writes as much as the socket takes without blocking. `Ok(true)` when everything was
-    /// sent.
-    pub fn flush(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    /// Hands the queued bytes to `write` (a non-blocking vectored write) until everything is
+    /// sent (`Ok(true)`) or it would block (`Ok(false)`).
+    pub(crate) fn write_with(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<bool> {
         while !self.segments.is_empty() {
             let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
@@ -139,7 +126,7 @@ impl Output {
                 *slot = IoSlice::new(seg);
                 n += 1;
             }
-            let written = match stream.try_write_vectored(&iov[..n]) {
+            let written = match write(&iov[..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(w) => w,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
