@@ -44,6 +44,9 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         metrics_allow: Vec::new(),
         allow_path: Vec::new(),
         pending_retry_interval: std::time::Duration::from_secs(30),
+        io_uring: None,
+        conn_runtime: None,
+        io_stats: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! This is the property test of the two cores' rules agreeing with each other. It is not
 //! evidence of interoperability with other implementations (the VM tests against the Linux
 //! host and nvmet are).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns; a panic is a failure
 
 use std::time::Instant;
 
@@ -46,14 +47,16 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..32, 1u8..32, any::<u8>(), any::<bool>()).prop_map(|(offset, blocks, seed, by_r2t)| {
-            Op::Write {
-                offset,
-                blocks,
-                seed,
-                by_r2t,
+        (0u8..32, 1u8..32, any::<u8>(), any::<bool>()).prop_map(
+            |(offset, blocks, seed, by_r2t)| {
+                Op::Write {
+                    offset,
+                    blocks,
+                    seed,
+                    by_r2t,
+                }
             }
-        }),
+        ),
         (0u8..32, 1u8..32).prop_map(|(offset, blocks)| Op::Read { offset, blocks }),
         any::<u8>().prop_map(Op::Complete),
         any::<u16>().prop_map(Op::ToTarget),
@@ -109,7 +112,8 @@ impl Pair {
             max_transfer: 128 * 1024,
             sq_flow_control_disabled: no_sq_flow_control,
         });
-        let disk = vec![0; REGION_BLOCKS as usize * BLOCK * usize::from(QUEUE_SIZE) * 2];
+        let disk =
+            vec![0; usize::try_from(REGION_BLOCKS).unwrap() * BLOCK * usize::from(QUEUE_SIZE) * 2];
         let mut pair = Self {
             host,
             reader: PduReader::new(framer, BytesMut::new()),
@@ -148,7 +152,7 @@ impl Pair {
             sq_flow_control_disabled: no_sq_flow_control,
         });
         pair.target.complete(Completion::ok(c.sqe.cid));
-        pair.to_host(0);
+        pair.deliver_to_host(0);
         let mut ready = Vec::new();
         pair.host.drain_ready_into(&mut ready);
         assert_eq!(ready, [slot]);
@@ -206,8 +210,8 @@ impl Pair {
     }
 
     /// Moves up to `n` bytes (0: all) from the host to the target and handles them there.
-    fn to_target(&mut self) {
-        self.to_target_at_most(0);
+    fn deliver_to_target(&mut self) {
+        self.deliver_to_target_at_most(0);
     }
 
     /// Moves what the host queued onto the wire to the target.
@@ -225,7 +229,7 @@ impl Pair {
             .unwrap();
     }
 
-    fn to_target_at_most(&mut self, n: u16) {
+    fn deliver_to_target_at_most(&mut self, n: u16) {
         self.host_output();
         let take = if n == 0 {
             self.to_target.len()
@@ -247,7 +251,7 @@ impl Pair {
     }
 
     /// Moves up to `n` bytes (0: all) from the target to the host and handles them there.
-    fn to_host(&mut self, n: u16) {
+    fn deliver_to_host(&mut self, n: u16) {
         drain_target(&mut self.target, &mut self.to_host);
         let take = if n == 0 {
             self.to_host.len()
@@ -290,7 +294,9 @@ impl Pair {
         if self.pending.is_empty() {
             return;
         }
-        let c = self.pending.swap_remove(usize::from(i) % self.pending.len());
+        let c = self
+            .pending
+            .swap_remove(usize::from(i) % self.pending.len());
         let rw = ReadWrite::try_from(&c.sqe).unwrap();
         let at = usize::try_from(rw.slba).unwrap() * BLOCK;
         let len = (usize::from(rw.nlb) + 1) * BLOCK;
@@ -308,11 +314,11 @@ impl Pair {
     /// Runs everything still in flight to its end.
     fn settle(&mut self) {
         for _ in 0..1000 {
-            self.to_target();
+            self.deliver_to_target();
             while !self.pending.is_empty() {
                 self.complete(0);
             }
-            self.to_host(0);
+            self.deliver_to_host(0);
             self.collect();
             if self.inflight.is_empty() {
                 return;
@@ -358,9 +364,9 @@ proptest! {
                     submitted += 1;
                 }
                 Op::Complete(i) => pair.complete(i),
-                Op::ToTarget(n) => pair.to_target_at_most(n),
+                Op::ToTarget(n) => pair.deliver_to_target_at_most(n),
                 Op::ToHost(n) => {
-                    pair.to_host(n);
+                    pair.deliver_to_host(n);
                     pair.collect();
                 }
             }

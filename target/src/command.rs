@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use lamina_protocol::nvme::Sqe;
 
-use crate::context::Target;
 use crate::controller::Controller;
+use crate::plane::DataPlane;
 
 /// One command as the handlers see it.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub type CommandFuture = Pin<Box<dyn Future<Output = Completion> + Send + 'stati
 #[derive(Debug, Clone)]
 pub struct QueueCtx {
     /// The target.
-    pub target: Arc<Target>,
+    pub plane: Arc<DataPlane>,
     /// The controller the queue belongs to.
     pub ctrl: Arc<Controller>,
     /// The queue ID (0: admin).

@@ -17,13 +17,13 @@ use lamina_protocol::fabrics::discovery::{
 };
 use lamina_protocol::nvme::strings::Nqn;
 
-use crate::context::Target;
 use crate::controller::Controller;
+use crate::plane::DataPlane;
 use crate::subsystem::SubsystemKind;
 use crate::subsystem::settings::Referral;
 
 /// Builds the whole log page for the host of `ctrl`.
-pub fn log_page(target: &Target, ctrl: &Controller) -> Bytes {
+pub fn log_page(target: &DataPlane, ctrl: &Controller) -> Bytes {
     let host = ctrl.host();
     let local = host.local;
     let asqsz = target.options().max_aq_depth;

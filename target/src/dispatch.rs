@@ -75,7 +75,7 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
             let Ok(cmd) = PropertyGet::try_from(&req.sqe) else {
                 return ready(invalid);
             };
-            let depth = ctx.target.options().max_queue_depth;
+            let depth = ctx.plane.options().max_queue_depth;
             ready(match ctx.ctrl.property_get(cmd.offset, cmd.size, depth) {
                 Ok(v) => Completion {
                     dw0: u32::try_from(v & 0xffff_ffff).unwrap_or(0),

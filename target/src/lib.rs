@@ -6,12 +6,23 @@
 //! is a thin shell around it.
 //!
 //! # Layout
-//! - [`cli`]: the command line of the `lamina` binary.
-//! - [`rpc`]: JSON-RPC framing, dispatch, listeners and client.
-//! - [`telemetry`]: logging set-up.
-//! - [`shutdown`]: signals to cancellation.
-//! - [`atomic_file`]: crash-safe file replacement for persisted configuration.
-//! - [`http`]: the `/metrics`, `/healthz` and `/readyz` endpoint.
+//! The modules are flat for now; they fall into layers, each depending only on the ones above
+//! it (checked by `.ci/module_cycles.py`, which still lists one management-plane cycle,
+//! `config`, `context`, `rpc`).
+//!
+//! - Data plane, what a host sees: [`plane`] (the state it shares, `DataPlane`), [`connect`]
+//!   (Fabrics Connect and the controller supervisor), [`controller`], [`subsystem`],
+//!   [`command`], [`dispatch`], [`admin`], [`io`], [`discovery`], [`ports`] (port IDs). The
+//!   rules of a queue are `lamina_protocol::target::TargetQueue`'s.
+//! - Network shell: [`transport`] (listeners, admission, the connection task that owns each
+//!   socket and drives a queue core, the controller side of a queue).
+//! - Management plane: [`context`] (`Target`: the data plane plus bdevs, lvols, persisted and
+//!   pending configuration, long operations), [`rpc`], [`config`], [`bdev`], [`notify`],
+//!   [`path_policy`], [`atomic_file`].
+//! - Observability: [`stats`], [`metrics`], [`http`], [`http_limits`], [`telemetry`],
+//!   [`log_control`].
+//! - Process: [`cli`], [`server`] (start-up and shutdown wiring), [`settings`] (process
+//!   settings decided once), [`options`], [`shutdown`], [`units`].
 
 pub mod admin;
 pub mod atomic_file;
@@ -19,6 +30,7 @@ pub mod bdev;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod connect;
 pub mod context;
 pub mod controller;
 pub mod discovery;
@@ -31,14 +43,17 @@ pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod path_policy;
+pub mod plane;
 pub mod ports;
 pub mod rpc;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod stats;
 pub mod subsystem;
 pub mod telemetry;
 pub mod transport;
+pub mod units;
 
 /// Lamina's version, as the binary and `spdk_get_version` report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,8 +13,6 @@ use std::collections::{BTreeSet, VecDeque};
 
 use parking_lot::Mutex;
 
-use crate::context::Target;
-
 /// The event types, as SPDK names them.
 pub const TYPES: [&str; 2] = ["bdev_register", "bdev_unregister"];
 
@@ -60,11 +58,12 @@ impl Inner {
 }
 
 impl Notifier {
-    /// Records the bdevs that appeared or went since the last observation.
-    pub fn observe(&self, t: &Target) {
+    /// Records the bdevs that appeared or went since the last observation; `names` lists
+    /// every bdev now (`Target::bdev_names`), and is called under the log's lock so two
+    /// observers cannot report one change twice or out of order.
+    pub fn observe(&self, names: impl FnOnce() -> Vec<String>) {
         let mut inner = self.inner.lock();
-        // Read under the lock: two observers cannot report one change twice or out of order.
-        let now: BTreeSet<String> = t.bdev_names().into_iter().collect();
+        let now: BTreeSet<String> = names().into_iter().collect();
         let gone: Vec<String> = inner.seen.difference(&now).cloned().collect();
         let new: Vec<String> = now.difference(&inner.seen).cloned().collect();
         for name in gone {

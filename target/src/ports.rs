@@ -1,5 +1,6 @@
 //! NVMe/TCP ports: the addresses the target listens on, each with a port ID for the discovery
-//! log page and its accept loop.
+//! log page (the network shell, `crate::transport::listen_port`, binds them and runs their
+//! accept loops).
 //!
 //! A port is started the first time an address is asked for (`--listen`, or a subsystem's
 //! `nvmf_subsystem_add_listener`) and runs until shutdown: the discovery subsystem is reachable
@@ -14,11 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
-
-use crate::context::Target;
 
 /// One listening address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,29 +61,16 @@ impl Ports {
         let _ = rx.wait_for(|open| *open).await;
     }
 
-    /// Listens on `addr` unless already listening there; returns the port.
-    pub async fn listen(&self, target: &Arc<Target>, addr: SocketAddr) -> std::io::Result<Port> {
-        if let Some(p) = self.get(addr) {
-            return Ok(p);
+    /// Records a port bound at `bound`; `None` when one is already recorded there.
+    pub fn insert(&self, bound: SocketAddr) -> Option<Port> {
+        let mut ports = self.ports.lock();
+        if ports.contains_key(&bound) {
+            return None;
         }
-        let listener = crate::transport::listen(addr).await?;
-        let bound = listener.local_addr()?;
-        let port = {
-            let mut ports = self.ports.lock();
-            if let Some(p) = ports.get(&bound) {
-                return Ok(*p);
-            }
-            let id = u16::try_from(ports.len() + 1).unwrap_or(u16::MAX);
-            let port = Port { id, addr: bound };
-            ports.insert(bound, port);
-            port
-        };
-        tracing::info!(addr = %bound, portid = port.id, "NVMe/TCP listener up");
-        let (t, c) = (target.clone(), target.cancel.child_token());
-        target
-            .tracker
-            .spawn(crate::transport::accept_loop(listener, t, c));
-        Ok(port)
+        let id = u16::try_from(ports.len() + 1).unwrap_or(u16::MAX);
+        let port = Port { id, addr: bound };
+        ports.insert(bound, port);
+        Some(port)
     }
 
     /// The port at exactly `addr`.

@@ -67,13 +67,15 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     crate::rpc::runtime::mark_start();
     prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
-    let target = Target::new(TransportOptions::default());
+    let settings = resolve_settings(args)?;
+    let target = Target::with_settings(TransportOptions::default(), settings);
     raise_fd_limit(args.limits.limits().max_connections);
     target.admission.set_limits(args.limits.limits());
     let roots = std::iter::once(data_dir.clone()).chain(args.allow_path.iter().cloned());
     *target.paths.write() = crate::path_policy::PathPolicy::new(roots);
-    if !crate::stats::init_from_env() {
-        tracing::info!("LAMINA_IO_STATS=off: per-command counters are off");
+    crate::stats::set_counting(settings.io_stats);
+    if !settings.io_stats {
+        tracing::info!("io_stats off: per-command counters are off");
     }
     let mut methods = crate::rpc::methods(&target);
     let rpc_stats = crate::stats::RpcStats::new(&methods.names());
@@ -93,9 +95,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     // picks one) and a replayed listener on the same address reuses the port.
     let mut ports = Vec::new();
     for addr in args.listen_addrs() {
-        let port = target
-            .ports
-            .listen(&target, addr)
+        let port = crate::transport::listen_port(&target.net, addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         ports.push(port.addr);
@@ -329,6 +329,26 @@ async fn create_default(
     .await?;
     tracing::info!(data_dir = %data_dir.display(), "embedded default created");
     Ok(())
+}
+
+/// The process settings: flags (and their environment variables), then the `[runtime]` of a
+/// TOML `--config` file, then the defaults.
+fn resolve_settings(args: &ServeArgs) -> anyhow::Result<crate::settings::Settings> {
+    let file = match &args.config {
+        Some(path) => match crate::config::read_file(path).context("--config")? {
+            crate::config::ConfigFile::Lamina(cfg) => cfg.runtime.unwrap_or_default(),
+            crate::config::ConfigFile::Spdk(_) => crate::settings::RuntimeSection::default(),
+        },
+        None => crate::settings::RuntimeSection::default(),
+    };
+    let settings = crate::settings::Settings::resolve(args.settings_given(), file);
+    tracing::info!(
+        io_uring = settings.io_uring,
+        conn_runtime = ?settings.conn_runtime,
+        io_stats = settings.io_stats,
+        "process settings"
+    );
+    Ok(settings)
 }
 
 /// Applies a `--config` file: SPDK JSON (`save_config`) or Lamina TOML.

@@ -174,6 +174,9 @@ fn steady_state_io_allocates_nothing() {
         metrics_allow: Vec::new(),
         allow_path: Vec::new(),
         pending_retry_interval: std::time::Duration::from_secs(30),
+        io_uring: None,
+        conn_runtime: None,
+        io_stats: None,
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");
     let addr = running.ports[0];

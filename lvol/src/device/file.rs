@@ -1,8 +1,8 @@
 //! Regular files and block devices. Reads, writes and flushes go through io_uring when the
 //! kernel offers it (`lamina-uring`: the ring owns each buffer while the kernel uses it, and a
 //! completion thread per device wakes the waiting command, so nothing is copied or handed to a
-//! thread pool); otherwise, detected at open, and when `FileOptions::io_uring` is off or
-//! `LAMINA_IO_URING=off` is set, positioned I/O (`FileExt::read_exact_at`/`write_all_at`) on
+//! thread pool); otherwise, detected at open, and when `FileOptions::io_uring` is off (the
+//! target's `io_uring` setting), positioned I/O (`FileExt::read_exact_at`/`write_all_at`) on
 //! tokio's blocking pool, bounded by a semaphore so a burst cannot spawn hundreds of threads.
 //! `O_DIRECT` is used when the filesystem accepts it (probed at open, with one warning on
 //! fallback); buffers that are not aligned for direct I/O go through an aligned bounce buffer.
@@ -37,8 +37,7 @@ pub struct FileOptions {
     pub direct_io: bool,
     /// Most I/Os in flight at once (default 64): io_uring slots, or blocking-pool threads.
     pub max_in_flight: usize,
-    /// Use io_uring when the kernel offers it (default true; `LAMINA_IO_URING=off` in the
-    /// environment turns it off process-wide).
+    /// Use io_uring when the kernel offers it (default true).
     pub io_uring: bool,
 }
 
@@ -74,17 +73,9 @@ struct FileInner {
     uring: Option<UringFile>,
 }
 
-/// The environment variable that turns io_uring off (`off`, `0` or `false`).
-pub const IO_URING_ENV: &str = "LAMINA_IO_URING";
-
+/// Whether `opts` let a file use io_uring (the kernel may still refuse it).
 fn uring_allowed(opts: &FileOptions) -> bool {
-    let off = std::env::var(IO_URING_ENV).is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "off" | "0" | "false"
-        )
-    });
-    opts.io_uring && !off
+    opts.io_uring
 }
 
 /// Puts a duplicate of `file` under io_uring, or says why not.

@@ -245,7 +245,7 @@ pub fn get_kato(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
 /// Keep Alive Timer: raised to the target's minimum and rounded up to KAS, as SPDK does.
 pub fn set_kato(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResult {
     ctx.ctrl
-        .set_kato_ms(ctx.target.options().effective_kato(cmd.cdw11));
+        .set_kato_ms(ctx.plane.options().effective_kato(cmd.cdw11));
     Ok(0)
 }
 

@@ -109,7 +109,7 @@ pub fn identify(ctx: &QueueCtx, sqe: &Sqe) -> Completion {
 
 fn controller(ctx: &QueueCtx) -> Bytes {
     let sub = ctx.ctrl.subsystem();
-    let opts = ctx.target.options();
+    let opts = ctx.plane.options();
     let discovery = sub.kind() == SubsystemKind::Discovery;
     let id = IdentifyController {
         serial_number: sub.serial_number().to_owned(),
@@ -133,7 +133,7 @@ fn controller(ctx: &QueueCtx) -> Bytes {
         lpa: if discovery { LPA_DISCOVERY } else { LPA },
         elpe: ELPE,
         kas: opts.kas,
-        crdt: ctx.target.subsystems.settings.crdt(),
+        crdt: ctx.plane.subsystems.settings.crdt(),
         sqes: 0x66,
         cqes: 0x44,
         maxcmd: opts.max_queue_depth,

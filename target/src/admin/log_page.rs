@@ -48,7 +48,7 @@ const DISCOVERY_PAGES: &[(LogPageId, Build)] = &[
     }),
     (LogPageId::DISCOVERY, |ctx, cmd| {
         ctx.ctrl.on_discovery_log_read(cmd.rae);
-        crate::discovery::log_page(&ctx.target, &ctx.ctrl)
+        crate::discovery::log_page(&ctx.plane, &ctx.ctrl)
     }),
 ];
 

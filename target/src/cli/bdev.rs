@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::session::{CliError, ClientOpts, Session, bool_of, finish, items, str_of, u64_of};
-use super::size::{format_size, parse_size};
 use super::table::{Align, Table};
+use crate::units::{format_size, parse_size};
 
 /// `lamina bdev`.
 #[derive(Debug, Clone, Args)]

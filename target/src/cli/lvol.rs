@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::lvstore::{ClearMethod, uuid_text};
 use super::progress::call_with_progress;
 use super::session::{CliError, ClientOpts, Session, bool_of, finish, items, str_of, u64_of};
-use super::size::{format_size, parse_size, to_mib_rounded_up};
 use super::table::{Align, Table};
+use crate::units::{format_size, parse_size, to_mib_rounded_up};
 
 /// `lamina lvol`.
 #[derive(Debug, Clone, Args)]

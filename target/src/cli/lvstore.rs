@@ -8,8 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::session::{CliError, ClientOpts, Session, finish, items, str_of, u64_of};
-use super::size::{format_size, parse_size};
 use super::table::{Align, Table};
+use crate::units::{format_size, parse_size};
 
 /// `lamina lvstore`.
 #[derive(Debug, Clone, Args)]

@@ -14,8 +14,8 @@
 //! - [`rpc`]: `lamina rpc METHOD [PARAMS]`, any method.
 //! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`]: the readable subcommands; [`config`]:
 //!   pending configuration (what start-up could not apply).
-//! - [`session`]: flags, connection, errors and exit codes they share; [`size`]: human sizes;
-//!   [`table`]: text tables; [`progress`]: progress bars for long operations.
+//! - [`session`]: flags, connection, errors and exit codes they share; [`table`]: text tables;
+//!   [`progress`]: progress bars for long operations (human sizes are [`crate::units`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +33,6 @@ pub mod lvstore_check;
 pub mod progress;
 pub mod rpc;
 pub mod session;
-pub mod size;
 pub mod subsystem;
 pub mod table;
 
@@ -135,6 +134,20 @@ pub struct ServeArgs {
         value_parser = crate::config::retry::parse_interval
     )]
     pub pending_retry_interval: std::time::Duration,
+    /// File bdevs use io_uring when the kernel offers it (on), or the blocking thread pool
+    /// (off). Default: the configuration file's `[runtime]`, else on.
+    #[arg(long, value_name = "on|off", env = "LAMINA_IO_URING",
+        value_parser = crate::settings::parse_switch)]
+    pub io_uring: Option<crate::settings::Switch>,
+    /// Where connection tasks run: on the shared multi-thread runtime, or dealt to one
+    /// current-thread runtime per CPU. Default: the configuration file's `[runtime]`, else shared.
+    #[arg(long, value_enum, value_name = "LAYOUT", env = "LAMINA_CONN_RUNTIME")]
+    pub conn_runtime: Option<crate::settings::ConnRuntime>,
+    /// Per-command counters (namespace I/O statistics and latency histograms). Default: the
+    /// configuration file's `[runtime]`, else on.
+    #[arg(long, value_name = "on|off", env = "LAMINA_IO_STATS",
+        value_parser = crate::settings::parse_switch)]
+    pub io_stats: Option<crate::settings::Switch>,
 }
 
 /// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).
@@ -209,6 +222,15 @@ impl LimitArgs {
 }
 
 impl ServeArgs {
+    /// What the settings flags (or their environment variables) said.
+    pub fn settings_given(&self) -> crate::settings::Given {
+        crate::settings::Given {
+            io_uring: self.io_uring,
+            conn_runtime: self.conn_runtime,
+            io_stats: self.io_stats,
+        }
+    }
+
     /// The listen addresses, with the default when none was given.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         if self.listen.is_empty() {

@@ -320,7 +320,7 @@ async fn apply_lvol(t: &Arc<Target>, methods: &Methods, l: &LvolEntry) -> Result
     ];
     already_pending(t, "bdev_lvol_create", &key)?;
     let mut p = json!({"lvs_name": l.lvstore, "lvol_name": l.name,
-        "size_in_mib": crate::cli::size::to_mib_rounded_up(l.size.0), "thin_provision": l.thin});
+        "size_in_mib": crate::units::to_mib_rounded_up(l.size.0), "thin_provision": l.thin});
     if let Some(m) = &l.clear_method {
         p["clear_method"] = json!(m);
     }

@@ -18,6 +18,12 @@
 //! Names are SPDK's where SPDK has one (transport options, clear methods, namespace fields).
 //!
 //! ```toml
+//! # Process settings, read at start-up; flags and their environment variables win.
+//! [runtime]
+//! io_uring = true          # file bdevs use io_uring when the kernel has it (LAMINA_IO_URING)
+//! conn_runtime = "shared"  # or "per-core" (LAMINA_CONN_RUNTIME)
+//! io_stats = true          # per-command counters (LAMINA_IO_STATS)
+//!
 //! # NVMe/TCP transport options (nvmf_create_transport's names); all optional.
 //! [transport]
 //! trtype = "TCP"
@@ -100,7 +106,7 @@ impl<'de> Deserialize<'de> for Size {
                     .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
-                crate::cli::size::parse_size(v).map(Size).map_err(E::custom)
+                crate::units::parse_size(v).map(Size).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -111,6 +117,9 @@ impl<'de> Deserialize<'de> for Size {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LaminaConfig {
+    /// `[runtime]`: process settings, read once at start-up (see `crate::settings`).
+    #[serde(default)]
+    pub runtime: Option<crate::settings::RuntimeSection>,
     /// `[transport]`.
     #[serde(default)]
     pub transport: Option<TransportSection>,

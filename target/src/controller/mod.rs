@@ -2,21 +2,20 @@
 //!
 //! A controller owns what NVMe keeps per controller: CC/CSTS and their enable and shutdown state
 //! machines ([`properties`]), the features the host set, the I/O queues that joined, the
-//! Asynchronous Event state ([`aer`]), the keep-alive deadline and a supervisor task that tears
-//! the controller down when the host goes silent past KATO ([`supervisor`]). Teardown is one
+//! Asynchronous Event state ([`aer`]), the keep-alive deadline and a supervisor task (in
+//! `crate::connect::supervisor`) that tears the controller down when the host goes silent past
+//! KATO. Teardown is one
 //! cancellation token: every queue of the controller holds a child of it, so cancelling it
 //! closes every connection of the controller, which fails their outstanding commands. Its
 //! lifecycle (connecting, enabled, failed, shutting down, shut down, tearing down, gone) is a
 //! transition table ([`lifecycle`]) moved by CC writes, teardown and release.
 
 pub mod aer;
-pub mod connect;
 pub mod errors;
 pub mod lifecycle;
 pub mod properties;
 pub mod registry;
 pub mod stats;
-pub mod supervisor;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -13,8 +13,7 @@ use dashmap::mapref::entry::Entry;
 
 use super::Controller;
 
-/// The highest dynamic CNTLID (FFF0h..FFFFh are reserved).
-pub const MAX_CNTLID: u16 = 0xFFEF;
+pub use crate::subsystem::MAX_CNTLID;
 
 /// The registry of controllers.
 #[derive(Debug)]

@@ -59,7 +59,7 @@ metrics! {
         "Lamina build information; always 1";
     /// Whether per-command counters are on.
     IO_STATS_ENABLED: Gauge "lamina_io_stats_enabled" []
-        "1 when per-command counters are kept, 0 when LAMINA_IO_STATS=off turned them off";
+        "1 when per-command counters are kept, 0 when the io_stats setting turned them off";
 
     /// Namespaces per subsystem.
     SUBSYSTEM_NAMESPACES: Gauge "lamina_subsystem_namespaces" ["subsystem"]

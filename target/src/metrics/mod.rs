@@ -17,7 +17,7 @@
 //! Build and process:
 //! - `lamina_build_info{version, git_commit}` gauge, always 1 (`git_commit` is
 //!   `git rev-parse --short HEAD` at build time, or `unknown`).
-//! - `lamina_io_stats_enabled` gauge: 0 when `LAMINA_IO_STATS=off` turned per-command
+//! - `lamina_io_stats_enabled` gauge: 0 when the `io_stats` setting turned per-command
 //!   counting off (then the command, byte, latency and PDU counters stand still).
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,

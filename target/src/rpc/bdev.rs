@@ -218,6 +218,7 @@ async fn aio_create(t: Arc<Target>, p: AioCreate) -> RpcResult {
         .map_err(|why| RpcError::new(super::error::EPERM, format!("filename {why}")))?;
     let opts = FileOptions {
         block_size: p.block_size.filter(|b| *b != 0),
+        io_uring: t.settings.io_uring,
         ..FileOptions::default()
     };
     // A missing or unreadable path says so in the system's words ("No such file or

@@ -115,7 +115,7 @@ where
             crate::config::guard::check(&t, name, &params_json)?;
             let result = f(t.clone(), params).await;
             // Whatever it did to bdevs and lvols, even half-way, is an event to report.
-            t.notifier.observe(&t);
+            t.notifier.observe(|| t.bdev_names());
             if result.is_ok() {
                 crate::config::persist(&t).await;
                 // It may be what a pending entry waited for. A retry's own call (the pending

@@ -21,7 +21,7 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
         t,
         "notify_get_notifications",
         |t, p: GetNotifications| async move {
-            t.notifier.observe(&t);
+            t.notifier.observe(|| t.bdev_names());
             let events: Vec<Value> = t
                 .notifier
                 .events(p.id.unwrap_or(0), p.max.unwrap_or(u64::MAX))

@@ -14,8 +14,8 @@
 //! # Switching counting off
 //!
 //! [`set_counting`] turns the per-command counters off process-wide (the benchmark that
-//! measures their cost uses it; `LAMINA_IO_STATS=off` in the environment does it at start-up,
-//! see [`init_from_env`]). The I/O path checks the switch once per command, before it reads the
+//! measures their cost uses it; the `io_stats` setting does it at start-up, see
+//! `crate::settings`). The I/O path checks the switch once per command, before it reads the
 //! clock, so a command is either fully counted or not at all. Connection and queue gauges,
 //! commands in flight, TermReqs, digest errors and admin and RPC counters are always kept: they
 //! are not per I/O.
@@ -47,9 +47,6 @@ static COUNTING: AtomicBool = AtomicBool::new(true);
 /// Lamina's ticks are nanoseconds.
 pub const TICK_RATE: u64 = 1_000_000_000;
 
-/// The environment variable that can switch per-command counting off at start-up.
-pub const COUNTING_ENV: &str = "LAMINA_IO_STATS";
-
 /// Turns per-command counting (namespace statistics, PDU counts) on or off, process-wide.
 pub fn set_counting(on: bool) {
     COUNTING.store(on, Ordering::Relaxed);
@@ -59,21 +56,6 @@ pub fn set_counting(on: bool) {
 #[inline]
 pub fn is_counting() -> bool {
     COUNTING.load(Ordering::Relaxed)
-}
-
-/// Applies `LAMINA_IO_STATS` (`off`, `0` or `false` turn counting off); returns whether
-/// counting is on.
-pub fn init_from_env() -> bool {
-    let off = std::env::var(COUNTING_ENV).is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "off" | "0" | "false"
-        )
-    });
-    if off {
-        set_counting(false);
-    }
-    is_counting()
 }
 
 /// Command classes counted per namespace.

@@ -24,6 +24,9 @@ use tokio::sync::broadcast;
 pub use namespace::{Backend, Namespace, NamespaceEvent, NamespaceState};
 pub use registry::Subsystems;
 
+/// The highest dynamic CNTLID a subsystem hands out (FFF0h..FFFFh are reserved).
+pub const MAX_CNTLID: u16 = 0xFFEF;
+
 /// The well-known discovery subsystem NQN.
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";
 
@@ -314,7 +317,7 @@ mod tests {
             model_number: "Lamina".into(),
             allow_any_host: false,
             max_namespaces: 4,
-            cntlids: 1..=crate::controller::registry::MAX_CNTLID,
+            cntlids: 1..=MAX_CNTLID,
         })
     }
 

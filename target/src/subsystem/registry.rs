@@ -51,7 +51,7 @@ impl Subsystems {
             model_number: String::new(),
             allow_any_host: true,
             max_namespaces: 0,
-            cntlids: 1..=crate::controller::registry::MAX_CNTLID,
+            cntlids: 1..=crate::subsystem::MAX_CNTLID,
         });
         map.insert(DISCOVERY_NQN.to_owned(), Arc::new(discovery));
         Self {
@@ -154,7 +154,7 @@ mod tests {
             model_number: "M".into(),
             allow_any_host: true,
             max_namespaces: 32,
-            cntlids: 1..=crate::controller::registry::MAX_CNTLID,
+            cntlids: 1..=crate::subsystem::MAX_CNTLID,
         }
     }
 

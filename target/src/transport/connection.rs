@@ -20,11 +20,11 @@ use lamina_protocol::target::{Input, QueueError};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::Network;
 use super::admission::Ticket;
 use super::pool::ReadBuffer;
 use super::queue::{Core, Queue, QueueEvent, new_queue};
 use crate::command::Completion;
-use crate::context::Target;
 use crate::stats::TransportStats;
 
 /// How long in-flight commands may take to finish at shutdown.
@@ -211,7 +211,12 @@ impl Socket {
             }
             let token = q.token(root);
             let want_read = !closing && !backlogged(&q.core);
-            let deadline = q.core.poll_timeout(std::time::Instant::now())?;
+            // Only a queue not bound yet has a deadline (its ICReq and Connect).
+            let deadline = if q.is_bound() {
+                None
+            } else {
+                q.core.poll_timeout(std::time::Instant::now())?
+            };
             let sleep = deadline.map(tokio::time::Instant::from_std);
             let has_output = q.core.has_output();
             tokio::select! {
@@ -282,7 +287,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// (`lamina_connection_panics_total`), and every other connection and the management plane go
 /// on. Sizes a peer controls are checked before anything is allocated for them, so a panic
 /// here is a bug, not an input the target failed to check.
-pub async fn serve_guarded(stream: TcpStream, target: Arc<Target>, ticket: Ticket) {
+pub async fn serve_guarded(stream: TcpStream, target: Arc<Network>, ticket: Ticket) {
     let stats = target.transport_stats.clone();
     contain_panic(serve(stream, target, ticket), &stats).await;
 }
@@ -305,7 +310,7 @@ async fn contain_panic(work: impl std::future::Future<Output = ()>, stats: &Tran
 
 /// Serves one accepted connection to its end. It must complete the ICReq and a Fabrics Connect
 /// within the ticket's connect timeout, and ends early if the ticket is evicted.
-pub async fn serve(stream: TcpStream, target: Arc<Target>, mut ticket: Ticket) {
+pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) {
     let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
@@ -318,7 +323,7 @@ pub async fn serve(stream: TcpStream, target: Arc<Target>, mut ticket: Ticket) {
         .connections_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = async move {
-        let mut queue = new_queue(target, local, peer, ticket.connect_timeout());
+        let mut queue = new_queue(target.plane.clone(), local, peer, ticket.connect_timeout());
         let max_pdu = usize::try_from(queue.max_pdu()).unwrap_or(READ_CHUNK);
         let chunk = READ_CHUNK.max(max_pdu.saturating_mul(4));
         let mut socket = Socket {

@@ -1,6 +1,6 @@
 //! The NVMe/TCP transport: listeners that accept connections and the per-connection task.
 //!
-//! [`listen`] binds an address; [`accept_loop`] spawns one [`connection::serve`] task per
+//! [`listen_port`] binds an address; [`accept_loop`] spawns one [`connection::serve`] task per
 //! accepted connection that [`admission`] admits (caps in total and per source, with idle
 //! handshakes evicted first, and a deadline to Connect), so a connection flood cannot exhaust
 //! the process or lock out well-behaved hosts. Each connection is one queue (admin or I/O) of
@@ -12,9 +12,9 @@
 //! multi-thread runtime, one worker per CPU the process may use. Each connection is a single
 //! task that owns its socket and polls its own commands (see [`slots`]), so a command never
 //! changes threads between its PDU arriving and its completion leaving, and work stealing
-//! only moves whole connections between idle and busy workers. With `LAMINA_CONN_RUNTIME=per-core`
-//! connections are dealt round-robin to one current-thread runtime per CPU instead (no work
-//! stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
+//! only moves whole connections between idle and busy workers. With the `per-core` connection
+//! runtime setting (`--conn-runtime`, see `crate::settings`) connections are dealt round-robin
+//! to one current-thread runtime per CPU instead (no work stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
 
 pub mod admission;
 pub mod connection;
@@ -32,27 +32,68 @@ use crate::options::SockOptions;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::Target;
+use crate::plane::DataPlane;
+use crate::ports::Port;
+use crate::settings::ConnRuntime;
 use admission::Ticket;
 
-/// Binds an NVMe/TCP listener.
-pub async fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// The network shell's state: the data plane it serves, and what only the shell uses.
+#[derive(Debug)]
+pub struct Network {
+    /// What hosts reach.
+    pub plane: Arc<DataPlane>,
+    /// NVMe/TCP connection limits and who holds a place.
+    pub admission: Arc<admission::Admission>,
+    /// Socket options of accepted connections (`sock_impl_set_options`).
+    pub sock_options: parking_lot::RwLock<crate::options::SockImpls>,
 }
 
-/// The environment variable choosing the runtime layout (`shared`, the default, or
-/// `per-core`).
-pub const RUNTIME_ENV: &str = "LAMINA_CONN_RUNTIME";
+impl Network {
+    /// The shell of `plane`, with the default connection limits and socket options.
+    pub fn new(plane: Arc<DataPlane>) -> Self {
+        Self {
+            plane,
+            admission: admission::Admission::new(admission::ConnectionLimits::default()),
+            sock_options: parking_lot::RwLock::new(crate::options::SockImpls::default()),
+        }
+    }
+}
 
-/// The per-core connection runtimes, when `LAMINA_CONN_RUNTIME=per-core` asks for them.
-fn per_core_runtimes() -> Option<&'static [Handle]> {
+impl std::ops::Deref for Network {
+    type Target = DataPlane;
+
+    fn deref(&self) -> &DataPlane {
+        &self.plane
+    }
+}
+
+/// Listens on `addr` unless a port is already there, and runs its accept loop; returns the
+/// port.
+pub async fn listen_port(net: &Arc<Network>, addr: SocketAddr) -> std::io::Result<Port> {
+    if let Some(p) = net.ports.get(addr) {
+        return Ok(p);
+    }
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let Some(port) = net.ports.insert(bound) else {
+        return net
+            .ports
+            .get(bound)
+            .ok_or_else(|| std::io::ErrorKind::AddrInUse.into());
+    };
+    tracing::info!(addr = %bound, portid = port.id, "NVMe/TCP listener up");
+    let (n, c) = (net.clone(), net.cancel.child_token());
+    net.tracker.spawn(accept_loop(listener, n, c));
+    Ok(port)
+}
+
+/// The per-core connection runtimes, started on first use when the settings ask for them.
+fn per_core_runtimes(layout: ConnRuntime) -> Option<&'static [Handle]> {
     static RUNTIMES: OnceLock<Option<Vec<Handle>>> = OnceLock::new();
-    RUNTIMES
-        .get_or_init(|| {
-            let wanted = std::env::var(RUNTIME_ENV).is_ok_and(|v| v.trim() == "per-core");
-            wanted.then(start_per_core).flatten()
-        })
-        .as_deref()
+    if layout != ConnRuntime::PerCore {
+        return None;
+    }
+    RUNTIMES.get_or_init(start_per_core).as_deref()
 }
 
 /// One current-thread runtime per usable CPU, each on its own thread, running forever.
@@ -87,14 +128,14 @@ fn start_per_core() -> Option<Vec<Handle>> {
 }
 
 /// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
-fn spawn_connection(stream: TcpStream, target: &Arc<Target>, ticket: Ticket, next: &mut usize) {
+fn spawn_connection(stream: TcpStream, target: &Arc<Network>, ticket: Ticket, next: &mut usize) {
     set_socket_options(
         &stream,
         target.options().sock_priority,
         target.sock_options.read().posix,
     );
     let t = target.clone();
-    let Some(rts) = per_core_runtimes() else {
+    let Some(rts) = per_core_runtimes(target.settings.conn_runtime) else {
         target
             .tracker
             .spawn(connection::serve_guarded(stream, t, ticket));
@@ -147,7 +188,7 @@ fn set_socket_options(stream: &TcpStream, priority: u32, sock: SockOptions) {
 }
 
 /// Accepts connections until `cancel` fires; each is admitted or closed at once.
-pub async fn accept_loop(listener: TcpListener, target: Arc<Target>, cancel: CancellationToken) {
+pub async fn accept_loop(listener: TcpListener, target: Arc<Network>, cancel: CancellationToken) {
     let mut next = 0usize;
     // Not before start-up ends (see `crate::ports`): connections wait in the accept queue.
     tokio::select! {

@@ -48,6 +48,9 @@ impl Metered {
             metrics_allow: Vec::new(),
             allow_path: Vec::new(),
             pending_retry_interval: std::time::Duration::from_secs(30),
+            io_uring: None,
+            conn_runtime: None,
+            io_stats: None,
         };
         let running = server::start(&args).await.unwrap();
         Self { running, dir }

@@ -39,6 +39,9 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
             .into_iter()
             .collect(),
         pending_retry_interval: std::time::Duration::from_secs(30),
+        io_uring: None,
+        conn_runtime: None,
+        io_stats: None,
     }
 }
 

@@ -123,9 +123,7 @@ impl Described for AddListener {
 pub(super) async fn add_listener(t: Arc<Target>, p: AddListener) -> RpcResult {
     let sub = subsystem(&t, &p.nqn)?;
     let addr = p.listen_address.to_socket_addr()?;
-    let port = t
-        .ports
-        .listen(&t, addr)
+    let port = crate::transport::listen_port(&t.net, addr)
         .await
         .map_err(|e| RpcError::new(EINVAL, format!("cannot listen on {addr}: {e}")))?;
     if sub.kind() == SubsystemKind::Nvme && !sub.add_listener(port.addr) {

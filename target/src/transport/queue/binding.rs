@@ -9,7 +9,7 @@ use lamina_protocol::nvme::{Status, StatusCode};
 use lamina_protocol::target::{Binding, Command};
 
 use super::{Bound, Completion, Queue, QueueCtx};
-use crate::controller::connect::{Joined, connect};
+use crate::connect::{Joined, connect};
 
 impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     pub(super) fn on_connect(&mut self, req: &Command) -> Completion {
@@ -87,7 +87,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             tracing::debug!("I/O queue connected");
         }
         let ctx = QueueCtx {
-            target: self.target.clone(),
+            plane: self.target.clone(),
             ctrl,
             qid,
             max_io_size: self.max_io_size,

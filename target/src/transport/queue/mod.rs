@@ -26,10 +26,10 @@ mod observer;
 use super::pool::DataPool;
 use super::slots::Slots;
 use crate::command::{Completion, QueueCtx, Request};
-use crate::context::Target;
+use crate::connect::ConnectSite;
 use crate::controller::OobReceiver;
-use crate::controller::connect::ConnectSite;
 use crate::dispatch::{Dispatched, Started};
+use crate::plane::DataPlane;
 pub use observer::ConnObserver;
 
 /// The queue core with this target's observer.
@@ -73,7 +73,7 @@ async fn recv_oob(oob: Option<&mut OobReceiver>) -> Option<Cqe> {
 /// The state of one queue above its core.
 #[derive(Debug)]
 pub struct Queue<F> {
-    target: Arc<Target>,
+    target: Arc<DataPlane>,
     site: ConnectSite,
     /// The protocol rules and the output.
     pub core: Core,
@@ -89,7 +89,7 @@ pub struct Queue<F> {
 /// A new, unbound queue whose I/O commands run inline in its slots; `connect_by` bounds the
 /// time to its ICReq and Connect.
 pub fn new_queue(
-    target: Arc<Target>,
+    target: Arc<DataPlane>,
     local: SocketAddr,
     peer: SocketAddr,
     connect_timeout: std::time::Duration,
@@ -104,7 +104,7 @@ pub fn new_queue(
 }
 
 /// What the core enforces, from the target's options.
-fn core_config(target: &Target, connect_timeout: std::time::Duration) -> QueueConfig {
+fn core_config(target: &DataPlane, connect_timeout: std::time::Duration) -> QueueConfig {
     let opts = target.options();
     let mut framer = lamina_protocol::FramerConfig::target();
     framer.max_data_len = opts.io_unit_size;
@@ -127,7 +127,7 @@ fn core_config(target: &Target, connect_timeout: std::time::Duration) -> QueueCo
 impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     /// A new, unbound queue starting its commands with `exec`.
     pub fn with_exec(
-        target: Arc<Target>,
+        target: Arc<DataPlane>,
         local: SocketAddr,
         peer: SocketAddr,
         connect_timeout: std::time::Duration,

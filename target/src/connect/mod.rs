@@ -17,10 +17,12 @@ use lamina_protocol::fabrics::{
 use lamina_protocol::nvme::{Cqe, Status, StatusCode};
 use tokio_util::sync::CancellationToken;
 
-use super::supervisor::supervise;
-use super::{Controller, HostIdentity, IoQueueRefusal, NewController, OobReceiver};
-use crate::context::Target;
+mod supervisor;
+
+use crate::controller::{Controller, HostIdentity, IoQueueRefusal, NewController, OobReceiver};
 use crate::options::TransportOptions;
+use crate::plane::DataPlane;
+use supervisor::supervise;
 
 /// KATO of a discovery controller whose Connect asked for none (nvmet's NVMET_DISC_KATO_MS).
 pub const DISCOVERY_DEFAULT_KATO_MS: u32 = 120_000;
@@ -89,7 +91,7 @@ fn offset(o: usize) -> u16 {
 
 /// Handles a Connect; `Ok` with the queue it set up and the success completion.
 pub fn connect(
-    target: &Arc<Target>,
+    target: &Arc<DataPlane>,
     cmd: &ConnectCommand,
     data: &ConnectData,
     site: ConnectSite,
@@ -231,7 +233,7 @@ pub fn connect(
 /// commands. Controller Busy without Do Not Retry: the host tries
 /// again, and gets in once the old controller is gone.
 fn fence(
-    target: &Target,
+    target: &DataPlane,
     subsystem: &Arc<crate::subsystem::Subsystem>,
     host: &HostIdentity,
     cid: u16,

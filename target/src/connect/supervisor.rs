@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use super::Controller;
-use crate::context::Target;
+use crate::controller::Controller;
+use crate::plane::DataPlane;
 use crate::subsystem::{SubsystemEvent, SubsystemKind};
 
 /// Runs until the controller is torn down, then unregisters it.
-pub async fn supervise(ctrl: Arc<Controller>, target: Arc<Target>) {
+pub async fn supervise(ctrl: Arc<Controller>, target: Arc<DataPlane>) {
     let (controllers, subsystems) = (&target.controllers, &target.subsystems);
     let mut ns_events = ctrl.subsystem().subscribe();
     let is_discovery = ctrl.subsystem().kind() == SubsystemKind::Discovery;

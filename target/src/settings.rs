@@ -1,0 +1,143 @@
+//! Process settings that code deep in the server reads: whether file bdevs use io_uring, how
+//! connection tasks are laid out on runtimes, and whether per-command counters are kept.
+//! They are decided once, in [`Settings::resolve`], from the `lamina serve` flags (which also
+//! read `LAMINA_IO_URING`, `LAMINA_CONN_RUNTIME` and `LAMINA_IO_STATS`), then the `[runtime]`
+//! section of a TOML configuration file, then the defaults; nothing else reads the
+//! environment for them.
+
+use serde::Deserialize;
+
+/// How connection tasks are laid out on runtimes (see `crate::transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnRuntime {
+    /// On the multi-thread runtime that accepted them (work stealing moves whole connections).
+    #[default]
+    Shared,
+    /// Dealt round-robin to one current-thread runtime per CPU.
+    PerCore,
+}
+
+/// An on/off switch as flags and environment variables give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+/// Parses `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`), in any case.
+pub fn parse_switch(s: &str) -> Result<Switch, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(Switch(true)),
+        "off" | "false" | "no" | "0" => Ok(Switch(false)),
+        other => Err(format!("'{other}': give on or off")),
+    }
+}
+
+/// `[runtime]` of a TOML configuration file.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// File bdevs use io_uring when the kernel offers it.
+    pub io_uring: Option<bool>,
+    /// Connection runtime layout.
+    pub conn_runtime: Option<ConnRuntime>,
+    /// Per-command counters (namespace I/O statistics, latency histograms).
+    pub io_stats: Option<bool>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// File bdevs use io_uring when the kernel offers it (else the blocking thread pool).
+    pub io_uring: bool,
+    /// Connection runtime layout.
+    pub conn_runtime: ConnRuntime,
+    /// Per-command counters are kept.
+    pub io_stats: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            io_uring: true,
+            conn_runtime: ConnRuntime::Shared,
+            io_stats: true,
+        }
+    }
+}
+
+/// What the flags (or their environment variables) said; `None` where they said nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    /// `--io-uring` / `LAMINA_IO_URING`.
+    pub io_uring: Option<Switch>,
+    /// `--conn-runtime` / `LAMINA_CONN_RUNTIME`.
+    pub conn_runtime: Option<ConnRuntime>,
+    /// `--io-stats` / `LAMINA_IO_STATS`.
+    pub io_stats: Option<Switch>,
+}
+
+impl Settings {
+    /// Flags first, then the file's `[runtime]`, then the defaults.
+    pub fn resolve(given: Given, file: RuntimeSection) -> Self {
+        let d = Self::default();
+        Self {
+            io_uring: given
+                .io_uring
+                .map(|s| s.0)
+                .or(file.io_uring)
+                .unwrap_or(d.io_uring),
+            conn_runtime: given
+                .conn_runtime
+                .or(file.conn_runtime)
+                .unwrap_or(d.conn_runtime),
+            io_stats: given
+                .io_stats
+                .map(|s| s.0)
+                .or(file.io_stats)
+                .unwrap_or(d.io_stats),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_parse_as_the_environment_gave_them() {
+        for on in ["on", "TRUE", " yes ", "1"] {
+            assert_eq!(parse_switch(on), Ok(Switch(true)));
+        }
+        for off in ["off", "False", "no", "0"] {
+            assert_eq!(parse_switch(off), Ok(Switch(false)));
+        }
+        assert!(parse_switch("maybe").unwrap_err().contains("maybe"));
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_defaults() {
+        let file = RuntimeSection {
+            io_uring: Some(false),
+            conn_runtime: Some(ConnRuntime::PerCore),
+            io_stats: None,
+        };
+        let s = Settings::resolve(Given::default(), file);
+        assert_eq!(
+            (s.io_uring, s.conn_runtime, s.io_stats),
+            (false, ConnRuntime::PerCore, true)
+        );
+        let given = Given {
+            io_uring: Some(Switch(true)),
+            conn_runtime: None,
+            io_stats: Some(Switch(false)),
+        };
+        let s = Settings::resolve(given, file);
+        assert_eq!(
+            (s.io_uring, s.conn_runtime, s.io_stats),
+            (true, ConnRuntime::PerCore, false)
+        );
+        assert_eq!(
+            Settings::resolve(Given::default(), RuntimeSection::default()),
+            Settings::default()
+        );
+    }
+}
