@@ -20,7 +20,7 @@ pub mod stats;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lamina_lvol::drain::{Drain, DrainGuard};
@@ -114,7 +114,12 @@ pub struct Controller {
     kato_changed: tokio::sync::Notify,
     sq_flow_control_disabled: bool,
     regs: Mutex<(Cc, Csts)>,
+    /// CC.EN and CSTS.RDY both set: kept with `regs` (written under its lock) so the I/O path
+    /// reads one atomic instead of taking the register lock per command.
+    ready: AtomicBool,
     features: Mutex<Features>,
+    /// Features' Volatile Write Cache enable, kept with `features` for the write path.
+    volatile_write_cache: AtomicBool,
     /// Error Recovery (FID 05h, namespace scope): the value for every namespace, and the
     /// namespaces the host set one for.
     error_recovery: Mutex<(u32, BTreeMap<u32, u32>)>,
@@ -173,7 +178,11 @@ impl Controller {
             kato_changed: tokio::sync::Notify::new(),
             sq_flow_control_disabled: args.sq_flow_control_disabled,
             regs: Mutex::new((Cc(0), Csts(0))),
+            ready: AtomicBool::new(false),
             features: Mutex::new(Features::defaults(args.max_io_queues)),
+            volatile_write_cache: AtomicBool::new(
+                Features::defaults(args.max_io_queues).volatile_write_cache,
+            ),
             error_recovery: Mutex::new((0, BTreeMap::new())),
             io_queues: Mutex::new(BTreeMap::new()),
             next_queue_id: std::sync::atomic::AtomicU64::new(1),
@@ -319,8 +328,14 @@ impl Controller {
     /// Whether the host enabled the controller and it is ready (commands other than Fabrics
     /// ones are refused before).
     pub fn is_ready(&self) -> bool {
-        let (cc, csts) = self.registers();
-        cc.enabled() && csts.ready()
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stores CC and CSTS (the caller holds the register lock) and the ready flag with them.
+    fn store_registers(&self, regs: &mut (Cc, Csts), cc: Cc, csts: Csts) {
+        *regs = (cc, csts);
+        self.ready
+            .store(cc.enabled() && csts.ready(), Ordering::Release);
     }
 
     /// The features now.
@@ -330,7 +345,17 @@ impl Controller {
 
     /// Changes the features.
     pub fn update_features<R>(&self, f: impl FnOnce(&mut Features) -> R) -> R {
-        f(&mut self.features.lock())
+        let mut features = self.features.lock();
+        let r = f(&mut features);
+        self.volatile_write_cache
+            .store(features.volatile_write_cache, Ordering::Release);
+        r
+    }
+
+    /// Whether the volatile write cache is enabled (without it every write is written
+    /// through); one atomic load, for the write path.
+    pub fn volatile_write_cache(&self) -> bool {
+        self.volatile_write_cache.load(Ordering::Acquire)
     }
 
     /// Error Recovery of namespace `nsid` (`None`: the value for every namespace).

@@ -143,7 +143,7 @@ impl Controller {
         if shutdown {
             csts = Csts((csts.0 & !(0b11 << 2)) | (1 << 2));
         }
-        *regs = (new, csts);
+        self.store_registers(&mut regs, new, csts);
         drop(regs);
         if reset {
             self.reset();
@@ -174,8 +174,8 @@ impl Controller {
             }
         }
         let mut regs = self.regs.lock();
-        let csts = regs.1;
-        regs.1 = Csts((csts.0 & !(0b11 << 2)) | (2 << 2));
+        let (cc, csts) = *regs;
+        self.store_registers(&mut regs, cc, Csts((csts.0 & !(0b11 << 2)) | (2 << 2)));
         // A reset or teardown during the flush moved the lifecycle on: nothing to complete.
         if let Err(e) = self.transition(ControllerEvent::ShutdownDone) {
             tracing::debug!(cntlid = self.cntlid, error = %e, "shutdown finished after a reset");
@@ -264,6 +264,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(csts(&c).shst(), ShutdownStatus::Complete);
+    }
+
+    /// The ready flag the I/O path reads without a lock agrees with CC and CSTS after every
+    /// register write: enable, reset, an invalid enable (CFS), shutdown.
+    #[tokio::test]
+    async fn the_ready_flag_follows_the_registers() {
+        let c = ctrl();
+        let agrees = |c: &Controller| {
+            let (cc, csts) = c.registers();
+            c.is_ready() == (cc.enabled() && csts.ready())
+        };
+        assert!(!c.is_ready() && agrees(&c));
+        for cc in [
+            Cc::enable(0, 0).0,
+            0,
+            Cc::enable(0, 1).0,
+            0,
+            Cc::enable(0, 0).0,
+            Cc::enable(0, 0).0 | (1 << 14),
+        ] {
+            c.property_set(Property::CC, PropertySize::Four, u64::from(cc))
+                .await
+                .unwrap();
+            assert!(agrees(&c), "after CC {cc:#x}");
+        }
+        assert!(c.is_ready(), "shut down but still enabled and ready");
+        c.update_features(|f| f.volatile_write_cache = false);
+        assert!(!c.volatile_write_cache());
+        c.update_features(|f| f.volatile_write_cache = true);
+        assert!(c.volatile_write_cache());
     }
 
     /// The lifecycle follows the register writes, and a torn-down controller refuses them.

@@ -225,7 +225,7 @@ async fn write(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
             return Err(Status::dnr(StatusCode::NAMESPACE_WRITE_PROTECTED));
         }
         // With the volatile write cache disabled every write is written through.
-        let fua = cmd.fua || !io.ctrl.features().volatile_write_cache;
+        let fua = cmd.fua || !io.ctrl.volatile_write_cache();
         io.ns
             .backend()
             .write(offset, data, fua)
