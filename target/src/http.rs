@@ -177,24 +177,11 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let table = Arc::new(ConnTable::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let stream = match accepted {
-            Ok((stream, peer)) if allow.allows(peer.ip()) => stream,
-            Ok((_, peer)) => {
-                tracing::debug!(%peer, "metrics endpoint: not in --metrics-allow, closed");
-                continue;
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::debug!(error = %e, "metrics endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let serve_one = |(stream, peer): (tokio::net::TcpStream, std::net::SocketAddr)| {
+        if !allow.allows(peer.ip()) {
+            tracing::debug!(%peer, "metrics endpoint: not in --metrics-allow, closed");
+            return;
+        }
         let (render, ready, cancel) = (render.clone(), ready.clone(), cancel.clone());
         let table = table.clone();
         tracker.spawn(async move {
@@ -222,7 +209,15 @@ pub async fn serve(
             }
             drop(slot);
         });
-    }
+    };
+    crate::accept::accept_loop(
+        &cancel,
+        "metrics",
+        Duration::from_millis(50),
+        || listener.accept(),
+        serve_one,
+    )
+    .await;
 }
 
 /// Binds the endpoint's address.

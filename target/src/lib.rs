@@ -24,6 +24,7 @@
 //! - Process: [`cli`], [`server`] (start-up and shutdown wiring), [`settings`] (process
 //!   settings decided once), [`options`], [`shutdown`], [`units`].
 
+pub mod accept;
 pub mod admin;
 pub mod atomic_file;
 pub mod bdev;

@@ -113,10 +113,9 @@ pub async fn serve_tcp(
 /// user could not be found.
 type Verdict = Result<(u32, bool), String>;
 
-/// Accepts clients with `accept` until `cancel` fires, one task each; a failed accept (e.g.
-/// EMFILE) backs off briefly instead of spinning.
+/// Accepts clients with `accept` until `cancel` fires, one task each (see `crate::accept`).
 async fn accept_loop<A, F, S>(
-    mut accept: A,
+    accept: A,
     methods: &Arc<Methods>,
     config: &RpcServerConfig,
     cancel: &CancellationToken,
@@ -126,17 +125,17 @@ async fn accept_loop<A, F, S>(
     F: Future<Output = io::Result<(S, Verdict)>>,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            a = accept() => a,
-        };
-        match accepted {
-            Ok((stream, Ok((_, true)))) => {
+    crate::accept::accept_loop(
+        cancel,
+        "rpc",
+        Duration::from_millis(50),
+        accept,
+        |(stream, verdict)| match verdict {
+            Ok((_, true)) => {
                 let (m, c, k) = (methods.clone(), config.clone(), cancel.child_token());
                 tracker.spawn(async move { serve_connection(stream, &m, &c, &k).await });
             }
-            Ok((stream, verdict)) => {
+            verdict => {
                 let why = match verdict {
                     Ok((uid, _)) => format!(
                         "uid {uid} may not use this RPC server: only the target's own user and \
@@ -145,15 +144,11 @@ async fn accept_loop<A, F, S>(
                     Err(e) => format!("the client's user is unknown ({e}): refused"),
                 };
                 tracing::warn!(reason = %why, "rpc client refused");
-                let c = config.clone();
-                tracker.spawn(refuse(stream, why, c));
+                tracker.spawn(refuse(stream, why, config.clone()));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "rpc accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+        },
+    )
+    .await;
 }
 
 /// Answers a refused client with one JSON-RPC error, then closes.

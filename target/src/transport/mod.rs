@@ -195,24 +195,18 @@ pub async fn accept_loop(listener: TcpListener, target: Arc<Network>, cancel: Ca
         () = cancel.cancelled() => return,
         () = target.ports.opened() => {}
     }
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => match target.admission.admit(peer.ip(), &cancel) {
-                Ok(ticket) => spawn_connection(stream, &target, ticket, &mut next),
-                Err(why) => {
-                    tracing::debug!(%peer, reason = why.label(), "connection refused: limit reached");
-                    drop(stream);
-                }
-            },
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::accept::accept_loop(
+        &cancel,
+        "nvme-tcp",
+        Duration::from_millis(100),
+        || listener.accept(),
+        |(stream, peer)| match target.admission.admit(peer.ip(), &cancel) {
+            Ok(ticket) => spawn_connection(stream, &target, ticket, &mut next),
+            Err(why) => {
+                tracing::debug!(%peer, reason = why.label(), "connection refused: limit reached");
+                drop(stream);
             }
-        }
-    }
+        },
+    )
+    .await;
 }
