@@ -28,6 +28,13 @@
 //!   `tokio_util::codec::Decoder::decode`, and [`DecodeError`], which carries the Fatal Error
 //!   Status, the Fatal Error Information and the offending header for the TermReq that reports
 //!   a transport fault before the connection is closed.
+//! - [`target`]: the controller side of one queue, [`target::TargetQueue`]: bytes in, commands
+//!   up to the controller, completions down, bytes out, time passed in. Every rule of the
+//!   queue (ICReq, Connect first, CIDs in flight, SQ size and head, R2T/H2CData windows, data
+//!   digest errors, C2HData SUCCESS) is decided there, and a broken one ends the queue with a
+//!   typed [`target::QueueError`] and its TermReq. The target's connection task only moves
+//!   bytes between its socket and this core.
+//! - [`recycle`]: buffers lent out as `Bytes` and taken back once every view is dropped.
 //!
 //! Payloads of decoded PDUs are `Bytes` views of the receive buffer: no PDU data is copied.
 //! Nothing here panics on peer input.
