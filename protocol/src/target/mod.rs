@@ -187,6 +187,11 @@ impl<O: Observer> TargetQueue<O> {
         }
     }
 
+    /// What the queue was configured with.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
     /// The observer.
     pub fn observer_mut(&mut self) -> &mut O {
         &mut self.observer

@@ -256,7 +256,7 @@ impl Socket {
         if !root.is_cancelled() {
             return Ok(QueueExit::TornDown);
         }
-        if !q.is_bound() {
+        if !q.is_bound() && !q.shutting_down() {
             return Err(ConnError::Evicted);
         }
         let until = tokio::time::Instant::now() + DRAIN_TIMEOUT;

@@ -31,7 +31,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                 return c;
             }
         };
-        match connect(&self.target, &cmd, &data, self.site) {
+        match connect(&self.plane, &cmd, &data, self.site) {
             Ok((joined, cqe)) => {
                 self.bind(joined, cmd.sqsize.saturating_add(1));
                 Completion {
@@ -73,7 +73,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             sq_entries: sqsize,
             sq_flow_control_disabled: ctrl.sq_flow_control_disabled(),
         });
-        let stats = &self.target.transport_stats;
+        let stats = &self.plane.transport_stats;
         let (gauge, total) = if qid == 0 {
             (&stats.admin_queues, &stats.admin_queues_total)
         } else {
@@ -87,7 +87,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             tracing::debug!("I/O queue connected");
         }
         let ctx = QueueCtx {
-            plane: self.target.clone(),
+            plane: self.plane.clone(),
             ctrl,
             qid,
             max_io_size: self.max_io_size,
@@ -104,7 +104,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     /// Releases the queue's hold on its controller.
     pub fn unbind(&mut self) {
         let Some(b) = self.bound.take() else { return };
-        let stats = &self.target.transport_stats;
+        let stats = &self.plane.transport_stats;
         let gauge = if b.ctx.qid == 0 {
             &stats.admin_queues
         } else {

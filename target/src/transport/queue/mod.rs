@@ -73,7 +73,7 @@ async fn recv_oob(oob: Option<&mut OobReceiver>) -> Option<Cqe> {
 /// The state of one queue above its core.
 #[derive(Debug)]
 pub struct Queue<F> {
-    target: Arc<DataPlane>,
+    plane: Arc<DataPlane>,
     site: ConnectSite,
     /// The protocol rules and the output.
     pub core: Core,
@@ -89,13 +89,13 @@ pub struct Queue<F> {
 /// A new, unbound queue whose I/O commands run inline in its slots; `connect_by` bounds the
 /// time to its ICReq and Connect.
 pub fn new_queue(
-    target: Arc<DataPlane>,
+    plane: Arc<DataPlane>,
     local: SocketAddr,
     peer: SocketAddr,
     connect_timeout: std::time::Duration,
 ) -> Queue<impl Future<Output = Completion> + Send + 'static + use<>> {
     Queue::with_exec(
-        target,
+        plane,
         local,
         peer,
         connect_timeout,
@@ -104,8 +104,8 @@ pub fn new_queue(
 }
 
 /// What the core enforces, from the target's options.
-fn core_config(target: &DataPlane, connect_timeout: std::time::Duration) -> QueueConfig {
-    let opts = target.options();
+fn core_config(plane: &DataPlane, connect_timeout: std::time::Duration) -> QueueConfig {
+    let opts = plane.options();
     let mut framer = lamina_protocol::FramerConfig::target();
     framer.max_data_len = opts.io_unit_size;
     framer.max_in_capsule_data = opts
@@ -127,17 +127,17 @@ fn core_config(target: &DataPlane, connect_timeout: std::time::Duration) -> Queu
 impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     /// A new, unbound queue starting its commands with `exec`.
     pub fn with_exec(
-        target: Arc<DataPlane>,
+        plane: Arc<DataPlane>,
         local: SocketAddr,
         peer: SocketAddr,
         connect_timeout: std::time::Duration,
         exec: Exec<F>,
     ) -> Self {
-        let opts = target.options();
+        let opts = plane.options();
         let depth = opts.max_queue_depth.max(opts.max_aq_depth);
-        let observer = ConnObserver::new(target.transport_stats.clone());
+        let observer = ConnObserver::new(plane.transport_stats.clone());
         let core = TargetQueue::new(
-            core_config(&target, connect_timeout),
+            core_config(&plane, connect_timeout),
             observer,
             std::time::Instant::now(),
         );
@@ -150,15 +150,18 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             done: Vec::new(),
             data_pool: DataPool::new(usize::from(depth)),
             max_io_size: opts.max_io_size,
-            target,
+            plane,
         }
     }
 
     /// The largest PDU the core accepts (sizes the read buffer).
     pub fn max_pdu(&self) -> u32 {
-        core_config(&self.target, std::time::Duration::ZERO)
-            .framer
-            .max_plen
+        self.core.config().framer.max_plen
+    }
+
+    /// Whether the target is shutting down (rather than this connection being evicted).
+    pub fn shutting_down(&self) -> bool {
+        self.plane.cancel.is_cancelled()
     }
 
     /// Whether a Connect bound the queue.
