@@ -308,7 +308,12 @@ pub async fn apply_file(
     methods: &Methods,
     path: &Path,
 ) -> Result<FileApplied, ConfigError> {
-    Ok(match read_file(path)? {
+    Ok(apply_parsed(t, methods, read_file(path)?).await)
+}
+
+/// Applies a `--config` file already read with [`read_file`].
+pub async fn apply_parsed(t: &Arc<Target>, methods: &Methods, file: ConfigFile) -> FileApplied {
+    match file {
         ConfigFile::Spdk(v) => {
             let r = replay(t, methods, &v, "--config").await;
             FileApplied {
@@ -327,5 +332,5 @@ pub async fn apply_file(
                 failed: r.failed,
             }
         }
-    })
+    }
 }

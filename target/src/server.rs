@@ -67,7 +67,13 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     crate::rpc::runtime::mark_start();
     prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
-    let settings = resolve_settings(args)?;
+    // The --config file is read once: its [runtime] decides settings the target is built
+    // with, the rest is applied once ports are up.
+    let config_file = match &args.config {
+        Some(path) => Some(crate::config::read_file(path).context("--config")?),
+        None => None,
+    };
+    let settings = resolve_settings(args, config_file.as_ref());
     let target = Target::with_settings(TransportOptions::default(), settings);
     raise_fd_limit(args.limits.limits().max_connections);
     target.admission.set_limits(args.limits.limits());
@@ -110,8 +116,10 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     } else if args.config.is_none() && !args.no_default {
         create_default(&methods, &data_dir, &ports).await?;
     }
-    if let Some(path) = &args.config {
-        apply_config_file(&target, &methods, path).await?;
+    if let (Some(path), Some(file)) = (&args.config, config_file) {
+        let r = crate::config::apply_parsed(&target, &methods, file).await;
+        tracing::info!(created = r.created, existing = r.existing, pending = r.pending,
+            failed = r.failed, file = %path.display(), "--config applied");
     }
     *target.state_path.write() = Some(state);
     crate::config::persist(&target).await;
@@ -333,13 +341,15 @@ async fn create_default(
 
 /// The process settings: flags (and their environment variables), then the `[runtime]` of a
 /// TOML `--config` file, then the defaults.
-fn resolve_settings(args: &ServeArgs) -> anyhow::Result<crate::settings::Settings> {
-    let file = match &args.config {
-        Some(path) => match crate::config::read_file(path).context("--config")? {
-            crate::config::ConfigFile::Lamina(cfg) => cfg.runtime.unwrap_or_default(),
-            crate::config::ConfigFile::Spdk(_) => crate::settings::RuntimeSection::default(),
-        },
-        None => crate::settings::RuntimeSection::default(),
+fn resolve_settings(
+    args: &ServeArgs,
+    config: Option<&crate::config::ConfigFile>,
+) -> crate::settings::Settings {
+    let file = match config {
+        Some(crate::config::ConfigFile::Lamina(cfg)) => cfg.runtime.unwrap_or_default(),
+        Some(crate::config::ConfigFile::Spdk(_)) | None => {
+            crate::settings::RuntimeSection::default()
+        }
     };
     let settings = crate::settings::Settings::resolve(args.settings_given(), file);
     tracing::info!(
@@ -348,21 +358,7 @@ fn resolve_settings(args: &ServeArgs) -> anyhow::Result<crate::settings::Setting
         io_stats = settings.io_stats,
         "process settings"
     );
-    Ok(settings)
-}
-
-/// Applies a `--config` file: SPDK JSON (`save_config`) or Lamina TOML.
-async fn apply_config_file(
-    target: &Arc<Target>,
-    methods: &Methods,
-    path: &Path,
-) -> anyhow::Result<()> {
-    let r = crate::config::apply_file(target, methods, path)
-        .await
-        .context("--config")?;
-    tracing::info!(created = r.created, existing = r.existing, pending = r.pending,
-        failed = r.failed, file = %path.display(), "--config applied");
-    Ok(())
+    settings
 }
 
 /// How to attach each subsystem, as printed at start-up.

@@ -73,14 +73,9 @@ struct FileInner {
     uring: Option<UringFile>,
 }
 
-/// Whether `opts` let a file use io_uring (the kernel may still refuse it).
-fn uring_allowed(opts: &FileOptions) -> bool {
-    opts.io_uring
-}
-
 /// Puts a duplicate of `file` under io_uring, or says why not.
 fn open_uring(file: &File, opts: &FileOptions, path: &Path) -> Option<UringFile> {
-    if !uring_allowed(opts) {
+    if !opts.io_uring {
         return None;
     }
     let depth = u32::try_from(opts.max_in_flight).unwrap_or(64);

@@ -22,6 +22,11 @@ impl<O: Observer> TargetQueue<O> {
         if let Phase::Failed(e) = &self.phase {
             return Err(e.clone());
         }
+        self.on_pdu(pdu)
+    }
+
+    /// [`TargetQueue::handle_pdu`] on a queue known not to have ended.
+    pub(super) fn on_pdu(&mut self, pdu: Pdu) -> Result<Input, QueueError> {
         match pdu {
             Pdu::IcReq(req) if self.phase == Phase::AwaitIcReq => {
                 self.on_ic_req(&req);

@@ -368,7 +368,7 @@ impl<O: Observer> TargetQueue<O> {
         match self.framer.decode(input) {
             Ok(Some(pdu)) => {
                 self.observer.pdu_received(pdu.pdu_type());
-                self.handle_pdu(pdu)
+                self.on_pdu(pdu)
             }
             Ok(None) => Ok(Input::NeedMore),
             Err(crate::DecodeError::DataDigest {

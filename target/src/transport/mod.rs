@@ -14,7 +14,8 @@
 //! changes threads between its PDU arriving and its completion leaving, and work stealing
 //! only moves whole connections between idle and busy workers. With the `per-core` connection
 //! runtime setting (`--conn-runtime`, see `crate::settings`) connections are dealt round-robin
-//! to one current-thread runtime per CPU instead (no work stealing at all). `integration/PERFORMANCE.md` has the measurements behind the default.
+//! to one current-thread runtime per CPU instead (no work stealing at all).
+//! `integration/PERFORMANCE.md` has the measurements behind the default.
 
 pub mod admission;
 pub mod connection;
