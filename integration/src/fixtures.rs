@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lamina_target::cli::ServeArgs;
-use lamina_target::rpc::client::{ClientError, RpcClient};
+use lamina_target::logs::telemetry::LogFormat;
+use lamina_target::mgmt::rpc::client::{ClientError, RpcClient};
 use lamina_target::server::{self, Running};
-use lamina_target::telemetry::LogFormat;
 use serde_json::Value;
 
 use crate::host::{ConnectOptions, Controller, HostError};

@@ -152,7 +152,7 @@ async fn connected_queues_fill_only_their_own_source_cap() {
 }
 
 fn metrics(t: &TestTarget) -> String {
-    lamina_target::metrics::Exporter::new(&t.running().target, None)
+    lamina_target::observe::metrics::Exporter::new(&t.running().target, None)
         .unwrap()
         .render()
         .unwrap()

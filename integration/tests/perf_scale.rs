@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use lamina_integration::host::{ConnectOptions, Controller};
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use serde_json::{Value, json};
 
 const NQN: &str = "nqn.2026-11.io.lamina:scale";

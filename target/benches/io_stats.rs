@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use lamina_protocol::tcp::PduType;
 use lamina_target::options::TransportOptions;
-use lamina_target::stats::{NsStats, OpClass, TransportStats, is_counting};
+use lamina_target::plane::stats::{NsStats, OpClass, TransportStats, is_counting};
 
 /// What one counted read does to the counters (see `io::counted` and `transport`).
 fn counted_read(ns: &NsStats, transport: &TransportStats) {
@@ -36,11 +36,11 @@ fn counting(c: &mut Criterion) {
     let ns = NsStats::default();
     let transport = TransportStats::default();
     let mut g = c.benchmark_group("per_command");
-    lamina_target::stats::set_counting(false);
+    lamina_target::plane::stats::set_counting(false);
     g.bench_function("off", |b| {
         b.iter(|| counted_read(black_box(&ns), black_box(&transport)));
     });
-    lamina_target::stats::set_counting(true);
+    lamina_target::plane::stats::set_counting(true);
     g.bench_function("on", |b| {
         b.iter(|| counted_read(black_box(&ns), black_box(&transport)));
     });
@@ -90,10 +90,10 @@ fn scrape(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let target = rt.block_on(async {
-        let target = lamina_target::context::Target::new(TransportOptions::default());
-        let mut methods = lamina_target::rpc::methods(&target);
-        let rpc = lamina_target::stats::RpcStats::new(&methods.names());
-        methods.set_observer(lamina_target::metrics::rpc_observer(&rpc));
+        let target = lamina_target::mgmt::context::Target::new(TransportOptions::default());
+        let mut methods = lamina_target::mgmt::methods(&target);
+        let rpc = lamina_target::plane::stats::RpcStats::new(&methods.names());
+        methods.set_observer(lamina_target::observe::metrics::rpc_observer(&rpc));
         let call = async |method: &str, params: serde_json::Value| {
             let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method,
                 "params": params});
@@ -125,7 +125,8 @@ fn scrape(c: &mut Criterion) {
         (target, rpc)
     });
     let exporter =
-        lamina_target::metrics::Exporter::new(&target.0, Some(target.1.clone())).expect("exporter");
+        lamina_target::observe::metrics::Exporter::new(&target.0, Some(target.1.clone()))
+            .expect("exporter");
     let mut g = c.benchmark_group("scrape");
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("64_namespaces", |b| {

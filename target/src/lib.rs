@@ -24,35 +24,15 @@
 //! - Process: [`cli`], [`server`] (start-up and shutdown wiring), [`settings`] (process
 //!   settings decided once), [`options`], [`shutdown`], [`units`].
 
-pub mod accept;
-pub mod admin;
-pub mod atomic_file;
-pub mod bdev;
 pub mod cli;
-pub mod command;
-pub mod config;
-pub mod connect;
-pub mod context;
-pub mod controller;
-pub mod discovery;
-pub mod dispatch;
-pub mod http;
-pub mod http_limits;
-pub mod io;
-pub mod log_control;
-pub mod metrics;
-pub mod notify;
+pub mod logs;
+pub mod mgmt;
+pub mod observe;
 pub mod options;
-pub mod path_policy;
 pub mod plane;
-pub mod ports;
-pub mod rpc;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
-pub mod stats;
-pub mod subsystem;
-pub mod telemetry;
 pub mod transport;
 pub mod units;
 

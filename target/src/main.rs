@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             if let Err(e) =
-                lamina_target::telemetry::init(args.log_level.as_deref(), args.log_format)
+                lamina_target::logs::telemetry::init(args.log_level.as_deref(), args.log_format)
             {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

@@ -3,13 +3,13 @@
 //!
 //! Start-up, in order: the metrics endpoint comes up if `--metrics` is given (`/healthz`
 //! answers, `/readyz` says 503 until start-up ends); the `--listen` ports are bound (they
-//! accept nothing until the end of start-up, see `crate::ports`); the persisted
+//! accept nothing until the end of start-up, see `crate::plane::ports`); the persisted
 //! configuration (`DATA_DIR/lamina.json`) is replayed, or on a fresh data directory the embedded
 //! default is created (a sparse 16 GiB file `lvs0.img` holding lvstore `lvs0` with a 1 GiB thin
 //! lvol `vol0`, exported as namespace 1 of `nqn.2026-11.io.lamina:default` to any host); a
 //! `--config` file is applied on top (creating what is missing); the ports start accepting;
 //! the RPC socket opens; the retry of pending configuration starts (what could not be applied,
-//! see `crate::config`); readiness is set (and held back while anything is pending); the
+//! see `crate::mgmt::config`); readiness is set (and held back while anything is pending); the
 //! attach commands are printed.
 //!
 //! Shutdown (SIGINT/SIGTERM): readiness is cleared and the root token is cancelled, so listeners
@@ -26,11 +26,11 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::cli::ServeArgs;
-use crate::context::Target;
-use crate::http::Readiness;
+use crate::mgmt::context::Target;
+use crate::mgmt::rpc::Methods;
+use crate::mgmt::rpc::server::RpcServerConfig;
+use crate::observe::http::Readiness;
 use crate::options::TransportOptions;
-use crate::rpc::Methods;
-use crate::rpc::server::RpcServerConfig;
 
 /// The default subsystem's NQN.
 pub const DEFAULT_NQN: &str = "nqn.2026-11.io.lamina:default";
@@ -59,18 +59,18 @@ pub struct Running {
     /// Readiness for `/readyz`.
     pub ready: Arc<Readiness>,
     /// The metrics endpoint; it outlives the drain and stops last.
-    pub http: Option<crate::http::Endpoint>,
+    pub http: Option<crate::observe::http::Endpoint>,
 }
 
 /// Starts everything; returns once the target serves.
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
-    crate::rpc::runtime::mark_start();
+    crate::mgmt::rpc::runtime::mark_start();
     prepare_data_dir(&args.data_dir)?;
     let data_dir = args.data_dir.canonicalize()?;
     // The --config file is read once: its [runtime] decides settings the target is built
     // with, the rest is applied once ports are up.
     let config_file = match &args.config {
-        Some(path) => Some(crate::config::read_file(path).context("--config")?),
+        Some(path) => Some(crate::mgmt::config::read_file(path).context("--config")?),
         None => None,
     };
     let settings = resolve_settings(args, config_file.as_ref());
@@ -78,25 +78,25 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     raise_fd_limit(args.limits.limits().max_connections);
     target.admission.set_limits(args.limits.limits());
     let roots = std::iter::once(data_dir.clone()).chain(args.allow_path.iter().cloned());
-    *target.paths.write() = crate::path_policy::PathPolicy::new(roots);
-    crate::stats::set_counting(settings.io_stats);
+    *target.paths.write() = crate::mgmt::path_policy::PathPolicy::new(roots);
+    crate::plane::stats::set_counting(settings.io_stats);
     if !settings.io_stats {
         tracing::info!("io_stats off: per-command counters are off");
     }
-    let mut methods = crate::rpc::methods(&target);
-    let rpc_stats = crate::stats::RpcStats::new(&methods.names());
-    methods.set_observer(crate::metrics::rpc_observer(&rpc_stats));
+    let mut methods = crate::mgmt::methods(&target);
+    let rpc_stats = crate::plane::stats::RpcStats::new(&methods.names());
+    methods.set_observer(crate::observe::metrics::rpc_observer(&rpc_stats));
     let methods = Arc::new(methods);
     // The endpoint first: /healthz answers and /readyz says 503 while the configuration loads.
     let ready = Arc::new(Readiness::default());
     let http = match args.metrics {
         Some(addr) => {
-            let allow = crate::http_limits::AllowList::new(args.metrics_allow.clone());
+            let allow = crate::observe::http_limits::AllowList::new(args.metrics_allow.clone());
             Some(start_metrics(&target, &rpc_stats, addr, ready.clone(), allow).await?)
         }
         None => None,
     };
-    let state = data_dir.join(crate::config::STATE_FILE);
+    let state = data_dir.join(crate::mgmt::config::STATE_FILE);
     // Ports first, so the embedded default listens on the addresses actually bound (port 0
     // picks one) and a replayed listener on the same address reuses the port.
     let mut ports = Vec::new();
@@ -107,30 +107,30 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         ports.push(port.addr);
     }
     if state.exists() {
-        let cfg = crate::config::read_json(&state).context(
+        let cfg = crate::mgmt::config::read_json(&state).context(
             "the persisted configuration is damaged; fix or move it away to start fresh",
         )?;
-        let r = crate::config::replay(&target, &methods, &cfg, "lamina.json").await;
+        let r = crate::mgmt::config::replay(&target, &methods, &cfg, "lamina.json").await;
         tracing::info!(ok = r.ok, existing = r.existing, pending = r.pending, file = %state.display(),
             "configuration restored");
     } else if args.config.is_none() && !args.no_default {
         create_default(&methods, &data_dir, &ports).await?;
     }
     if let (Some(path), Some(file)) = (&args.config, config_file) {
-        let r = crate::config::apply_parsed(&target, &methods, file).await;
+        let r = crate::mgmt::config::apply_parsed(&target, &methods, file).await;
         tracing::info!(created = r.created, existing = r.existing, pending = r.pending,
             failed = r.failed, file = %path.display(), "--config applied");
     }
     *target.state_path.write() = Some(state);
-    crate::config::persist(&target).await;
+    crate::mgmt::config::persist(&target).await;
     // Everything is in place: hosts waiting in the accept queues are served now.
     target.ports.open();
 
     let rpc_socket = args.rpc_socket_path();
-    let unix = crate::rpc::server::bind_unix(&rpc_socket)
+    let unix = crate::mgmt::rpc::server::bind_unix(&rpc_socket)
         .await
         .with_context(|| format!("cannot open the RPC socket {}", rpc_socket.display()))?;
-    target.tracker.spawn(crate::rpc::server::serve_unix(
+    target.tracker.spawn(crate::mgmt::rpc::server::serve_unix(
         unix,
         rpc_socket.clone(),
         methods.clone(),
@@ -139,8 +139,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         target.tracker.clone(),
     ));
     if let Some(addr) = args.rpc_listen {
-        let l = crate::rpc::server::bind_tcp(addr).await?;
-        target.tracker.spawn(crate::rpc::server::serve_tcp(
+        let l = crate::mgmt::rpc::server::bind_tcp(addr).await?;
+        target.tracker.spawn(crate::mgmt::rpc::server::serve_tcp(
             l,
             methods.clone(),
             RpcServerConfig::default(),
@@ -154,7 +154,9 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         target,
         methods,
         rpc_socket,
-        metrics_addr: http.as_ref().map(crate::http::Endpoint::local_addr),
+        metrics_addr: http
+            .as_ref()
+            .map(crate::observe::http::Endpoint::local_addr),
         ports,
         ready,
         http,
@@ -172,8 +174,8 @@ fn start_pending(
     ready.set_check(Arc::new(move || {
         weak.upgrade().and_then(|t| t.pending.readiness_report())
     }));
-    let policy = crate::config::retry::RetryPolicy::up_to(args.pending_retry_interval);
-    crate::config::retry::spawn(target, methods, policy);
+    let policy = crate::mgmt::config::retry::RetryPolicy::up_to(args.pending_retry_interval);
+    crate::mgmt::config::retry::spawn(target, methods, policy);
     let pending = target.pending.len();
     if pending > 0 {
         tracing::warn!(pending, retry_up_to = ?policy.max,
@@ -184,15 +186,15 @@ fn start_pending(
 
 async fn start_metrics(
     target: &Arc<Target>,
-    rpc: &Arc<crate::stats::RpcStats>,
+    rpc: &Arc<crate::plane::stats::RpcStats>,
     addr: SocketAddr,
     ready: Arc<Readiness>,
-    allow: crate::http_limits::AllowList,
-) -> anyhow::Result<crate::http::Endpoint> {
-    let exporter = crate::metrics::Exporter::new(target, Some(rpc.clone()))?;
-    let render: crate::http::Render =
+    allow: crate::observe::http_limits::AllowList,
+) -> anyhow::Result<crate::observe::http::Endpoint> {
+    let exporter = crate::observe::metrics::Exporter::new(target, Some(rpc.clone()))?;
+    let render: crate::observe::http::Render =
         Arc::new(move || exporter.render().map_err(|e| e.to_string()));
-    let endpoint = crate::http::Endpoint::start(addr, render, ready, allow)
+    let endpoint = crate::observe::http::Endpoint::start(addr, render, ready, allow)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
     tracing::info!(bound = %endpoint.local_addr(), "metrics endpoint up (/metrics, /healthz, /readyz)");
@@ -324,7 +326,7 @@ async fn create_default(
             methods,
             "nvmf_subsystem_add_listener",
             json!({"nqn": DEFAULT_NQN,
-            "listen_address": crate::rpc::nvmf::ListenAddress::from_socket_addr(*addr)}),
+            "listen_address": crate::mgmt::rpc::nvmf::ListenAddress::from_socket_addr(*addr)}),
         )
         .await?;
     }
@@ -343,11 +345,11 @@ async fn create_default(
 /// TOML `--config` file, then the defaults.
 fn resolve_settings(
     args: &ServeArgs,
-    config: Option<&crate::config::ConfigFile>,
+    config: Option<&crate::mgmt::config::ConfigFile>,
 ) -> crate::settings::Settings {
     let file = match config {
-        Some(crate::config::ConfigFile::Lamina(cfg)) => cfg.runtime.unwrap_or_default(),
-        Some(crate::config::ConfigFile::Spdk(_)) | None => {
+        Some(crate::mgmt::config::ConfigFile::Lamina(cfg)) => cfg.runtime.unwrap_or_default(),
+        Some(crate::mgmt::config::ConfigFile::Spdk(_)) | None => {
             crate::settings::RuntimeSection::default()
         }
     };
@@ -366,7 +368,7 @@ pub fn attach_help(target: &Target) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for s in target.subsystems.list() {
-        if s.kind() == crate::subsystem::SubsystemKind::Discovery {
+        if s.kind() == crate::plane::subsystem::SubsystemKind::Discovery {
             continue;
         }
         for addr in s.listeners() {
@@ -416,7 +418,7 @@ pub async fn shutdown(running: &Running) {
             tracing::error!(lvstore = %store.name(), error = %e, "flush at shutdown failed");
         }
     }
-    crate::config::persist(target).await;
+    crate::mgmt::config::persist(target).await;
     if let Some(http) = &running.http {
         http.stop().await;
     }

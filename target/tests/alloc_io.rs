@@ -20,9 +20,9 @@ use lamina_integration::perf::live::Live;
 use lamina_integration::perf::plan::ConnPlan;
 use lamina_integration::perf::workload::WorkloadKind;
 use lamina_target::cli::ServeArgs;
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::logs::telemetry::LogFormat;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use lamina_target::server;
-use lamina_target::telemetry::LogFormat;
 use serde_json::{Value, json};
 
 #[global_allocator]

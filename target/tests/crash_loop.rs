@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use lamina_integration::host::{ConnectOptions, Controller, Namespace, Queue};
 use lamina_protocol::nvme::DsmRange;
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::process::{Child, Command};

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use lamina_integration::host::{ConnectOptions, Controller};
 use lamina_lvol::device::{Device, FaultDevice};
 use lamina_protocol::nvme::StatusCode;
-use lamina_target::bdev::BdevKind;
+use lamina_target::plane::bdev::BdevKind;
 use serde_json::json;
 use support::TestServer;
 

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lamina_integration::host::{ConnectOptions, Controller};
-use lamina_target::rpc::error::EPERM;
+use lamina_target::mgmt::rpc::error::EPERM;
 use lamina_target::server;
 use serde_json::json;
 use support::{args, client, ok};

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use lamina_integration::host::{ConnectOptions, Controller, Namespace, Queue, RawHost};
 use lamina_protocol::nvme::{DsmRange, StatusCode};
 use lamina_protocol::tcp::{Fes, IcReq};
-use lamina_target::metrics::catalog::{CATALOG, Kind};
+use lamina_target::observe::metrics::catalog::{CATALOG, Kind};
 use metrics_support::{Exposition, Metered, NQN, call, http_get};
 use serde_json::json;
 

@@ -8,7 +8,7 @@
 mod metrics_support;
 
 use bytes::Bytes;
-use lamina_target::stats::set_counting;
+use lamina_target::plane::stats::set_counting;
 use metrics_support::{Metered, NQN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

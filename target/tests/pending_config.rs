@@ -21,7 +21,7 @@ const EBUSY: i32 = -16;
 const ENODEV: i32 = -19;
 
 /// The UUID of lvol `alias`.
-async fn uuid_of(c: &mut lamina_target::rpc::client::RpcClient, alias: &str) -> String {
+async fn uuid_of(c: &mut lamina_target::mgmt::rpc::client::RpcClient, alias: &str) -> String {
     let l = support::lvol(c, alias).await.unwrap();
     l["uuid"].as_str().unwrap().to_owned()
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use lamina_target::server;
 use serde_json::{Value, json};
 use support::{TestServer, args, client, free_port, ok};
@@ -221,7 +221,7 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
     ok(&mut c, "nvmf_subsystem_allow_any_host", p).await;
     let before = snapshot(&mut c, TOML_NQN).await;
     // Applying the file again on the running target: everything is there.
-    let r = lamina_target::config::apply_file(&running.target, &running.methods, &cfg)
+    let r = lamina_target::mgmt::config::apply_file(&running.target, &running.methods, &cfg)
         .await
         .unwrap();
     assert_eq!((r.created, r.failed), (0, 0), "{r:?}");
@@ -271,7 +271,7 @@ async fn spdk_json_config_is_replayed_and_idempotent() {
         .unwrap();
     let mut c = client(&running.rpc_socket).await;
     assert_eq!(ok(&mut c, "save_config", Value::Null).await, saved);
-    let r = lamina_target::config::apply_file(&running.target, &running.methods, &json_file)
+    let r = lamina_target::mgmt::config::apply_file(&running.target, &running.methods, &json_file)
         .await
         .unwrap();
     // Settings (`*_set_*`) are applied again, to the same values; everything else is there.

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use lamina_integration::host::{Namespace, Queue};
 use lamina_protocol::nvme::DsmRange;
-use lamina_target::rpc::client::{ClientError, RpcClient};
+use lamina_target::mgmt::rpc::client::{ClientError, RpcClient};
 use metrics_support::{Metered, NQN, call};
 use serde_json::{Value, json};
 

@@ -13,11 +13,11 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use lamina_target::rpc::client::RpcClient;
-use lamina_target::rpc::error::{
+use lamina_target::mgmt::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::error::{
     EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, INVALID_PARAMS, METHOD_NOT_FOUND,
 };
-use lamina_target::subsystem::SubsystemEvent;
+use lamina_target::plane::subsystem::SubsystemEvent;
 use serde_json::{Value, json};
 use support::TestServer;
 

@@ -17,8 +17,8 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use lamina_target::rpc::client::RpcClient;
-use lamina_target::rpc::error::EBUSY;
+use lamina_target::mgmt::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::error::EBUSY;
 use serde_json::{Value, json};
 use support::TestServer;
 use uuid::Uuid;

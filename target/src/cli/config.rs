@@ -1,5 +1,5 @@
 //! `lamina config pending|retry|drop`: configuration that could not be applied at start-up (a
-//! missing device and what depends on it; see `crate::config`), over
+//! missing device and what depends on it; see `crate::mgmt::config`), over
 //! `lamina_get_pending_config`, `lamina_retry_pending_config` and
 //! `lamina_drop_pending_config`.
 

@@ -17,7 +17,7 @@ use lamina_lvol::device::{Device, FileDevice, FileOptions};
 use serde_json::Value;
 
 use super::session::{CliError, Session, items, str_of, u64_of};
-use crate::rpc::lvol_check::report_json;
+use crate::mgmt::rpc::lvol_check::report_json;
 
 /// Exit status when a check finds problems.
 pub const EXIT_INCONSISTENT: u8 = 4;

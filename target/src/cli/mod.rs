@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use crate::telemetry::LogFormat;
+use crate::logs::telemetry::LogFormat;
 
 pub mod bdev;
 pub mod config;
@@ -99,7 +99,7 @@ pub struct ServeArgs {
         env = "LAMINA_METRICS_ALLOW",
         value_delimiter = ','
     )]
-    pub metrics_allow: Vec<crate::http_limits::Cidr>,
+    pub metrics_allow: Vec<crate::observe::http_limits::Cidr>,
     /// Declarative start-up configuration (TOML, or SPDK JSON from save_config).
     #[arg(long, value_name = "FILE", env = "LAMINA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -131,7 +131,7 @@ pub struct ServeArgs {
         value_name = "DURATION",
         env = "LAMINA_PENDING_RETRY_INTERVAL",
         default_value = "30s",
-        value_parser = crate::config::retry::parse_interval
+        value_parser = crate::mgmt::config::retry::parse_interval
     )]
     pub pending_retry_interval: std::time::Duration,
     /// File bdevs use io_uring when the kernel offers it (on), or the blocking thread pool

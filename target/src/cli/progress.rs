@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{CliError, Session, items, str_of, u64_of};
-use crate::rpc::client::RpcClient;
+use crate::mgmt::rpc::client::RpcClient;
 
 /// How often the operation is polled by default; an operation that ends sooner draws nothing.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);

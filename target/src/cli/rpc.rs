@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use crate::rpc::client::{ClientError, RpcClient};
+use crate::mgmt::rpc::client::{ClientError, RpcClient};
 
 /// Arguments of `lamina rpc`.
 #[derive(Debug, Clone, Args)]

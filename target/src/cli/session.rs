@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::rpc::{EXIT_RPC_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
-use crate::rpc::client::{ClientError, RpcClient};
+use crate::mgmt::rpc::client::{ClientError, RpcClient};
 
 /// Flags every management subcommand takes (before or after the action).
 #[derive(Debug, Clone, Args)]
@@ -169,7 +169,7 @@ pub fn items(v: &Value) -> &[Value] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::RpcError;
+    use crate::mgmt::rpc::RpcError;
 
     #[test]
     fn exit_codes_are_stable() {

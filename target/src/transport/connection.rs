@@ -24,8 +24,8 @@ use super::Network;
 use super::admission::Ticket;
 use super::pool::ReadBuffer;
 use super::queue::{Core, Queue, QueueEvent, new_queue};
-use crate::command::Completion;
-use crate::stats::TransportStats;
+use crate::plane::command::Completion;
+use crate::plane::stats::TransportStats;
 
 /// How long in-flight commands may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -318,7 +318,7 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
     let span = tracing::info_span!("conn", %peer, qid = tracing::field::Empty,
         cntlid = tracing::field::Empty, hostnqn = tracing::field::Empty);
     let stats = target.transport_stats.clone();
-    crate::stats::gauge_add(&stats.connections, 1);
+    crate::plane::stats::gauge_add(&stats.connections, 1);
     stats
         .connections_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -353,7 +353,7 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         }
     };
     tracing::Instrument::instrument(run, span).await;
-    crate::stats::gauge_add(&stats.connections, -1);
+    crate::plane::stats::gauge_add(&stats.connections, -1);
 }
 
 fn log_end(e: &ConnError) {

@@ -17,6 +17,7 @@
 //! to one current-thread runtime per CPU instead (no work stealing at all).
 //! `integration/PERFORMANCE.md` has the measurements behind the default.
 
+pub mod accept;
 pub mod admission;
 pub mod connection;
 pub mod pool;
@@ -34,7 +35,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::plane::DataPlane;
-use crate::ports::Port;
+use crate::plane::ports::Port;
 use crate::settings::ConnRuntime;
 use admission::Ticket;
 
@@ -191,12 +192,12 @@ fn set_socket_options(stream: &TcpStream, priority: u32, sock: SockOptions) {
 /// Accepts connections until `cancel` fires; each is admitted or closed at once.
 pub async fn accept_loop(listener: TcpListener, target: Arc<Network>, cancel: CancellationToken) {
     let mut next = 0usize;
-    // Not before start-up ends (see `crate::ports`): connections wait in the accept queue.
+    // Not before start-up ends (see `crate::plane::ports`): connections wait in the accept queue.
     tokio::select! {
         () = cancel.cancelled() => return,
         () = target.ports.opened() => {}
     }
-    crate::accept::accept_loop(
+    crate::transport::accept::accept_loop(
         &cancel,
         "nvme-tcp",
         Duration::from_millis(100),

@@ -12,7 +12,7 @@
 //! (a blocking-pool or io_uring completion); the bitmap is atomic, and nothing is locked.
 //!
 //! I/O commands are stored as their concrete future type `F` (one type for every I/O
-//! command, see `crate::io::execute`); admin and Fabrics commands, which are rare, as boxed
+//! command, see `crate::plane::io::execute`); admin and Fabrics commands, which are rare, as boxed
 //! futures. A host that keeps more commands in flight than there are slots (more than its
 //! queue size) is still served: the extra commands run boxed in an overflow set.
 
@@ -26,7 +26,7 @@ use futures::future::Either;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::task::AtomicWaker;
 
-use crate::command::{CommandFuture, Completion};
+use crate::plane::command::{CommandFuture, Completion};
 
 /// A running command: an I/O command's future inline, or a boxed one.
 pub type Task<F> = Either<F, CommandFuture>;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use lamina_integration::host::{ConnectOptions, Controller};
 use lamina_target::cli::ServeArgs;
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::logs::telemetry::LogFormat;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use lamina_target::server::{self, Running};
-use lamina_target::telemetry::LogFormat;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

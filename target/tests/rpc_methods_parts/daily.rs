@@ -2,7 +2,7 @@
 //! I/O is `rpc_daily.rs`'s): statistics, histograms, resizes, notifications, the runtime and
 //! the log filter (which this process's logging, not set up by Lamina, refuses to change).
 
-use lamina_target::rpc::error::{EINVAL, ENODEV, ENOTSUP, INVALID_PARAMS};
+use lamina_target::mgmt::rpc::error::{EINVAL, ENODEV, ENOTSUP, INVALID_PARAMS};
 use serde_json::json;
 
 use super::Rpc;

@@ -1,7 +1,7 @@
 //! NVMe-oF subsystems, listeners, hosts and namespaces over JSON-RPC, what an exported lvol
 //! refuses, and the target-wide settings and SPDK option methods.
 
-use lamina_target::rpc::error::{EBUSY, EEXIST, EINVAL, ENODEV, INVALID_PARAMS};
+use lamina_target::mgmt::rpc::error::{EBUSY, EEXIST, EINVAL, ENODEV, INVALID_PARAMS};
 use serde_json::{Value, json};
 
 use super::{NQN, Rpc, support};

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lamina_target::cli::ServeArgs;
-use lamina_target::rpc::RpcError;
-use lamina_target::rpc::client::{ClientError, RpcClient};
+use lamina_target::logs::telemetry::LogFormat;
+use lamina_target::mgmt::rpc::RpcError;
+use lamina_target::mgmt::rpc::client::{ClientError, RpcClient};
 use lamina_target::server::{self, Running};
-use lamina_target::telemetry::LogFormat;
 use serde_json::{Value, json};
 
 pub mod pending;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lamina_target::rpc::client::RpcClient;
+use lamina_target::mgmt::rpc::client::RpcClient;
 use lamina_target::server::{self, Running};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

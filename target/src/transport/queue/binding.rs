@@ -9,7 +9,7 @@ use lamina_protocol::nvme::{Status, StatusCode};
 use lamina_protocol::target::{Binding, Command};
 
 use super::{Bound, Completion, Queue, QueueCtx};
-use crate::connect::{Joined, connect};
+use crate::plane::connect::{Joined, connect};
 
 impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     pub(super) fn on_connect(&mut self, req: &Command) -> Completion {
@@ -79,7 +79,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         } else {
             (&stats.io_queues, &stats.io_queues_total)
         };
-        crate::stats::gauge_add(gauge, 1);
+        crate::plane::stats::gauge_add(gauge, 1);
         total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if qid == 0 {
             tracing::info!(subnqn = %ctrl.subsystem().nqn(), "host connected: controller created");
@@ -110,7 +110,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         } else {
             &stats.io_queues
         };
-        crate::stats::gauge_add(gauge, -1);
+        crate::plane::stats::gauge_add(gauge, -1);
         let ctrl = &b.ctx.ctrl;
         if b.ctx.qid == 0 {
             if !ctrl.is_torn_down() {

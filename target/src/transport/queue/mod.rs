@@ -25,11 +25,11 @@ mod observer;
 
 use super::pool::DataPool;
 use super::slots::Slots;
-use crate::command::{Completion, QueueCtx, Request};
-use crate::connect::ConnectSite;
-use crate::controller::OobReceiver;
-use crate::dispatch::{Dispatched, Started};
 use crate::plane::DataPlane;
+use crate::plane::command::{Completion, QueueCtx, Request};
+use crate::plane::connect::ConnectSite;
+use crate::plane::controller::OobReceiver;
+use crate::plane::dispatch::{Dispatched, Started};
 pub use observer::ConnObserver;
 
 /// The queue core with this target's observer.
@@ -50,7 +50,7 @@ struct Bound {
     _hold: lamina_lvol::drain::DrainGuard,
 }
 
-/// How a bound queue starts a command: `crate::dispatch::execute`, whose I/O future type is
+/// How a bound queue starts a command: `crate::plane::dispatch::execute`, whose I/O future type is
 /// the slots' inline type.
 type Exec<F> = fn(&QueueCtx, Request) -> Dispatched<F>;
 
@@ -99,7 +99,7 @@ pub fn new_queue(
         local,
         peer,
         connect_timeout,
-        crate::dispatch::execute,
+        crate::plane::dispatch::execute,
     )
 }
 

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use lamina_protocol::target::Observer;
 use lamina_protocol::tcp::{Fes, PduType};
 
-use crate::stats::TransportStats;
-use crate::telemetry::ViolationLog;
+use crate::logs::telemetry::ViolationLog;
+use crate::plane::stats::TransportStats;
 
 /// The observer of one connection's queue core.
 #[derive(Debug)]
