@@ -66,6 +66,13 @@
 //! (once deletion started) not at all. Deletion unpublishes, refuses with `Busy` while the lvol
 //! is exported or open, drains in-flight I/O, commits, clears; old handles get `Deleted`.
 //!
+//! An open [`LvolDesc`] is the I/O path's export descriptor: a read or write enters the
+//! lvol's drain (one atomic), checks alignment, range and read-only once from atomics that
+//! every change to the lvol's size or flags updates before it releases the lvol's lock, then
+//! reads each cluster's map entry under a shared read of that lock inside a grace epoch. A
+//! write also holds the write gate shared. No mutex is taken for an I/O into allocated
+//! clusters; a first write into a cluster allocates under the metadata lock.
+//!
 //! # Model checks
 //!
 //! The lifecycle, drain and grace-period cores are checked with loom:

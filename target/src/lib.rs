@@ -6,23 +6,37 @@
 //! is a thin shell around it.
 //!
 //! # Layout
-//! The modules are flat for now; they fall into layers, each depending only on the ones above
-//! it (checked by `.ci/module_cycles.py`, which still lists one management-plane cycle,
-//! `config`, `context`, `rpc`).
+//! Each folder is a layer and depends only on the layers listed before it; CI fails on any
+//! import cycle, between layers or between files (`.ci/module_cycles.py`).
 //!
-//! - Data plane, what a host sees: [`plane`] (the state it shares, `DataPlane`), [`connect`]
-//!   (Fabrics Connect and the controller supervisor), [`controller`], [`subsystem`],
-//!   [`command`], [`dispatch`], [`admin`], [`io`], [`discovery`], [`ports`] (port IDs). The
-//!   rules of a queue are `lamina_protocol::target::TargetQueue`'s.
-//! - Network shell: [`transport`] (listeners, admission, the connection task that owns each
-//!   socket and drives a queue core, the controller side of a queue).
-//! - Management plane: [`context`] (`Target`: the data plane plus bdevs, lvols, persisted and
-//!   pending configuration, long operations), [`rpc`], [`config`], [`bdev`], [`notify`],
-//!   [`path_policy`], [`atomic_file`].
-//! - Observability: [`stats`], [`metrics`], [`http`], [`http_limits`], [`telemetry`],
-//!   [`log_control`].
-//! - Process: [`cli`], [`server`] (start-up and shutdown wiring), [`settings`] (process
-//!   settings decided once), [`options`], [`shutdown`], [`units`].
+//! - [`plane`], the data plane, what a host sees: `DataPlane` (the state it shares),
+//!   `connect` (Fabrics Connect and the controller supervisor), `controller`, `subsystem`
+//!   (with namespaces and their backends), `bdev` (the device handles a namespace reads),
+//!   `command`, `dispatch`, `admin`, `io`, `discovery`, `ports`, `stats`. The rules of a
+//!   queue are `lamina_protocol::target::TargetQueue`'s.
+//! - [`transport`], the network shell: listeners, admission, the connection task that owns
+//!   each socket and drives a queue core, the controller side of a queue, the accept loop.
+//! - [`mgmt`], the management plane: `context` (`Target`: the data plane plus bdev and lvol
+//!   registries, long operations, pending configuration), `rpc`, `config`, `operations`,
+//!   `notify`, `path_policy`, `atomic_file`.
+//! - [`observe`], observability: Prometheus `metrics` read at scrape time, the `http` server.
+//! - [`logs`]: the tracing subscriber and the run-time log filter (a leaf every layer may use).
+//! - Process: [`cli`], [`server`] (start-up and shutdown wiring), and the leaves
+//!   [`settings`] (process settings decided once), [`options`], [`shutdown`], [`units`].
+//!
+//! # One Read, from socket to device
+//! 1. `transport::connection`: the connection task, the only owner of the `TcpStream`, reads
+//!    what the socket holds into a pooled buffer and hands it to the queue core.
+//! 2. `lamina_protocol::target::TargetQueue::handle_input`: frames the capsule, admits its
+//!    CID, advances the SQ head, checks the SGL against MDTS: `Input::Command`.
+//! 3. `transport::queue`: lends a pooled data buffer and starts `plane::dispatch::execute` in
+//!    a preallocated slot (controller ready: an atomic).
+//! 4. `plane::io`: loads the namespace from the subsystem's lock-free map, enters its drain,
+//!    checks the data length against the SGL and reads through the namespace's backend; an
+//!    lvol's export descriptor (`lamina_lvol::LvolDesc`) checks range and read-only once from
+//!    atomics and maps clusters to the device. No mutex on the way.
+//! 5. `TargetQueue::complete` queues C2HData (with SUCCESS when the host allows it) and the
+//!    connection task writes what `poll_transmit` hands it in one vectored write.
 
 pub mod cli;
 pub mod logs;

@@ -7,11 +7,15 @@
 //! Each lvol's data lives in an [`LvolShared`] behind one `RwLock`, shared with the lvol's
 //! handles: the I/O path reads a map entry under a read lock, and a listing reads every
 //! property of an lvol under one read lock, so each listed lvol is internally consistent.
+//! Its size and flags are mirrored in atomics ([`Geometry`]) that every write to the data
+//! updates before its lock is released ([`LvolShared::write_data`]), so the I/O path checks
+//! range and read-only without taking the lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 use uuid::Uuid;
 
 use crate::error::LvolError;
@@ -25,9 +29,91 @@ use crate::types::ClearMethod;
 #[derive(Debug)]
 pub(crate) struct LvolShared {
     pub uuid: Uuid,
+    /// Read it with `data.read()`; change it only through [`LvolShared::write_data`].
     pub data: RwLock<LvolData>,
+    /// Size and flags, readable without the lock.
+    pub geometry: Geometry,
     /// Write gate and first-write latches (run-time only, never persisted).
     pub plane: DataPlane,
+}
+
+/// An lvol's size and flags as atomics: what the I/O path checks on every command.
+#[derive(Debug, Default)]
+pub(crate) struct Geometry {
+    size_clusters: AtomicU32,
+    flags: AtomicU8,
+}
+
+impl Geometry {
+    fn update(&self, d: &LvolData) {
+        self.size_clusters
+            .store(d.size_clusters(), Ordering::Release);
+        self.flags.store(d.flags, Ordering::Release);
+    }
+
+    /// The size in clusters.
+    pub(crate) fn size_clusters(&self) -> u32 {
+        self.size_clusters.load(Ordering::Acquire)
+    }
+
+    /// Read-only (set read-only, or a snapshot).
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & (FLAG_READ_ONLY | FLAG_SNAPSHOT) != 0
+    }
+
+    /// Thin-provisioned.
+    pub(crate) fn is_thin(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & FLAG_THIN != 0
+    }
+}
+
+/// The write lock on an lvol's data; dropping it updates the [`Geometry`] first (the guard
+/// field is released after `drop` has run).
+pub(crate) struct DataWrite<'a> {
+    guard: RwLockWriteGuard<'a, LvolData>,
+    geometry: &'a Geometry,
+}
+
+impl std::ops::Deref for DataWrite<'_> {
+    type Target = LvolData;
+
+    fn deref(&self) -> &LvolData {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for DataWrite<'_> {
+    fn deref_mut(&mut self) -> &mut LvolData {
+        &mut self.guard
+    }
+}
+
+impl Drop for DataWrite<'_> {
+    fn drop(&mut self) {
+        self.geometry.update(&self.guard);
+    }
+}
+
+impl LvolShared {
+    /// An lvol's shared state over `data`.
+    pub(crate) fn new(uuid: Uuid, data: LvolData) -> Self {
+        let geometry = Geometry::default();
+        geometry.update(&data);
+        Self {
+            uuid,
+            data: RwLock::new(data),
+            geometry,
+            plane: DataPlane::default(),
+        }
+    }
+
+    /// The data for writing; the geometry follows when the guard is dropped.
+    pub(crate) fn write_data(&self) -> DataWrite<'_> {
+        DataWrite {
+            guard: self.data.write(),
+            geometry: &self.geometry,
+        }
+    }
 }
 
 /// The part of an lvol that changes.
@@ -231,7 +317,7 @@ impl MetaState {
             } => self.resize(uuid, *clusters, added),
             Op::Rename { uuid, name } => self.rename(uuid, name),
             Op::SetReadOnly { uuid } => {
-                self.get(uuid)?.data.write().flags |= FLAG_READ_ONLY;
+                self.get(uuid)?.write_data().flags |= FLAG_READ_ONLY;
                 Ok(Applied::default())
             }
             Op::Snapshot {
@@ -248,10 +334,9 @@ impl MetaState {
         for &c in rec.entries.iter().filter(|&&e| is_real(e)) {
             self.set_used(c, true);
         }
-        let shared = Arc::new(LvolShared {
-            uuid: rec.uuid,
-            plane: DataPlane::default(),
-            data: RwLock::new(LvolData {
+        let shared = Arc::new(LvolShared::new(
+            rec.uuid,
+            LvolData {
                 name: rec.name.clone(),
                 flags: rec.flags,
                 clear: rec.clear,
@@ -259,8 +344,8 @@ impl MetaState {
                 children: Vec::new(),
                 allocated: count_real(&rec.entries),
                 entries: rec.entries.clone(),
-            }),
-        });
+            },
+        ));
         self.lvols.insert(rec.uuid, Arc::clone(&shared));
         self.names.insert(rec.name.clone(), rec.uuid);
         shared
@@ -279,7 +364,7 @@ impl MetaState {
         };
         self.check_free(&rec.entries)?;
         if let Some(p) = &parent {
-            p.data.write().children.push(rec.uuid);
+            p.write_data().children.push(rec.uuid);
         }
         let shared = self.insert(rec, parent);
         Ok(Applied {
@@ -307,7 +392,7 @@ impl MetaState {
         let mut freed = Vec::new();
         self.free_entries(&entries, &mut freed);
         if let Some(p) = parent {
-            p.data.write().children.retain(|c| c != uuid);
+            p.write_data().children.retain(|c| c != uuid);
         }
         self.names.remove(&name);
         self.lvols.remove(uuid);
@@ -324,7 +409,7 @@ impl MetaState {
                 "cluster {cluster} is not free to map"
             )));
         }
-        let mut d = lvol.data.write();
+        let mut d = lvol.write_data();
         let slot = usize::try_from(index)
             .ok()
             .and_then(|i| d.entries.get_mut(i));
@@ -350,7 +435,7 @@ impl MetaState {
         zero: bool,
     ) -> Result<Applied, LvolError> {
         let lvol = Arc::clone(self.get(uuid)?);
-        let mut d = lvol.data.write();
+        let mut d = lvol.write_data();
         let range = usize::try_from(start).ok().zip(usize::try_from(count).ok());
         let Some(slots) = range.and_then(|(s, n)| d.entries.get_mut(s..s.checked_add(n)?)) else {
             return Err(LvolError::corrupt(format!(
@@ -384,7 +469,7 @@ impl MetaState {
             for &c in added.iter().filter(|&&e| is_real(e)) {
                 self.set_used(c, true);
             }
-            let mut d = lvol.data.write();
+            let mut d = lvol.write_data();
             d.entries.extend_from_slice(added);
             d.allocated += count_real(added);
         } else {
@@ -392,7 +477,7 @@ impl MetaState {
                 return Err(LvolError::corrupt("shrink record carries new clusters"));
             }
             let tail = {
-                let mut d = lvol.data.write();
+                let mut d = lvol.write_data();
                 let tail = d.entries.split_off(new_len);
                 d.allocated -= count_real(&tail);
                 tail
@@ -410,7 +495,7 @@ impl MetaState {
         if self.names.get(name).is_some_and(|u| u != uuid) {
             return Err(LvolError::Exists(format!("lvol name {name}")));
         }
-        let old = std::mem::replace(&mut lvol.data.write().name, name.to_owned());
+        let old = std::mem::replace(&mut lvol.write_data().name, name.to_owned());
         self.names.remove(&old);
         self.names.insert(name.to_owned(), *uuid);
         Ok(Applied::default())
@@ -439,9 +524,9 @@ impl MetaState {
                 st.get(p)
                     .map_err(|_| LvolError::corrupt("missing parent"))?,
             );
-            parent.data.write().children.push(rec.uuid);
+            parent.write_data().children.push(rec.uuid);
             if let Some(me) = st.lvols.get(&rec.uuid) {
-                me.data.write().parent = Some(parent);
+                me.write_data().parent = Some(parent);
             }
         }
         st.check_acyclic()?;

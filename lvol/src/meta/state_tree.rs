@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use uuid::Uuid;
 
 use super::{Applied, LvolData, LvolShared, MetaState, count_real, is_real, provides};
 use crate::error::LvolError;
 use crate::format::record::{FLAG_READ_ONLY, FLAG_SNAPSHOT, FLAG_THIN, UNMAPPED, ZERO};
-use crate::plane::DataPlane;
 
 impl MetaState {
     pub(super) fn snapshot(
@@ -35,10 +33,9 @@ impl MetaState {
         } else {
             0
         };
-        let snap = Arc::new(LvolShared {
-            uuid: snapshot,
-            plane: DataPlane::default(),
-            data: RwLock::new(LvolData {
+        let snap = Arc::new(LvolShared::new(
+            snapshot,
+            LvolData {
                 name: name.to_owned(),
                 flags: FLAG_SNAPSHOT | FLAG_READ_ONLY | thin,
                 clear: taken.clear,
@@ -46,10 +43,10 @@ impl MetaState {
                 children: vec![*origin],
                 entries: taken.entries.clone(),
                 allocated: taken.allocated,
-            }),
-        });
+            },
+        ));
         if let Some(p) = &taken.parent {
-            for c in &mut p.data.write().children {
+            for c in &mut p.write_data().children {
                 if c == origin {
                     *c = snapshot;
                 }
@@ -57,7 +54,7 @@ impl MetaState {
         }
         {
             // One write lock: readers see the old map or the new parent, never neither.
-            let mut d = lvol.data.write();
+            let mut d = lvol.write_data();
             d.entries = vec![UNMAPPED; taken.entries.len()];
             d.allocated = 0;
             d.parent = Some(Arc::clone(&snap));
@@ -93,9 +90,9 @@ impl MetaState {
             }
         }
         if let Some(parent) = parent {
-            parent.data.write().children.retain(|c| c != uuid);
+            parent.write_data().children.retain(|c| c != uuid);
         }
-        let mut d = lvol.data.write();
+        let mut d = lvol.write_data();
         d.parent = None;
         for e in &mut d.entries {
             if *e == ZERO {
@@ -139,14 +136,14 @@ impl MetaState {
             .map(|(e, _)| *e)
             .collect();
         if let Some(p) = &s.parent {
-            for c in &mut p.data.write().children {
+            for c in &mut p.write_data().children {
                 if c == snapshot {
                     *c = *clone;
                 }
             }
         }
         {
-            let mut d = child.data.write();
+            let mut d = child.write_data();
             d.allocated = count_real(&merged);
             d.entries = merged;
             d.parent.clone_from(&s.parent);

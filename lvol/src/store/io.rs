@@ -375,7 +375,8 @@ impl LvolDesc {
         &self.lvol.core.shared
     }
 
-    /// Checks alignment and range; returns whether the lvol is read-only and thin.
+    /// Checks alignment and range; returns whether the lvol is read-only and thin. Reads only
+    /// the lvol's atomics (no lock): this is the one range check of a host's I/O.
     fn check_range(&self, offset: u64, len: u64) -> Result<(bool, bool), LvolError> {
         let bs = self.store().block_size;
         if !offset.is_multiple_of(u64::from(bs)) || !len.is_multiple_of(u64::from(bs)) {
@@ -385,13 +386,28 @@ impl LvolDesc {
                 block_size: bs,
             });
         }
-        let cs = self.store().cluster_size;
-        let d = self.shared().data.read();
-        let size = u64::from(d.size_clusters()) * cs;
+        let g = &self.shared().geometry;
+        let size = u64::from(g.size_clusters()) * self.store().cluster_size;
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(LvolError::OutOfRange { offset, len, size });
         }
-        Ok((d.is_read_only(), d.is_thin()))
+        Ok((g.is_read_only(), g.is_thin()))
+    }
+
+    /// The size in bytes now, without a lock (the I/O path's view; `Lvol::size_bytes` also
+    /// says whether the lvol is still there).
+    pub fn size_now(&self) -> u64 {
+        u64::from(self.shared().geometry.size_clusters()) * self.store().cluster_size
+    }
+
+    /// Whether writes are refused now (read-only or a snapshot), without a lock.
+    pub fn read_only_now(&self) -> bool {
+        self.shared().geometry.is_read_only()
+    }
+
+    /// The block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.store().block_size
     }
 
     /// Reads `len` bytes at byte `offset`, appending them to `buf` (left as it was on error).

@@ -143,6 +143,37 @@ async fn resize_grows_and_shrinks() {
     assert_eq!(back.lvol("t").unwrap().size_bytes().unwrap(), 10 * MIB);
 }
 
+/// The I/O path checks range and read-only from an open descriptor's atomics: they follow
+/// resize, set-read-only and snapshot while the descriptor stays open.
+#[tokio::test]
+async fn open_descriptor_sees_size_and_flags_change() {
+    let (_reg, store, _) = ram_store(64).await;
+    let a = store.create_lvol("a", 2 * MIB, &thin()).await.unwrap();
+    let d = a.open(OpenMode::Shared).unwrap();
+    assert_eq!((d.size_now(), d.read_only_now()), (2 * MIB, false));
+    assert!(matches!(
+        d.read(2 * MIB, 4096, &mut bytes::BytesMut::new()).await,
+        Err(LvolError::OutOfRange { .. })
+    ));
+    a.resize(4 * MIB).await.unwrap();
+    assert_eq!(d.size_now(), 4 * MIB);
+    d.write(3 * MIB, pattern(7, 4096), false).await.unwrap();
+    assert_eq!(read(&d, 3 * MIB, 4096).await, pattern(7, 4096).to_vec());
+    a.resize(MIB).await.unwrap();
+    assert_eq!(d.size_now(), MIB);
+    assert!(matches!(
+        d.write(MIB, pattern(7, 4096), false).await,
+        Err(LvolError::OutOfRange { .. })
+    ));
+    let snap = a.snapshot("s").await.unwrap();
+    let sd = snap.open(OpenMode::Shared).unwrap();
+    assert_eq!((sd.size_now(), sd.read_only_now()), (MIB, true));
+    assert!(!d.read_only_now(), "the origin stays writable");
+    a.set_read_only().await.unwrap();
+    assert!(d.read_only_now());
+    assert_eq!(d.block_size(), store.block_size());
+}
+
 #[tokio::test]
 async fn rename_and_read_only() {
     let (reg, store, _) = ram_store(32).await;

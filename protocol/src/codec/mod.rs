@@ -88,6 +88,12 @@ impl FramerConfig {
             digests: Digests::NONE,
             rx_pda: Pda(0),
             max_data_len: 128 * 1024,
+            //= NVMe/TCP 1.0 §3.3.1, Figure 11
+            //# The maximum amount of in-capsule data for Fabrics and Admin Commands is
+            //# 8,192 bytes ...
+            //# ...
+            //# 1. NVMe/TCP controllers must support in-capsule data for Fabrics and Admin Command
+            //# Capsules.
             max_in_capsule_data: 8192,
             max_plen: 128 * 1024 + 256,
         }
@@ -167,6 +173,10 @@ impl Framer {
     /// `Ok(Some(pdu))` after removing exactly that PDU's bytes from `buf`. On a fatal error the
     /// buffer is left as it was and the connection must be terminated; on
     /// [`DecodeError::DataDigest`] the PDU's bytes have been consumed and decoding may go on.
+    //= NVMe/TCP 1.0 §2, Figure 6
+    //# As shown in Figure 5 and Figure 6, there is no requirement to align NVMe/TCP PDU Headers nor
+    //# PDU payloads to TCP/IP packet boundaries.
+    // A PDU may arrive in any number of pieces; `decode` waits for the rest.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Pdu>, DecodeError> {
         if self.pending.is_none() {
             let Some(pending) = self.decode_header(buf)? else {
@@ -209,8 +219,14 @@ impl Framer {
     }
 }
 
-//= NVMe/TCP 1.0: HDGST is the CRC32C of the CH and PSH (HLEN bytes); a mismatch is a fatal
-//= Header Digest Error.
+//= NVMe/TCP 1.0 §3.3.1.1
+//# If the PDU Header Digest is enabled, the header digest is contained within the HDGST field
+//# of the PDU and protects the PDU Header.
+// HDGST is the CRC32C of the CH and PSH (HLEN bytes).
+//= NVMe/TCP 1.0 §3.5
+//# ... when a controller detects a PDU Header digest error, the controller shall treat the
+//# error as a fatal transport error with the Fatal Error Status field set to “Header Digest
+//# Error”.
 fn verify_header_digest(plan: &Plan, head: &[u8]) -> Result<(), DecodeError> {
     let hlen = usize::from(plan.ch.hlen);
     if plan.full_hlen == hlen {
@@ -286,7 +302,15 @@ fn finish(pending: Pending, frame: &Bytes) -> Result<Pdu, DecodeError> {
     Ok(pdu)
 }
 
-//= NVMe/TCP 1.0: DDGST is the CRC32C of the PDU data (not the padding before it).
+//= NVMe/TCP 1.0 §3.3.1.1
+//# If data digest is enabled, the data digest is contained
+//# within the DDGST field of the PDU and protects the PDU Data.
+// DDGST is the CRC32C of the PDU data (not the padding before it).
+//= NVMe/TCP 1.0 §3.5
+//# A PDU data digest error impacts the integrity of PDU data but does not impact the TCP byte
+//# stream synchronization. A PDU data digest error detected by the host or the controller is
+//# treated as a non-fatal transport error.
+// Reported per command (DecodeError::DataDigest); the stream goes on.
 fn verify_data_digest(
     plan: &Plan,
     frame: &Bytes,

@@ -71,9 +71,19 @@ fn error_header(ch: CommonHeader, buf: &[u8]) -> ErrorHeader {
     ErrorHeader::copy_from(buf.get(..extent.min(buf.len())).unwrap_or(buf))
 }
 
-//= NVMe/TCP 1.0: a controller receives only ICReq, H2CTermReq, CapsuleCmd and H2CData; a host
-//= only ICResp, C2HTermReq, CapsuleResp, C2HData and R2T. ICReq/ICResp are exchanged once,
-//= first; any other PDU before them (except a TermReq) is a PDU Sequence Error.
+//= NVMe/TCP 1.0 §3.3, Figure 10
+//# Associated with each NVMe/TCP PDU type is a direction that specifies whether the NVMe/TCP PDU is
+//# transferred from a host to a controller (H2C) or from a controller to a host (C2H). An NVMe/TCP
+//# PDU that is transferred in a direction opposite from that with which it is associated is treated
+//# as a fatal transport error (refer to section 3.5).
+// A controller receives only ICReq, H2CTermReq, CapsuleCmd and H2CData; a host only ICResp,
+// C2HTermReq, CapsuleResp, C2HData and R2T.
+//= NVMe/TCP 1.0 §3.1
+//# Once a TCP connection has been established, the host sends an Initialize Connection Request
+//# (ICReq) PDU to the controller. When a controller receives an ICReq PDU, that controller responds
+//# with an Initialize Connection Response (ICResp) PDU.
+// ICReq/ICResp are exchanged once, first; any other PDU before them (except a TermReq), or a
+// second IC PDU, is a PDU Sequence Error.
 fn check_direction_and_sequence(
     role: Role,
     phase: Phase,
@@ -106,8 +116,21 @@ fn check_direction_and_sequence(
     Ok(())
 }
 
-//= NVMe-oF 1.1 §7.4.7 / NVMe/TCP 1.0, TermReq: FLAGS reserved, HLEN 24, PDO 0, PLEN 24..=152.
-//= A TermReq with an invalid length terminates the connection without a TermReq in response.
+//= NVMe/TCP 1.0 §3.5
+//# The maximum H2CTermReq PDU data size shall not exceed 128 bytes. The controller shall ignore a
+//# H2CTermReq PDU with a PDU length (PLEN) that exceeds 152 bytes (24-byte PDU Header plus 128-byte
+//# PDU data) and shall terminate the connection immediately. Additionally, the controller shall
+//# ignore a H2CTermReq PDU with PLEN less than 24 bytes and shall terminate the connection
+//# immediately.
+// A TermReq with an invalid length terminates the connection without a TermReq in response
+// (the host side applies the same bounds to C2HTermReq).
+//= NVMe/TCP 1.0 §3.6.2.4, Figure 22
+//# FLAGS: Reserved
+//# HLEN: Fixed length of 24 bytes (18h).
+//# PDO: Reserved
+//# PLEN: Total length of PDU (including PDU Header and DATA) in bytes. This value shall not exceed
+//# a limit of 152 bytes.
+// FLAGS must be 0, HLEN 24 and PDO 0.
 fn check_term_req(ch: CommonHeader, buf: &[u8]) -> Result<Plan, DecodeError> {
     let plen = usize::try_from(ch.plen).unwrap_or(usize::MAX);
     if !(TERM_REQ_HLEN..=MAX_TERM_REQ_PLEN).contains(&plen) {
@@ -146,9 +169,22 @@ fn check_term_req(ch: CommonHeader, buf: &[u8]) -> Result<Plan, DecodeError> {
     })
 }
 
-//= NVMe/TCP 1.0, CH FLAGS: HDGSTF is set if and only if header digests were negotiated (on
-//= PDUs that may carry one); DDGSTF only if data digests were negotiated; bits a PDU type does
-//= not define are reserved. NVMe-oF 1.1 §7.4.5.2: SUCCESS requires LAST_PDU.
+//= NVMe/TCP 1.0 §3.3.1.1
+//# If the PDU Header Digest is enabled, then all the subsequent PDUs transferred in this connection
+//# except H2CTermReq and C2HTermReq PDUs shall contain a HDGST field and have the HDGSTF flag set
+//# to ‘1’ in the PDU Header FLAGS field. ... If PDU Header Digest is not enabled, then all
+//# subsequent PDUs shall not contain a HDGST field and shall have the HDGSTF flag, if defined,
+//# cleared to ‘0’ in the PDU Header FLAGS field.
+// HDGSTF is set if and only if header digests were negotiated, on PDUs that may carry one.
+//= NVMe/TCP 1.0 §3.3.1.1
+//# If the PDU Data Digest is not enabled, then these PDUs shall not contain a DDGST field and shall
+//# have the DDGSTF flag cleared to ‘0’ in the PDU Header FLAGS field.
+// DDGSTF only if data digests were negotiated; bits a PDU type does not define are reserved.
+//= NVMe/TCP 1.0 §3.3.2.1
+//# Reception of a C2HData PDU with the SUCCESS flag set to ‘1’ and the LAST_PDU flag cleared to ‘0’
+//# is treated as a fatal transport error with the Fatal Error Status field in the H2CTermReq PDU
+//# set to “Invalid PDU Header Field” and the Additional Error Information field containing the
+//# FLAGS field byte offset.
 fn check_flags(config: &FramerConfig, ch: CommonHeader, buf: &[u8]) -> Result<(), DecodeError> {
     let t = ch.pdu_type;
     let valid = t.valid_flags();
@@ -201,9 +237,20 @@ fn plan_header_only(ch: CommonHeader, buf: &[u8], full_hlen: usize) -> Result<Pl
     })
 }
 
-//= NVMe/TCP 1.0, CH PDO: the offset of the data from the start of the PDU; 0 when there is no
-//= data; otherwise at least HLEN (+ HDGST) and a multiple of the receiver's PDU data alignment
-//= (CPDA for H2C PDUs, HPDA for C2H PDUs). PLEN covers header, padding, data and DDGST.
+//= NVMe/TCP 1.0 §3.6.2.1, Figure 19
+//# PDU Data Offset (PDO): PDU Data Offset from the start of the PDU in bytes.
+//# PDU Length (PLEN): Total length of PDU (includes CH, PSH, HDGST, PAD, DATA, and DDGST) in bytes.
+// PDO is 0 when there is no data; otherwise at least HLEN (+ HDGST).
+//= NVMe/TCP 1.0 §3.6.2.6, Figure 24
+//# PDO: Data offset within PDU. This value shall be a multiple of the data alignment specified by
+//# the CPDA field in the ICResp PDU (refer to section 3.6.2.3) that was previously sent by the
+//# controller on this TCP connection.
+// The receiver checks PDO against its own alignment (CPDA for H2C PDUs, HPDA for C2H PDUs).
+//= NVMe/TCP 1.0 §3.3.1.1
+//# If the PDU Data Digest is enabled, then Command Capsule PDUs containing in-capsule data, H2CData
+//# PDUs, and C2HData PDUs transferred in this connection shall contain a DDGST field and have the
+//# DDGSTF flag set to ‘1’ in the PDU Header FLAGS field.
+// Data without DDGSTF on a connection with data digests is an Invalid PDU Header Field.
 fn plan_data_pdu(
     config: &FramerConfig,
     ch: CommonHeader,
@@ -261,8 +308,16 @@ fn plan_data_pdu(
     })
 }
 
-//= NVMe/TCP 1.0: more data in one PDU than negotiated (MAXH2CDATA for H2CData, the in-capsule
-//= data size for CapsuleCmd) is a Data Transfer Limit Exceeded.
+//= NVMe/TCP 1.0 §3.3.2.2
+//# Reception of a H2CData PDU with a data length which exceeds MAXH2CDATA is treated as a fatal
+//# transport error with the Fatal Error Status field in the C2HTermReq PDU set to “Data Transfer
+//# Limit Exceeded”.
+//= NVMe/TCP 1.0 §3.3.1, Figure 11
+//# The maximum amount of in-capsule data for Fabrics and Admin Commands is 8,192 bytes, causing
+//# their maximum size to be 8,256 bytes (i.e., 64 bytes + 8,192 bytes). ... The maximum I/O Queue
+//# Command Capsule size is specified by the I/O Queue Command Capsule Supported Size (IOCCSZ) field
+//# in the Identify Controller data structure.
+// More in-capsule data than the configured size is reported as Data Transfer Limit Exceeded too.
 fn check_limits(config: &FramerConfig, plan: &Plan, buf: &[u8]) -> Result<(), DecodeError> {
     let t = plan.ch.pdu_type;
     let limit = match t {

@@ -34,6 +34,9 @@ impl<O: Observer> TargetQueue<O> {
             }
             Pdu::CapsuleCmd(cmd) if self.phase != Phase::AwaitIcReq => self.on_command(cmd),
             Pdu::H2cData(data) if self.phase != Phase::AwaitIcReq => self.on_h2c_data(&data),
+            //= NVMe/TCP 1.0 §3.5
+            //# In response to a H2CTermReq PDU, the controller shall terminate the connection.
+            // The queue ends without a C2HTermReq in answer.
             Pdu::H2cTermReq(t) => {
                 let e = QueueError::HostTerminated(t.fes);
                 self.phase = Phase::Failed(e.clone());
@@ -44,6 +47,10 @@ impl<O: Observer> TargetQueue<O> {
                 Fes::PDU_SEQUENCE_ERROR,
                 0,
             ))),
+            //= NVMe/TCP 1.0 §3.3.2.2
+            //# Reception of an unexpected H2CData PDU is treated as a fatal transport error with
+            //# the Fatal Error Status field in the C2HTermReq PDU set to “PDU Sequence Error”.
+            // Lamina answers any PDU the established queue does not expect with PDU Sequence Error.
             _ => Err(self.violation(Violation::host(
                 Rule::UnexpectedPdu,
                 Fes::PDU_SEQUENCE_ERROR,
@@ -59,6 +66,12 @@ impl<O: Observer> TargetQueue<O> {
     /// Answers the ICReq: no PDU data alignment asked of the host (CPDA 0), the digests it
     /// asked for, our MAXH2CDATA; then both directions switch to the negotiated digests.
     fn on_ic_req(&mut self, req: &IcReq) {
+        //= NVMe/TCP 1.0 §3.3.1.1
+        //# The controller may accept (or reject) the use of a header digest by setting to ‘1’ (or
+        //# clearing to ‘0’) the HDGST_ENABLE flag in the ICResp PDU. The PDU Header Digest is
+        //# enabled if HDGST_ENABLE flag is set in both the ICReq and ICResp PDUs.
+        // The controller accepts every digest the host asks for, so the ICResp echoes the ICReq
+        // DGST (data digests likewise, with DDGST_ENABLE).
         let resp = IcResp {
             pfv: 0,
             cpda: Pda(0),
@@ -174,6 +187,14 @@ impl<O: Observer> TargetQueue<O> {
     /// Asks the host for a write's data with one R2T for the whole length (the Linux host
     /// allows one outstanding R2T per command).
     fn start_transfer(&mut self, sqe: Sqe, len: u32) -> Input {
+        //= NVMe/TCP 1.0 §3.3.2.2
+        //# The first R2T PDU of a command shall start with an offset of zero and subsequent R2T
+        //# PDUs for the command shall solicit data transfers sequentially to the end of the Command
+        //# Data Buffer ... A controller may send an R2T PDU without waiting for a previous R2T data
+        //# transfer to complete, but shall not exceed the maximum number of outstanding R2T PDUs
+        //# per command supported by the host (MAXR2T).
+        // One R2T at offset 0 for the whole length: never more than one outstanding, whatever
+        // MAXR2T.
         let Some(ttag) = self.transfers.start(sqe, len) else {
             return self.refuse(sqe.cid, StatusCode::INTERNAL_ERROR);
         };
@@ -218,6 +239,18 @@ impl<O: Observer> TargetQueue<O> {
         pdu_type: PduType,
         cid: u16,
     ) -> Result<Input, QueueError> {
+        //= NVMe/TCP 1.0 §3.5
+        //# When the controller detects a data digest error in a CapsuleCmd PDU with in-capsule
+        //# data, the controller shall fail the command with a non-fatal transport error. When a
+        //# controller detects a data digest error in a H2CData PDU, that controller may continue
+        //# processing H2CData PDUs associated with the command or terminate the command processing
+        //# early. When the command processing has completed or terminated, the controller shall
+        //# fail the command with a non-fatal transport error.
+        //# ... When a non-fatal transport error is detected, affected commands are completed with a
+        //# Transient Transport Error status code (refer to Figure 126 in the NVMe Base
+        //# Specification).
+        // An H2CData digest error terminates the command processing early (its transfer is
+        // dropped).
         let failed =
             Completion::with_status(cid, Status::new(StatusCode::TRANSIENT_TRANSPORT_ERROR));
         if pdu_type == PduType::CAPSULE_CMD {

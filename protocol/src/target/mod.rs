@@ -310,6 +310,16 @@ impl<O: Observer> TargetQueue<O> {
             return;
         }
         if let (true, Some(data)) = (done.status == Status::SUCCESS, done.data.take()) {
+            //= NVMe/TCP 1.0 §3.3.2.1
+            //# C2HData PDUs also contain a SUCCESS flag that may be set to ‘1’ in the last C2HData
+            //# PDU of a command data transfer to indicate that the command has completed
+            //# successfully. In this case, no Response Capsule is sent by the controller for the
+            //# command ... If the SUCCESS flag is cleared to ‘0’ in the last C2HData PDU of a
+            //# command, then the controller shall send a Response Capsule for the command to the
+            //# host. ... The SUCCESS flag may be set to ‘1’ in the last C2HData PDU only if the
+            //# controller supports disabling Submission Queue Head Pointer (SQHD) updates.
+            // All the data goes in one C2HData at DATAO 0 with LAST_PDU set; SUCCESS only when the
+            // host disabled SQ flow control.
             // SUCCESS completes the command at the host, so only when no result dwords
             // need a response capsule.
             let success = done.dw0 == 0
@@ -346,6 +356,15 @@ impl<O: Observer> TargetQueue<O> {
     /// Ends the queue with `e`: its C2HTermReq (if it has one) is queued, nothing else is
     /// sent after it, and every later input returns `e` again.
     fn fail(&mut self, e: QueueError) -> QueueError {
+        //= NVMe/TCP 1.0 §3.5
+        //# When a controller detects a fatal error, that controller shall:
+        //# 1. stop processing any PDUs that arrive on the connection; and
+        //# 2. send a C2HTermReq PDU (refer to section 3.6.2.4) with:
+        //# a. an appropriate Fatal Error Status field (FES);
+        //# b. additional error information in the Fatal Error Information (FEI) field if
+        //# applicable; and
+        //# c. the PDU data contents filled with the PDU Header that was being processed when the
+        //# fatal error was detected.
         if let Phase::Failed(first) = &self.phase {
             return first.clone();
         }

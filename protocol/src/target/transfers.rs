@@ -37,6 +37,14 @@ impl Transfer {
                 offset(DATA_CCCID_OFFSET),
             ));
         }
+        //= NVMe/TCP 1.0 §3.3.2.2
+        //# H2CData PDUs start at the offset specified in the R2T PDU (R2TO) and transfer data
+        //# contiguously until the data transfer length specified by the R2T PDU (R2TL) is reached
+        //# (i.e., the DATAO field in the first H2CData PDU is equal to R2TO that specified in the
+        //# R2T PDU and DATAO field in subsequent PDUs is equal the DATAO field plus DATAL field of
+        //# the previous H2CData PDU).
+        // DATAO must equal the bytes received so far (the one R2T starts at 0). Lamina reports a
+        // non-contiguous DATAO as Data Transfer Out of Range at DATAO.
         let len = u32::try_from(pdu.data.len()).unwrap_or(u32::MAX);
         if pdu.datao != self.received || len == 0 {
             return Err(Violation::host(
@@ -45,6 +53,10 @@ impl Transfer {
                 offset(DATA_DATAO_OFFSET),
             ));
         }
+        //= NVMe/TCP 1.0 §3.3.2.2
+        //# Reception of a H2CData PDU that is outside the range starting from R2TO to R2TO + R2TL
+        //# is treated as a fatal transport error with the Fatal Error Status field in the
+        //# C2HTermReq PDU set to “Data Transfer Out of Range”.
         let end = self.received.checked_add(len).filter(|e| *e <= self.total);
         let Some(end) = end else {
             return Err(Violation::host(
@@ -54,6 +66,11 @@ impl Transfer {
             ));
         };
         let complete = end == self.total;
+        //= NVMe/TCP 1.0 §3.3.2.2
+        //# The LAST_PDU flag in H2CData PDUs is cleared to ‘0’ in all but the last H2CData PDU that
+        //# is associated with a single R2T PDU. The LAST_PDU flag is set to ‘1’ in the last H2CData
+        //# PDU that satisfies a R2T request.
+        // A LAST_PDU flag that disagrees with the end of the transfer is a PDU Sequence Error.
         if pdu.last_pdu != complete {
             return Err(Violation::host(
                 Rule::LastPduFlag,
@@ -126,6 +143,10 @@ impl Transfers {
 
     /// Adds an H2CData; `Ok(Some((sqe, data)))` when its transfer completed.
     pub fn on_data(&mut self, pdu: &H2cData) -> Result<Option<(Sqe, Bytes)>, Violation> {
+        //= NVMe/TCP 1.0 §3.3.2.2
+        //# Reception of a H2CData PDU with an unknown TTAG is treated as a fatal transport error
+        //# with the Fatal Error Status field set to “Invalid PDU Header Field” and the Additional
+        //# Error Information field containing the TTAG field byte offset.
         let unknown = || {
             Violation::host(
                 Rule::UnknownTransferTag,

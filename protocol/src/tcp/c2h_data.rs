@@ -21,7 +21,14 @@ pub struct C2hData {
     pub last_pdu: bool,
     /// SUCCESS: the command succeeded and no CapsuleResp follows. Requires `last_pdu`; the
     /// Linux host accepts it only when SQ flow control is disabled on the queue.
-    //= NVMe-oF 1.1 §7.4.5.2: SUCCESS shall be set only together with LAST_PDU.
+    //= NVMe/TCP 1.0 §3.3.2.1
+    //# The SUCCESS flag shall be cleared to ‘0’ in all C2HData PDUs that are not the last C2HData
+    //# PDU for a command.
+    // SUCCESS is sent only together with LAST_PDU.
+    //= NVMe/TCP 1.0 §3.6.2.9, Figure 27
+    //# SUCCESS: If set to ‘1’, indicates that the command referenced by CCCID was
+    //# completed successfully with no other information and that no Response Capsule PDU
+    //# is sent by the Controller.
     pub success: bool,
     /// The data.
     pub data: Bytes,

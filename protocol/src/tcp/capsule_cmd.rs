@@ -7,7 +7,12 @@ use super::header::{PduFlags, PduType};
 use super::layout::{DataTrailer, EncodeError, Layout, TxParams, write_data, write_head};
 use crate::nvme::{SQE_LEN, SglId, Sqe, StatusCode};
 
-//= NVMe/TCP 1.0, CapsuleCmd PDU figure: HLEN 72 (CH + 64-byte SQE); in-capsule data at PDO.
+//= NVMe/TCP 1.0 §3.6.2.6, Figure 24
+//# HLEN: Fixed length of 72 bytes (48h).
+//# NVMe-oF Command Capsule SQE (CCSQE): Command Capsule SQE.
+//# NVMe-oF In-Capsule Data (CCICD): This field contains the in-capsule data, if any, of the
+//# NVMe-oF Command Capsule.
+// HLEN 72 (CH + 64-byte SQE); in-capsule data at PDO.
 /// HLEN of a CapsuleCmd.
 pub const CAPSULE_CMD_HLEN: usize = 72;
 /// Byte offset of the SQE.
@@ -71,10 +76,18 @@ impl CapsuleCmd {
 
     /// Checks SGL1 against the capsule the way NVMe/TCP requires, and says where the data is.
     /// The error is the status to complete the command with (the connection lives on).
-    //= NVMe/TCP 1.0, Command Capsule: in-capsule data is described by a Data Block descriptor
-    //= with the Offset subtype whose length equals the in-capsule data; data transferred by
-    //= R2T/C2HData by a Transport SGL Data Block descriptor. FreeBSD
-    //= `tcp_validate_command_capsule` applies the same checks.
+    //= NVMe/TCP 1.0 §3.3.2
+    //# The NVMe/TCP transport supports exactly one SGL descriptor per command. NVMe/TCP supports
+    //# two SGL Descriptor types. An SGL Data Block descriptor with an SGL Descriptor Sub Type value
+    //# of 1h specifies the use of in-capsule data. A Transport SGL Data block descriptor with an
+    //# SGL Descriptor Sub Type value of Ah is referred to as Command Data Buffer Descriptor and
+    //# specifies the use of the NVMe/TCP transport specific data transfer mechanism. The length
+    //# field in the descriptor specifies the size of the Command Data Buffer associated with the
+    //# command (refer to Figure 14). A Command Capsule PDU with an unsupported SGL descriptor type
+    //# shall be completed by the controller with an “SGL DESCRIPTOR TYPE INVALID” error status set
+    //# in the Response Capsule PDU.
+    // The in-capsule descriptor length must equal the in-capsule data. FreeBSD
+    // `tcp_validate_command_capsule` applies the same checks.
     pub fn data_location(&self) -> Result<DataLocation, StatusCode> {
         let sgl = &self.sqe.dptr;
         let data_len =
@@ -83,6 +96,9 @@ impl CapsuleCmd {
             if sgl.length != data_len {
                 return Err(StatusCode::DATA_SGL_LENGTH_INVALID);
             }
+            //= NVMe/TCP 1.0 §3.3.1
+            //# The NVMe/TCP transport does not use ICDOFF to control
+            //# the in-capsule data offset, thus ICDOFF shall be cleared to ‘0’.
             // Lamina and Linux use ICDOFF 0: the data starts at the in-capsule offset 0.
             if sgl.address != 0 {
                 return Err(StatusCode::SGL_OFFSET_INVALID);

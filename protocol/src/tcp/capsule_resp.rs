@@ -7,7 +7,12 @@ use super::header::{PduFlags, PduType};
 use super::layout::{Layout, TxParams, write_head};
 use crate::nvme::{CQE_LEN, Cqe};
 
-//= NVMe/TCP 1.0, CapsuleResp PDU figure: HLEN 24 (CH + 16-byte CQE), no data.
+//= NVMe/TCP 1.0 §3.6.2.7, Figure 25
+//# HLEN: Fixed length of 24 bytes (18h).
+//# PDO: Reserved
+//# PLEN: Length of PDU Header and HDGST (if present) in bytes.
+//# NVMe-oF Response Capsule CQE (RCCQE): Response Capsule CQE.
+// HLEN 24 (CH + 16-byte CQE), no data.
 /// HLEN of a CapsuleResp.
 pub const CAPSULE_RESP_HLEN: usize = 24;
 /// Byte offset of the CQE.

@@ -6,8 +6,16 @@ use super::header::PduType;
 use super::icreq::offset_u32;
 use crate::wire::Reader;
 
-//= NVMe/TCP 1.0, H2CData and C2HData PDU figures: HLEN 24; CCCID at 8, TTAG at 10 (reserved in
-//= C2HData), DATAO at 12, DATAL at 16, reserved 20..24.
+//= NVMe/TCP 1.0 §3.6.2.8, Figure 26
+//# HLEN: Fixed length of 24 bytes (18h).
+//# Command Capsule CID (CCCID): This field contains the SQE.CID value of the Command
+//# Capsule PDU associated with the Command Data Buffer.
+//# Transfer Tag (TTAG): This field contains the Transfer Tag of the corresponding R2T received
+//# by the host.
+//# Data Offset (DATAO): Byte offset from start of Command Data Buffer. ...
+//# Data Length (DATAL): PDU DATA field length in bytes. ...
+// CCCID at 8, TTAG at 10 (reserved in C2HData, Figure 27), DATAO at 12, DATAL at 16, reserved
+// 20..24.
 /// HLEN of H2CData and C2HData.
 pub const DATA_PDU_HLEN: usize = 24;
 /// Byte offset of CCCID.
@@ -25,8 +33,10 @@ pub(crate) struct DataFields {
     pub(crate) datao: u32,
 }
 
-//= NVMe/TCP 1.0, H2CData/C2HData: DATAL is the number of data bytes in the PDU; a value that
-//= disagrees with PLEN - PDO - DDGST is an Invalid PDU Header Field at DATAL's offset.
+//= NVMe/TCP 1.0 §3.6.2.8, Figure 26
+//# Data Length (DATAL): PDU DATA field length in bytes.
+// A DATAL that disagrees with PLEN - PDO - DDGST is an Invalid PDU Header Field at DATAL's
+// offset.
 pub(crate) fn decode_data_fields(
     pdu_type: PduType,
     head: &[u8],

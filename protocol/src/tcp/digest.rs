@@ -6,8 +6,12 @@
 //! `put_unaligned_le32`, which is the same thing. The `crc32c` crate uses SSE4.2 or the ARMv8
 //! CRC instructions when the CPU has them.
 
-//= NVMe/TCP 1.0 (Digests): HDGST covers the CH and PSH; DDGST covers the PDU data only,
-//= not the padding in front of it.
+//= NVMe/TCP 1.0 §3.3.1.1
+//# The HDGST and DDGST are calculated using the CRC32C algorithm ...
+//= NVMe/TCP 1.0 §3.3
+//# PDU PAD bytes are considered as reserved bytes and are not protected
+//# by HDGST nor by DDGST.
+// HDGST covers the CH and PSH; DDGST covers the PDU data only, not the padding in front of it.
 /// Length of a header or data digest in bytes.
 pub const DIGEST_LEN: usize = 4;
 

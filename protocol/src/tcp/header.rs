@@ -7,7 +7,9 @@ use nom::number::complete::{le_u8, le_u32};
 
 use crate::wire::open_enum;
 
-//= NVMe/TCP 1.0: PDU Common Header (CH)
+//= NVMe/TCP 1.0 §2, Figure 4
+//# The PDU Header (HDR) consists of a PDU Common Header (CH) which has a fixed length of 8 bytes
+//# and a PDU Specific Header (PSH) which has a variable length (refer to section 3.6.2.1).
 /// Size of the common header in bytes.
 pub const CH_LEN: usize = 8;
 /// Byte offset of PDU-Type in the CH.
@@ -22,7 +24,11 @@ pub const CH_PDO_OFFSET: u32 = 3;
 pub const CH_PLEN_OFFSET: u32 = 4;
 
 open_enum! {
-    //= NVMe/TCP 1.0 (PDU-Type)
+    //= NVMe/TCP 1.0 §3.3, Figure 10
+    //# 1. Indicates the opcode encoded direction of the PDU. All PDUs shall follow this convention:
+    //# a. 0b = Host to Controller (H2C); and
+    //# b. 1b = Controller to Host (C2H).
+    //# 2. Opcodes not listed are reserved.
     /// PDU-Type: which PDU follows. Even types travel host to controller, odd ones controller
     /// to host.
     pub struct PduType(u8) {
@@ -49,7 +55,9 @@ open_enum! {
 
 impl PduType {
     /// HLEN that the specification fixes for this PDU type, or `None` for an unknown type.
-    //= NVMe/TCP 1.0: each PDU's PSH has a fixed length.
+    //= NVMe/TCP 1.0 §3.6.2.1, Figure 19
+    //# Header Length (HLEN): Length of PDU Header (not including the HDGST) in bytes.
+    // Each PDU's figure fixes its HLEN: 128 for ICReq/ICResp, 72 for CapsuleCmd, 24 for the rest.
     pub const fn header_len(self) -> Option<u8> {
         match self {
             Self::IC_REQ | Self::IC_RESP => Some(128),
@@ -94,8 +102,17 @@ impl PduType {
     }
 
     /// FLAGS bits defined for this PDU type; every other bit is reserved.
-    //= NVMe/TCP 1.0: FLAGS per PDU (HDGSTF/DDGSTF where digests apply, LAST_PDU on
-    //= data PDUs, SUCCESS on C2HData only); ICReq, ICResp and TermReq define none.
+    //= NVMe/TCP 1.0 §3.6.2.2, Figure 20
+    //# FLAGS: Reserved
+    // ICReq, ICResp and TermReq define no FLAGS bits (Figures 20 to 23).
+    //= NVMe/TCP 1.0 §3.6.2.8, Figure 26
+    //# 7:3 Reserved
+    //# LAST_PDU: If set to ‘1’, indicates the PDU is the last in the set of H2CData
+    //# PDUs that correspond to the same R2T PDU.
+    //# DDGSTF: If set to ‘1’, then a valid DDGST value follows the PDU Data.
+    //# HDGSTF: If set to ‘1’, then a valid HDGST value follows the PDU Header.
+    // HDGSTF/DDGSTF where digests apply, LAST_PDU on data PDUs, SUCCESS on C2HData only
+    // (Figures 24 to 28 list the bits of each PDU).
     pub const fn valid_flags(self) -> PduFlags {
         match self {
             Self::CAPSULE_CMD => PduFlags(PduFlags::HDGSTF.0 | PduFlags::DDGSTF.0),
@@ -170,7 +187,13 @@ impl core::fmt::Debug for PduFlags {
     }
 }
 
-//= NVMe/TCP 1.0
+//= NVMe/TCP 1.0 §3.6.2.1, Figure 19
+//# PDU-Type: Specifies the type of PDU. This value is also referred to as the PDU opcode. Refer to
+//# Figure 10 for PDU opcodes.
+//# FLAGS: PDU-TYPE specific flags
+//# Header Length (HLEN): Length of PDU Header (not including the HDGST) in bytes.
+//# PDU Data Offset (PDO): PDU Data Offset from the start of the PDU in bytes.
+//# PDU Length (PLEN): Total length of PDU (includes CH, PSH, HDGST, PAD, DATA, and DDGST) in bytes.
 /// The decoded common header, exactly as it was on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommonHeader {

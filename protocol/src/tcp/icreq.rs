@@ -8,7 +8,13 @@ use super::header::PduType;
 use super::layout::{Digests, Layout, Pda, TxParams, write_head};
 use crate::wire::Reader;
 
-//= NVMe/TCP 1.0, ICReq PDU figure: HLEN = PLEN = 128, PDO = 0, no digests.
+//= NVMe/TCP 1.0 §3.6.2.2, Figure 20
+//# PDU-Type: 00h
+//# FLAGS: Reserved
+//# HLEN: Fixed length of 128 bytes (80h).
+//# PDO: Reserved
+//# PLEN: Fixed length of 128 bytes (80h).
+// No digests on ICReq/ICResp.
 /// HLEN and PLEN of an ICReq.
 pub const ICREQ_LEN: usize = 128;
 /// Byte offset of PFV.
@@ -85,9 +91,25 @@ pub(crate) fn fixed_layout(pdu_type: PduType) -> Layout {
     })
 }
 
-//= NVMe/TCP 1.0, ICReq/ICResp: PFV other than 0 is an Unsupported Parameter (FEI 8); xPDA above
-//= 31 and reserved DGST bits are Invalid PDU Header Field (FEI 10 and 11). Checked in field order
-//= so the lowest offending offset is reported, as FreeBSD's nvmf_tcp does.
+//= NVMe/TCP 1.0 §3.1
+//# Reception of an ICReq PDU with an invalid field is treated as a fatal transport error with the
+//# Fatal Error Status field in the C2HTermReq PDU set to “Invalid PDU Header Field” and the
+//# Additional Error Information field containing the invalid PDU field byte offset (refer to
+//# section 3.5). Reception of an ICReq PDU with an unsupported parameter is treated as a fatal
+//# transport error with the Fatal Error Status field in the C2HTermReq PDU set to “Unsupported
+//# Parameter” and the Additional Error Information field containing the unsupported parameter field
+//# byte offset.
+//= NVMe/TCP 1.0 §3.6.2.2, Figure 20
+//# PDU Format Version (PFV): Specifies the format version of NVMe/TCP PDUs. The format of the
+//# record specified in this definition shall be cleared to 0h.
+//# Host PDU Data Alignment (HPDA): Specifies the data alignment for all PDUs transferred from the
+//# controller to the host that contain data. This value is 0’s based value in units of dwords in
+//# the range 0 to 31 (e.g., values 0, 1, and 2 correspond to 4 byte, 8 byte, and 12 byte
+//# alignment).
+//# 7:2 Reserved
+// PFV other than 0 is an Unsupported Parameter (FEI 8); xPDA above 31 and reserved DGST bits are
+// Invalid PDU Header Field (FEI 10 and 11). Checked in field order so the lowest offending offset
+// is reported, as FreeBSD's nvmf_tcp does. The same checks apply to ICResp on the host side.
 pub(crate) fn decode_ic_fields(pdu_type: PduType, head: &[u8]) -> Result<IcFields, DecodeError> {
     let err_header = || ErrorHeader::copy_from(head);
     let short = |_| DecodeError::PduLength {

@@ -11,7 +11,14 @@ use super::icreq::{
 };
 use super::layout::{Digests, Pda, write_head};
 
-//= NVMe/TCP 1.0, ICResp PDU figure: same layout as ICReq with CPDA and MAXH2CDATA.
+//= NVMe/TCP 1.0 §3.6.2.3, Figure 21
+//# PDU-Type: 01h
+//# HLEN: Fixed length of 128 bytes (80h).
+//# PLEN: Fixed length of 128 bytes (80h).
+//# Controller PDU Data Alignment (CPDA): Specifies the data alignment for all PDUs that transfer
+//# data in addiion to the PDU Header (refer to section 2). This is a 0’s based value in units of
+//# dwords in the range 0 to 31 ...
+// Same layout as ICReq with CPDA and MAXH2CDATA.
 /// HLEN and PLEN of an ICResp.
 pub const ICRESP_LEN: usize = ICREQ_LEN;
 /// Byte offset of PFV.
@@ -23,8 +30,11 @@ pub const ICRESP_DGST_OFFSET: usize = ICREQ_DGST_OFFSET;
 /// Byte offset of MAXH2CDATA.
 pub const ICRESP_MAXH2CDATA_OFFSET: usize = 12;
 
-//= NVMe-oF 1.1 §7.4.10.3 / NVMe/TCP 1.0, ICResp: MAXH2CDATA is at least 4096 and a multiple of
-//= 4 (Linux NVME_TCP_MIN_MAXH2CDATA).
+//= NVMe/TCP 1.0 §3.6.2.3, Figure 21
+//# Maximum Host to Controller Data length (MAXH2CDATA): Specifies the maximum number of
+//# PDU-Data bytes per H2CData PDU in bytes. This value is a multiple of dwords and should be no
+//# less than 4,096.
+// Lamina treats 4096 as a hard minimum, as Linux does (NVME_TCP_MIN_MAXH2CDATA).
 /// Smallest MAXH2CDATA a controller may announce.
 pub const MIN_MAXH2CDATA: u32 = 4096;
 

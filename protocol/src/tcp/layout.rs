@@ -8,9 +8,15 @@ use super::header::{CommonHeader, PduFlags, PduType};
 use crate::wire::Writer;
 
 /// PDU Data Alignment as exchanged in ICReq (HPDA) and ICResp (CPDA).
-//= NVMe/TCP 1.0, ICReq HPDA and ICResp CPDA: a 0's based value in
-//= units of dwords, 0 to 31: PDO of every data-carrying PDU sent to that side is a multiple of
-//= (xPDA + 1) * 4 bytes.
+//= NVMe/TCP 1.0 §3.3
+//# The Host PDU Data Alignment (HPDA) field in the ICReq PDU specifies the required alignment of
+//# PDU Data (DATA) from the start of the PDU for PDUs that are transferred from the controller to
+//# the host. The Controller PDU Data Alignment (CPDA) field in the ICResp PDU specifies the
+//# required alignment of PDU Data (DATA) from the start of the PDU for PDUs that are transferred
+//# from the host to the controller. An appropriate number of padding bytes shall be inserted by the
+//# controller or host in the PAD field to achieve the required alignment.
+// A 0's based value in units of dwords, 0 to 31 (Figures 20 and 21): PDO of every data-carrying
+// PDU sent to that side is a multiple of (xPDA + 1) * 4 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Pda(pub u8);
 
@@ -30,8 +36,14 @@ impl Pda {
 }
 
 /// Which digests were negotiated in the ICReq/ICResp exchange.
-//= NVMe/TCP 1.0: DGST bit 0 HDGST_ENABLE, bit 1 DDGST_ENABLE, bits 7:2
-//= reserved.
+//= NVMe/TCP 1.0 §3.6.2.2, Figure 20
+//# DGST: Host PDU header and data digest enable options.
+//# 7:2 Reserved
+//# DDGST_ENABLE: If set to ‘1’, the use of data digest is requested by the host for the
+//# connection. If cleared to ‘0’, data digest shall not be used for the connection.
+//# HDGST_ENABLE: If set to ‘1’, the use of header digest is requested by the host for
+//# the connection. If cleared to ‘0’, header digest shall not be used for the connection.
+// DGST bit 0 HDGST_ENABLE, bit 1 DDGST_ENABLE, bits 7:2 reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Digests {
     /// Header digest (HDGST) on every PDU that may carry one.
@@ -128,8 +140,12 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    //= NVMe/TCP 1.0 (PDU structure): CH, PSH, optional HDGST, PAD up to PDO, DATA,
-    //= optional DDGST. PDO is 0 when there is no data.
+    //= NVMe/TCP 1.0 §2, Figure 3
+    //# As shown in Figure 3, an NVMe/TCP PDU consists of five parts. The PDU Header (HDR) is
+    //# required in all PDUs. The PDU Header Digest (HDGST), the PDU Padding field (PAD), the PDU
+    //# Data field (DATA), and the Data Digest (DDGST) field are included or omitted based on the
+    //# PDU type and the values exchanged during connection establishment (refer to section 3.6.2).
+    // CH, PSH, optional HDGST, PAD up to PDO, DATA, optional DDGST. PDO is 0 when there is no data.
     pub(crate) fn compute(
         pdu_type: PduType,
         hlen: usize,

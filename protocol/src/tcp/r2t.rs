@@ -8,8 +8,17 @@ use super::icreq::offset_u32;
 use super::layout::{Layout, TxParams, write_head};
 use crate::wire::Reader;
 
-//= NVMe/TCP 1.0, R2T PDU figure: HLEN 24; CCCID at 8, TTAG at 10, R2TO at 12, R2TL at 16,
-//= reserved 20..24; no data.
+//= NVMe/TCP 1.0 §3.6.2.10, Figure 28
+//# HLEN: Fixed length of 24 bytes (18h).
+//# PLEN: Length of PDU Header and HDGST (if present) in bytes.
+//# Command Capsule CID (CCCID): This field contains the SQE.CID value of the Command
+//# Capsule PDU associated with the host-resident data.
+//# Transfer Tag (TTAG): This field contains a controller generated tag. The rules of the tag
+//# generation are completely up to the controller’s discretion.
+//# Requested Data Offset (R2TO): Byte offset from the start of the host-resident data. ...
+//# Requested Data Length (R2TL): Number of bytes of Command Data Buffer requested by the
+//# controller. ...
+// CCCID at 8, TTAG at 10, R2TO at 12, R2TL at 16, reserved 20..24; no data.
 /// HLEN of an R2T.
 pub const R2T_HLEN: usize = 24;
 /// Byte offset of CCCID.
@@ -62,7 +71,8 @@ impl R2t {
         });
     }
 
-    //= NVMe/TCP 1.0, R2T: R2TL shall not be zero.
+    // R2TL of zero is refused as an Invalid PDU Header Field. This is Lamina's rule (an R2T
+    // must request data); the NVMe/TCP 1.0 text has no requirement that R2TL be non-zero.
     pub(crate) fn decode_psh(head: &[u8]) -> Result<Self, DecodeError> {
         let bad = |offset: usize| DecodeError::InvalidField {
             pdu_type: PduType::R2T,

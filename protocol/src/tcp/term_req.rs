@@ -8,9 +8,15 @@ use super::header::{CommonHeader, PduFlags, PduType};
 use super::layout::EncodeError;
 use crate::wire::Reader;
 
-//= NVMe/TCP 1.0, H2CTermReq and C2HTermReq PDU figures: HLEN 24, PDO 0, no digests; FES at
-//= byte 8, FEI at 10 (4 bytes), reserved to 23, then up to 128 bytes of the PDU header in error
-//= (Linux NVME_TCP_MIN_C2HTERM_PLEN 24, NVME_TCP_MAX_C2HTERM_PLEN 152).
+//= NVMe/TCP 1.0 §3.6.2.5, Figure 23
+//# HLEN: Fixed length of 24 bytes (18h).
+//# PDO: Reserved
+//# PLEN: Total length of PDU (including PDU Header and DATA) in bytes. This value shall not exceed
+//# a limit of 152 bytes.
+//# Data: This field contains the PDU Header that was being processed by the controller while the
+//# fatal error was detected.
+// FES at byte 8, FEI at 10 (4 bytes), reserved to 23, then up to 128 bytes of the PDU header in
+// error (Linux NVME_TCP_MIN_C2HTERM_PLEN 24, NVME_TCP_MAX_C2HTERM_PLEN 152).
 /// HLEN of a TermReq.
 pub const TERM_REQ_HLEN: usize = 24;
 /// Byte offset of FES.

@@ -1,12 +1,15 @@
 //! The NVM I/O command set: Read, Write (FUA honoured), Flush, Write Zeroes (with DEAC),
 //! Dataset Management (deallocate) and Compare.
 //!
-//! Every command holds its namespace (`Arc`) and enters the namespace's gate for its whole run,
-//! so removing the namespace waits for it, and the backend's own per-I/O guard makes an lvol
-//! delete wait too. LBA ranges are checked against the namespace size (LBA Out of Range), the
-//! data length against the SGL (Data SGL Length Invalid), writes to read-only namespaces are
-//! refused (Namespace Is Write Protected), and backend failures become NVMe statuses in
-//! [`status`].
+//! Every command holds its namespace (`Arc`, loaded from the subsystem's lock-free map) and
+//! enters the namespace's gate for its whole run, so removing the namespace waits for it, and
+//! the backend's own per-I/O guard makes an lvol delete wait too. The data length is checked
+//! against the SGL here (Data SGL Length Invalid); the LBA range and read-only are checked
+//! once, by the backend (the lvol's export descriptor reads its size and flags from atomics,
+//! a raw bdev's device checks its own size), and its errors become NVMe statuses in
+//! [`status`] (LBA Out of Range, Namespace Is Write Protected, media errors). Dataset
+//! Management alone checks its ranges up front, so a bad range changes nothing. No command
+//! takes a mutex on this path.
 //!
 //! [`execute`] returns one concrete future type for every I/O command (a `match` inside one
 //! `async` block), so the transport stores it inline in a per-queue slot instead of boxing
@@ -138,15 +141,24 @@ async fn run(io: &Io, req: Request, class: OpClass, max_io: u32) -> Completion {
 }
 
 impl Io {
-    /// Byte offset and length of `blocks` blocks at `slba`, checked against the namespace.
-    fn range(&self, slba: u64, blocks: u64) -> Result<(u64, u64), Status> {
-        let backend = self.ns.backend();
-        let bs = u64::from(backend.block_size());
-        let nsze = backend.size_bytes() / bs.max(1);
-        match slba.checked_add(blocks) {
-            Some(end) if end <= nsze => Ok((slba * bs, blocks * bs)),
+    /// Byte offset and length of `blocks` blocks at `slba`; the backend checks them against
+    /// its size (an offset past what 64 bits hold is out of range here already).
+    fn bytes(&self, slba: u64, blocks: u64) -> Result<(u64, u64), Status> {
+        let bs = u64::from(self.ns.backend().block_size());
+        match (slba.checked_mul(bs), blocks.checked_mul(bs)) {
+            (Some(offset), Some(len)) if offset.checked_add(len).is_some() => Ok((offset, len)),
             _ => Err(Status::dnr(StatusCode::LBA_OUT_OF_RANGE)),
         }
+    }
+
+    /// [`Io::bytes`], also checked against the namespace's size now (Dataset Management
+    /// checks every range before it changes anything).
+    fn range(&self, slba: u64, blocks: u64) -> Result<(u64, u64), Status> {
+        let (offset, len) = self.bytes(slba, blocks)?;
+        if offset + len > self.ns.backend().size_now() {
+            return Err(Status::dnr(StatusCode::LBA_OUT_OF_RANGE));
+        }
+        Ok((offset, len))
     }
 
     /// Completes the command, counting errors for the log and SMART.
@@ -188,7 +200,7 @@ async fn read(io: &Io, sqe: Sqe, c2h_len: u32, mut buf: BytesMut, max_io: u32) -
     };
     let result = async {
         let cmd = parse_rw(&sqe)?;
-        let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
+        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
         if len != u64::from(c2h_len) {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
         }
@@ -217,12 +229,9 @@ async fn write(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     };
     let result = async {
         let cmd = parse_rw(&sqe)?;
-        let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
+        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
         if len != data.len() as u64 {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
-        }
-        if io.ns.backend().is_read_only() {
-            return Err(Status::dnr(StatusCode::NAMESPACE_WRITE_PROTECTED));
         }
         // With the volatile write cache disabled every write is written through.
         let fua = cmd.fua || !io.ctrl.volatile_write_cache();
@@ -245,7 +254,7 @@ async fn compare(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
     };
     let result = async {
         let cmd = parse_rw(&sqe)?;
-        let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
+        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
         if len != data.len() as u64 {
             return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
         }
@@ -295,10 +304,7 @@ async fn write_zeroes(io: &Io, sqe: Sqe) -> Completion {
     let result = async {
         let cmd =
             WriteZeroes::try_from(&sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
-        let (offset, len) = io.range(cmd.slba, u64::from(cmd.block_count()))?;
-        if io.ns.backend().is_read_only() {
-            return Err(Status::dnr(StatusCode::NAMESPACE_WRITE_PROTECTED));
-        }
+        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
         let backend = io.ns.backend();
         let r = if cmd.deac {
             backend.deallocate(offset, len).await
@@ -335,7 +341,7 @@ async fn dataset_management(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
             // Only hints (integral read/write): nothing to do.
             return Ok(Completion::ok(io.cid));
         }
-        if io.ns.backend().is_read_only() {
+        if io.ns.backend().read_only_now() {
             return Err(Status::dnr(StatusCode::NAMESPACE_WRITE_PROTECTED));
         }
         for (offset, len) in checked {

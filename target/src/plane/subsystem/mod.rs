@@ -1,9 +1,10 @@
 //! NVM subsystems: identity (NQN, serial, model), the host allow-list, the listeners a
 //! subsystem is reachable on, and its namespaces.
 //!
-//! Namespaces live in a small map behind a lock held only to clone an `Arc` out or to insert or
-//! remove; the I/O path clones the `Arc<Namespace>` and enters the namespace's gate, so removal
-//! (unpublish, then drain the gate) never frees anything a command still uses. Changes are
+//! Namespaces live in an immutable map swapped whole on every change (`arc_swap`): the I/O
+//! path loads it without a lock, clones the `Arc<Namespace>` and enters the namespace's gate,
+//! so removal (unpublish, then drain the gate) never frees anything a command still uses.
+//! Changes copy the map under a mutex that only changes take. Changes are
 //! broadcast as [`SubsystemEvent`]s to the controllers of the subsystem, which turn them into
 //! Asynchronous Event notices and Changed Namespace List entries.
 
@@ -17,6 +18,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use lamina_lvol::lifecycle::Illegal;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
@@ -103,7 +105,9 @@ pub struct Subsystem {
     allow_any_host: AtomicBool,
     hosts: RwLock<BTreeSet<String>>,
     listeners: RwLock<BTreeSet<SocketAddr>>,
-    namespaces: RwLock<BTreeMap<u32, Arc<Namespace>>>,
+    /// Read lock-free by every command; replaced whole, under `ns_edit`, by a change.
+    namespaces: ArcSwap<BTreeMap<u32, Arc<Namespace>>>,
+    ns_edit: parking_lot::Mutex<()>,
     /// Held from choosing a free NSID to publishing the namespace (see
     /// [`Subsystem::adding_namespace`]).
     adding: parking_lot::Mutex<()>,
@@ -129,7 +133,8 @@ impl Subsystem {
             allow_any_host: AtomicBool::new(config.allow_any_host),
             hosts: RwLock::new(BTreeSet::new()),
             listeners: RwLock::new(BTreeSet::new()),
-            namespaces: RwLock::new(BTreeMap::new()),
+            namespaces: ArcSwap::from_pointee(BTreeMap::new()),
+            ns_edit: parking_lot::Mutex::new(()),
             adding: parking_lot::Mutex::new(()),
             events: broadcast::channel(64).0,
             stats: crate::plane::stats::SubsystemStats::default(),
@@ -222,22 +227,22 @@ impl Subsystem {
 
     /// The namespace `nsid`, if present.
     pub fn namespace(&self, nsid: u32) -> Option<Arc<Namespace>> {
-        self.namespaces.read().get(&nsid).cloned()
+        self.namespaces.load().get(&nsid).cloned()
     }
 
     /// A snapshot of every namespace, by NSID.
     pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
-        self.namespaces.read().values().cloned().collect()
+        self.namespaces.load().values().cloned().collect()
     }
 
     /// The active NSIDs, ascending.
     pub fn nsids(&self) -> Vec<u32> {
-        self.namespaces.read().keys().copied().collect()
+        self.namespaces.load().keys().copied().collect()
     }
 
     /// The lowest free NSID that is not `reserved` (NSIDs pending configuration asks for).
     pub fn free_nsid(&self, reserved: &[u32]) -> Result<u32, SubsystemError> {
-        let map = self.namespaces.read();
+        let map = self.namespaces.load();
         (1..=self.max_namespaces)
             .find(|n| !map.contains_key(n) && !reserved.contains(n))
             .ok_or(SubsystemError::Full(self.max_namespaces))
@@ -262,14 +267,14 @@ impl Subsystem {
                 max: self.max_namespaces,
             });
         }
-        {
-            let mut map = self.namespaces.write();
+        self.edit_namespaces(|map| {
             if map.contains_key(&nsid) {
                 return Err(SubsystemError::NsidInUse(nsid));
             }
             ns.publish()?;
             map.insert(nsid, ns);
-        }
+            Ok(())
+        })?;
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
         Ok(())
     }
@@ -277,14 +282,24 @@ impl Subsystem {
     /// Unpublishes namespace `nsid`, waits for its in-flight commands, tells the controllers,
     /// and returns it (dropping it closes its backend).
     pub async fn remove_namespace(&self, nsid: u32) -> Result<Arc<Namespace>, SubsystemError> {
-        let ns = self
-            .namespaces
-            .write()
-            .remove(&nsid)
-            .ok_or(SubsystemError::NoNamespace(nsid))?;
+        let ns =
+            self.edit_namespaces(|map| map.remove(&nsid).ok_or(SubsystemError::NoNamespace(nsid)))?;
         ns.remove_and_drain().await?;
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
         Ok(ns)
+    }
+
+    /// Changes a copy of the namespace map and publishes it if `f` succeeds; changes are
+    /// serialised, readers never wait.
+    fn edit_namespaces<R>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<u32, Arc<Namespace>>) -> Result<R, SubsystemError>,
+    ) -> Result<R, SubsystemError> {
+        let _edit = self.ns_edit.lock();
+        let mut map = BTreeMap::clone(&self.namespaces.load());
+        let r = f(&mut map)?;
+        self.namespaces.store(Arc::new(map));
+        Ok(r)
     }
 
     /// Tells controllers that namespace `nsid` changed (e.g. it was resized).

@@ -122,10 +122,28 @@ impl Backend {
         }
     }
 
+    /// Size in bytes as the I/O path sees it: lock-free (the lvol's atomics, the device's
+    /// size), and the last size for an lvol gone under its descriptor (its I/O then fails).
+    pub fn size_now(&self) -> u64 {
+        match self {
+            Self::Lvol(d) => d.size_now(),
+            Self::Bdev(b) => b.device().size_bytes(),
+        }
+    }
+
+    /// Whether writes are refused now, lock-free (the I/O path's view of
+    /// [`Backend::is_read_only`]).
+    pub fn read_only_now(&self) -> bool {
+        match self {
+            Self::Lvol(d) => d.read_only_now(),
+            Self::Bdev(_) => false,
+        }
+    }
+
     /// Logical block size in bytes.
     pub fn block_size(&self) -> u32 {
         match self {
-            Self::Lvol(d) => d.lvol().block_size(),
+            Self::Lvol(d) => d.block_size(),
             Self::Bdev(b) => b.block_size(),
         }
     }
