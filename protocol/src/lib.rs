@@ -11,6 +11,13 @@
 //!   asynchronous events, Fabrics Connect/Property/Disconnect/Authentication and the Discovery
 //!   log page.
 //!
+//! Wire rules cite the TCP transport specification as s2n-quic cites RFCs: a
+//! `//= NVMe/TCP 1.0 §<section>, Figure <n>` line, then the requirement quoted in `//#` lines,
+//! then how the code applies it; tests that prove a rule name the same section.
+//! `.ci/citations.py` lists every citation with its tests (and fails on a malformed one).
+//! Rules from documents whose text is not at hand to quote (NVMe Base 2.0, NVMe-oF 1.1, the
+//! Linux host) are marked `//~` with their source and a paraphrase.
+//!
 //! It contains no networking code, no runtime and no clocks: the target (`lamina-target`, a
 //! tokio server) and Lamina's own initiator (`lamina-integration`) drive it with bytes.
 //!

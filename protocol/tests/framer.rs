@@ -83,6 +83,7 @@ const D: TxParams = TxParams {
 };
 
 proptest! {
+    // NVMe/TCP 1.0 §2
     #[test]
     fn random_streams_split_anywhere(
         target_side in any::<bool>(),
@@ -163,6 +164,8 @@ fn payload_is_a_view_of_the_input_not_a_copy() {
     assert_eq!(got.data.len(), 8192);
 }
 
+// NVMe/TCP 1.0 §3.3
+// NVMe/TCP 1.0 §3.1
 #[test]
 fn unknown_type_wrong_direction_and_sequence() {
     let mut f = established(Role::Target, Digests::NONE);
@@ -199,6 +202,8 @@ fn unknown_type_wrong_direction_and_sequence() {
     ));
 }
 
+// NVMe/TCP 1.0 §3.3.1.1
+// NVMe/TCP 1.0 §3.3.2.1
 #[test]
 fn flags_are_checked_against_the_type_and_the_negotiated_digests() {
     // LAST_PDU is reserved on a CapsuleCmd.
@@ -259,6 +264,8 @@ fn flags_are_checked_against_the_type_and_the_negotiated_digests() {
     ));
 }
 
+// NVMe/TCP 1.0 §3.6.2.1
+// NVMe/TCP 1.0 §3.6.2.6
 #[test]
 fn hlen_pdo_and_plen() {
     let mut f = established(Role::Target, Digests::NONE);
@@ -317,6 +324,8 @@ fn hlen_pdo_and_plen() {
     assert_fes(&err_of(&mut host, &r2t), Fes::INVALID_HEADER_FIELD, 4);
 }
 
+// NVMe/TCP 1.0 §3.3.2.2
+// NVMe/TCP 1.0 §3.3.1
 #[test]
 fn hostile_plen_is_refused_from_the_common_header_alone() {
     let mut f = established(Role::Target, Digests::NONE);
@@ -339,6 +348,8 @@ fn hostile_plen_is_refused_from_the_common_header_alone() {
     assert_fes(&err_of(&mut f, &wire[..8]), Fes::DATA_LIMIT_EXCEEDED, 0);
 }
 
+// NVMe/TCP 1.0 §3.5
+// NVMe/TCP 1.0 §3.3.1.1
 #[test]
 fn header_digest_mismatch_is_fatal_and_found_before_the_data() {
     let mut f = established(Role::Target, Digests::BOTH);
@@ -350,6 +361,7 @@ fn header_digest_mismatch_is_fatal_and_found_before_the_data() {
     assert_eq!(err.header().len(), 76);
 }
 
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn data_digest_mismatch_is_reported_per_command_and_the_stream_goes_on() {
     let mut f = established(Role::Target, Digests::BOTH);
@@ -379,6 +391,8 @@ fn data_digest_mismatch_is_reported_per_command_and_the_stream_goes_on() {
     ));
 }
 
+// NVMe/TCP 1.0 §3.6.2.8
+// NVMe/TCP 1.0 §3.6.2.10
 #[test]
 fn psh_fields() {
     // DATAL disagrees with PLEN.
@@ -408,6 +422,9 @@ fn psh_fields() {
     assert_fes(&err_of(&mut host, &r2t), Fes::INVALID_HEADER_FIELD, 16);
 }
 
+// NVMe/TCP 1.0 §3.1
+// NVMe/TCP 1.0 §3.6.2.2
+// NVMe/TCP 1.0 §3.6.2.3
 #[test]
 fn icreq_and_icresp_parameters() {
     let ic = |edit: &dyn Fn(&mut BytesMut)| {
@@ -470,6 +487,8 @@ fn icreq_and_icresp_parameters() {
     );
 }
 
+// NVMe/TCP 1.0 §3.5
+// NVMe/TCP 1.0 §3.6.2.4
 #[test]
 fn term_req_with_a_bad_length_is_closed_without_an_answer() {
     let mut f = Framer::new(config(Role::Target));

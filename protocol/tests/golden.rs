@@ -91,6 +91,7 @@ fn hex(b: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // ICReq / ICResp: never digests themselves; "with digests" means DGST asks for both.
 
+// NVMe/TCP 1.0 §3.6.2.2
 #[test]
 fn icreq() {
     for dgst in [0u8, 3] {
@@ -113,6 +114,7 @@ fn icreq() {
     }
 }
 
+// NVMe/TCP 1.0 §3.6.2.3
 #[test]
 fn icresp() {
     for dgst in [0u8, 3] {
@@ -190,6 +192,7 @@ fn connect_pdu() -> Pdu {
     })
 }
 
+// NVMe/TCP 1.0 §3.6.2.6
 #[test]
 fn connect_capsule() {
     let sqe = connect_sqe_bytes();
@@ -270,6 +273,8 @@ fn read_pdu() -> Pdu {
     })
 }
 
+// NVMe/TCP 1.0 §3.6.2.6
+// NVMe/TCP 1.0 §3.3.2
 #[test]
 fn read_capsule() {
     let sqe = read_sqe_bytes();
@@ -308,6 +313,8 @@ fn write_pdu() -> Pdu {
     })
 }
 
+// NVMe/TCP 1.0 §3.6.2.6
+// NVMe/TCP 1.0 §3.3.2
 #[test]
 fn write_capsule_with_in_capsule_data() {
     let sqe = at(
@@ -342,6 +349,7 @@ fn write_capsule_with_in_capsule_data() {
 // ---------------------------------------------------------------------------------------------
 // R2T, H2CData, C2HData (LAST_PDU | SUCCESS), CapsuleResp, C2HTermReq.
 
+// NVMe/TCP 1.0 §3.6.2.10
 #[test]
 fn r2t() {
     let pdu = Pdu::R2t(R2t {
@@ -364,6 +372,7 @@ fn r2t() {
     check(&pdu, DIGESTS, Role::Host, &digests);
 }
 
+// NVMe/TCP 1.0 §3.6.2.8
 #[test]
 fn h2c_data() {
     let pdu = Pdu::H2cData(H2cData {
@@ -394,6 +403,7 @@ fn h2c_data() {
     check(&pdu, DIGESTS, Role::Target, &digests);
 }
 
+// NVMe/TCP 1.0 §3.6.2.9
 #[test]
 fn c2h_data_last_pdu_success() {
     let pdu = Pdu::C2hData(C2hData {
@@ -424,6 +434,7 @@ fn c2h_data_last_pdu_success() {
     check(&pdu, DIGESTS, Role::Host, &digests);
 }
 
+// NVMe/TCP 1.0 §3.6.2.7
 #[test]
 fn capsule_resp() {
     let cqe = Cqe {
@@ -451,6 +462,7 @@ fn capsule_resp() {
     check(&pdu, DIGESTS, Role::Host, &digests);
 }
 
+// NVMe/TCP 1.0 §3.6.2.5
 #[test]
 fn c2h_term_req() {
     // Reports an Invalid PDU Header Field at HLEN (FEI 2) of a CapsuleCmd whose CH was

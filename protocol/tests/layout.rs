@@ -34,6 +34,7 @@ fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
+// NVMe/TCP 1.0 §3.6.2.1
 #[test]
 fn pdu_header_sizes() {
     use lamina_protocol::tcp::*;
@@ -74,6 +75,8 @@ fn pdu_header_sizes() {
     assert_eq!(enc(&Pdu::C2hTermReq(TermReq::default())).len(), 24);
 }
 
+// NVMe/TCP 1.0 §3.6.2.2
+// NVMe/TCP 1.0 §3.6.2.3
 #[test]
 fn ic_field_offsets() {
     let b = enc(&Pdu::IcReq(IcReq {
@@ -100,6 +103,8 @@ fn ic_field_offsets() {
     assert!(b[16..].iter().all(|&x| x == 0));
 }
 
+// NVMe/TCP 1.0 §3.6.2.8
+// NVMe/TCP 1.0 §3.6.2.10
 #[test]
 fn data_pdu_and_r2t_offsets() {
     let h2c = enc(&Pdu::H2cData(H2cData {
@@ -167,6 +172,8 @@ fn data_pdu_and_r2t_offsets() {
     );
 }
 
+// NVMe/TCP 1.0 §3.6.2.6
+// NVMe/TCP 1.0 §3.6.2.7
 #[test]
 fn capsule_offsets_sqe_and_cqe() {
     let sqe = Sqe {

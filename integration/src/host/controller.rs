@@ -281,9 +281,9 @@ async fn get_property(admin: &Queue, property: Property) -> Result<u64, HostErro
     Ok(done.cqe.result_u64())
 }
 
-//= NVMe Base 2.0 §3.5.1 (controller initialization) and Linux nvme_enable_ctrl(): CC.CSS
-//= selects "I/O command sets" when CAP.CSS bit 6 is set, NVM otherwise; MPS 0 (4 KiB pages)
-//= must be within CAP.MPSMIN; CSTS.RDY within CAP.TO (500 ms units).
+//~ NVMe Base 2.0 §3.5.1 (controller initialization) and Linux nvme_enable_ctrl(): CC.CSS
+//~ selects "I/O command sets" when CAP.CSS bit 6 is set, NVM otherwise; MPS 0 (4 KiB pages)
+//~ must be within CAP.MPSMIN; CSTS.RDY within CAP.TO (500 ms units).
 async fn enable(admin: &Queue, cap: Cap) -> Result<(), HostError> {
     if cap.mpsmin() > 0 {
         return Err(HostError::InvalidRequest(format!(
@@ -340,9 +340,9 @@ async fn identify_controller(admin: &Queue) -> Result<IdentifyController, HostEr
         .map_err(|e| HostError::Protocol(Violation::Identify(format!("cannot decode: {e}"))))
 }
 
-//= Linux nvme_init_identify()/nvme_tcp_setup_ctrl() for fabrics controllers: CNTLID must equal
-//= the one Connect returned, MAXCMD must not be 0, ICDOFF must be 0 and SGLs supported; the
-//= NVMe-oF minimums are IOCCSZ 4 (the 64-byte SQE) and IORCSZ 1 (the 16-byte CQE).
+//~ Linux nvme_init_identify()/nvme_tcp_setup_ctrl() for fabrics controllers: CNTLID must equal
+//~ the one Connect returned, MAXCMD must not be 0, ICDOFF must be 0 and SGLs supported; the
+//~ NVMe-oF minimums are IOCCSZ 4 (the 64-byte SQE) and IORCSZ 1 (the 16-byte CQE).
 fn check_identity(id: &IdentifyController, cntlid: u16) -> Result<(), HostError> {
     let fail = |why: String| Err(HostError::Protocol(Violation::Identify(why)));
     if id.cntlid != cntlid {

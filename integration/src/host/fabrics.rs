@@ -92,8 +92,8 @@ pub(crate) async fn connect_queue(
         .await?
         .into_result()?;
     let success = ConnectSuccess::from_cqe(&done.cqe);
-    //= NVMe-oF 1.1, Connect response AUTHREQ: non-zero asks for in-band authentication,
-    //= which this host does not implement.
+    //~ NVMe-oF 1.1, Connect response AUTHREQ: non-zero asks for in-band authentication,
+    //~ which this host does not implement.
     if success.authreq != 0 {
         return Err(HostError::InvalidRequest(format!(
             "controller requires authentication (AUTHREQ {:#x})",

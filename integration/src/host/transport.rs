@@ -131,9 +131,9 @@ async fn receive_icresp(stream: &TcpStream, reader: &mut PduReader) -> Result<Ic
     }
 }
 
-//= Linux nvme_tcp_init_connection(): the host refuses an ICResp whose PFV is not 0, whose
-//= digest bits differ from the ICReq's, whose CPDA is not 0, or whose MAXH2CDATA is below
-//= 4096 or not a multiple of 4 (the framer already rejects the last two while decoding).
+//~ Linux nvme_tcp_init_connection(): the host refuses an ICResp whose PFV is not 0, whose
+//~ digest bits differ from the ICReq's, whose CPDA is not 0, or whose MAXH2CDATA is below
+//~ 4096 or not a multiple of 4 (the framer already rejects the last two while decoding).
 pub(crate) fn check_icresp(req: &IcReq, resp: &IcResp) -> Result<(), HostError> {
     use lamina_protocol::tcp::{
         ICRESP_CPDA_OFFSET, ICRESP_DGST_OFFSET, ICRESP_MAXH2CDATA_OFFSET, ICRESP_PFV_OFFSET,

@@ -91,7 +91,6 @@ impl FramerConfig {
             //= NVMe/TCP 1.0 §3.3.1, Figure 11
             //# The maximum amount of in-capsule data for Fabrics and Admin Commands is
             //# 8,192 bytes ...
-            //# ...
             //# 1. NVMe/TCP controllers must support in-capsule data for Fabrics and Admin Command
             //# Capsules.
             max_in_capsule_data: 8192,

@@ -4,8 +4,8 @@ use super::{FabricsCommandType, check_fctype, fabrics_sqe};
 use crate::nvme::{SglDescriptor, Sqe};
 use crate::wire::StructDecodeError;
 
-//= NVMe Base 2.0, Authentication Send/Receive: byte 41 SPSP0, 42 SPSP1, 43 SECP,
-//= CDW11 TL (send) / AL (receive). Linux `struct nvmf_auth_send_command`.
+//~ NVMe Base 2.0, Authentication Send/Receive: byte 41 SPSP0, 42 SPSP1, 43 SECP,
+//~ CDW11 TL (send) / AL (receive). Linux `struct nvmf_auth_send_command`.
 fn auth_sqe(
     fctype: FabricsCommandType,
     cid: u16,

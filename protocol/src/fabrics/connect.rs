@@ -8,8 +8,8 @@ use crate::nvme::strings::Nqn;
 use crate::nvme::{Cqe, SglDescriptor, Sqe};
 use crate::wire::{Reader, StructDecodeError, Writer, hi16, lo8, lo16};
 
-//= NVMe-oF 1.1, Connect Command: RECFMT (40..42), QID (42..44), SQSIZE (44..46, 0's
-//= based), CATTR (46), KATO (48..52, ms).
+//~ NVMe-oF 1.1, Connect Command: RECFMT (40..42), QID (42..44), SQSIZE (44..46, 0's
+//~ based), CATTR (46), KATO (48..52, ms).
 /// Connect command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnectCommand {
@@ -78,8 +78,8 @@ impl TryFrom<&Sqe> for ConnectCommand {
 }
 
 /// Byte offsets of the Connect data fields.
-//= NVMe-oF 1.1, Connect Data figure: HOSTID (0..16), CNTLID (16..18), reserved,
-//= SUBNQN (256..512), HOSTNQN (512..768), reserved to 1024.
+//~ NVMe-oF 1.1, Connect Data figure: HOSTID (0..16), CNTLID (16..18), reserved,
+//~ SUBNQN (256..512), HOSTNQN (512..768), reserved to 1024.
 pub mod connect_data_offsets {
     /// Host Identifier.
     pub const HOSTID: usize = 0;
@@ -141,8 +141,8 @@ impl ConnectData {
     }
 }
 
-//= NVMe-oF 1.1, Connect Response: on success DW0 holds CNTLID (15:0) and AUTHREQ
-//= (31:16).
+//~ NVMe-oF 1.1, Connect Response: on success DW0 holds CNTLID (15:0) and AUTHREQ
+//~ (31:16).
 /// DW0 of a successful Connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnectSuccess {
@@ -167,9 +167,9 @@ impl ConnectSuccess {
     }
 }
 
-//= NVMe-oF 1.1, Connect Response for Connect Invalid Parameters: IPO (15:0) the byte
-//= offset of the invalid parameter, IATTR (23:16) bit 0: 1 = in the Connect data, 0 = in the
-//= SQE. Linux IPO_IATTR_CONNECT_DATA(x) = (1 << 16) | offsetof(struct nvmf_connect_data, x).
+//~ NVMe-oF 1.1, Connect Response for Connect Invalid Parameters: IPO (15:0) the byte
+//~ offset of the invalid parameter, IATTR (23:16) bit 0: 1 = in the Connect data, 0 = in the
+//~ SQE. Linux IPO_IATTR_CONNECT_DATA(x) = (1 << 16) | offsetof(struct nvmf_connect_data, x).
 /// DW0 of a Connect that failed with Connect Invalid Parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnectInvalidParameter {

@@ -4,7 +4,7 @@ use super::{FabricsCommandType, check_fctype, fabrics_sqe};
 use crate::nvme::{SglDescriptor, Sqe};
 use crate::wire::{StructDecodeError, lo16};
 
-//= NVMe-oF 1.1, Disconnect Command: RECFMT (40..42).
+//~ NVMe-oF 1.1, Disconnect Command: RECFMT (40..42).
 /// Disconnect command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Disconnect {

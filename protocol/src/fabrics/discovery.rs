@@ -6,17 +6,17 @@ use bytes::BytesMut;
 use crate::nvme::strings::{Nqn, put_space_padded, read_space_padded};
 use crate::wire::{Reader, StructDecodeError, Writer, open_enum};
 
-//= NVMe-oF 1.1, Discovery Log Page figure: GENCTR (0..8), NUMREC (8..16), RECFMT
-//= (16..18), reserved to 1024, then NUMREC entries of 1024 bytes.
+//~ NVMe-oF 1.1, Discovery Log Page figure: GENCTR (0..8), NUMREC (8..16), RECFMT
+//~ (16..18), reserved to 1024, then NUMREC entries of 1024 bytes.
 /// Size of the header.
 pub const DISCOVERY_HEADER_LEN: usize = 1024;
 /// Size of one entry.
 pub const DISCOVERY_ENTRY_LEN: usize = 1024;
 
 /// Byte offsets of a Discovery Log Page Entry.
-//= NVMe-oF 1.1, Discovery Log Page Entry figure: TRTYPE (0), ADRFAM (1), SUBTYPE (2),
-//= TREQ (3), PORTID (4), CNTLID (6), ASQSZ (8), EFLAGS (10), TRSVCID (32..64), SUBNQN
-//= (256..512), TRADDR (512..768), TSAS (768..1024).
+//~ NVMe-oF 1.1, Discovery Log Page Entry figure: TRTYPE (0), ADRFAM (1), SUBTYPE (2),
+//~ TREQ (3), PORTID (4), CNTLID (6), ASQSZ (8), EFLAGS (10), TRSVCID (32..64), SUBNQN
+//~ (256..512), TRADDR (512..768), TSAS (768..1024).
 pub mod entry_offsets {
     /// Transport Type.
     pub const TRTYPE: usize = 0;
@@ -51,7 +51,7 @@ pub const TRSVCID_LEN: usize = 32;
 pub const TRADDR_LEN: usize = 256;
 
 open_enum! {
-    //= NVMe-oF 1.1, Transport Type codes.
+    //~ NVMe-oF 1.1, Transport Type codes.
     /// Transport Type.
     pub struct TrType(u8) {
         /// RDMA.
@@ -66,7 +66,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe-oF 1.1, Address Family codes.
+    //~ NVMe-oF 1.1, Address Family codes.
     /// Address Family.
     pub struct AdrFam(u8) {
         /// IPv4.
@@ -83,7 +83,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe-oF 1.1, Subsystem Type codes.
+    //~ NVMe-oF 1.1, Subsystem Type codes.
     /// Subsystem Type of an entry.
     pub struct SubType(u8) {
         /// A referral to another discovery service.
@@ -123,8 +123,14 @@ impl EFlags {
     pub const NCC: u16 = 1 << 2;
 }
 
-//= NVMe/TCP 1.0, TCP Transport Specific Address Subtype: SECTYPE (byte 0): 0 none, 1 TLS 1.2,
-//= 2 TLS 1.3; bytes 1..256 reserved.
+//= NVMe/TCP 1.0 §3.6.1.1, Figure 17
+//# Security Type (SECTYPE): Specifies the type of security used by the NVMe/TCP port. If SECTYPE
+//# is a value of 0h (No Security), then the host shall set up a normal TCP connection.
+//# 00 No Security
+//# 01 Transport Layer Security (TLS) version 1.2 (refer to NVMe-oF 1.1).
+//# 02 Transport Layer Security (TLS) version 1.3 (refer to RFC 8446) or a subsequent version.
+//# 255:01 Reserved
+// SECTYPE is byte 0 of the TSAS; bytes 1..256 are reserved.
 /// TCP security type in TSAS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SecType(pub u8);

@@ -22,7 +22,7 @@ use crate::nvme::{AdminOpcode, Psdt, SglDescriptor, Sqe};
 use crate::wire::{StructDecodeError, open_enum};
 
 open_enum! {
-    //= NVMe-oF 1.1 / NVMe Base 2.0, Fabrics Command Type (FCTYPE) figure.
+    //~ NVMe-oF 1.1 / NVMe Base 2.0, Fabrics Command Type (FCTYPE) figure.
     /// Fabrics command type, in byte 4 of a Fabrics SQE (opcode 7Fh).
     pub struct FabricsCommandType(u8) {
         /// Property Set.
@@ -40,8 +40,8 @@ open_enum! {
     }
 }
 
-//= NVMe-oF 1.1, Fabrics Command SQE: OPC 7Fh (0), reserved (1), CID (2..4), FCTYPE (4),
-//= reserved (5..24), SGL1 (24..40), Fabrics command type specific (40..64).
+//~ NVMe-oF 1.1, Fabrics Command SQE: OPC 7Fh (0), reserved (1), CID (2..4), FCTYPE (4),
+//~ reserved (5..24), SGL1 (24..40), Fabrics command type specific (40..64).
 /// Byte offset of FCTYPE in a Fabrics SQE.
 pub const FCTYPE_OFFSET: usize = 4;
 

@@ -6,7 +6,7 @@ use crate::nvme::{SglDescriptor, Sqe};
 use crate::wire::{StructDecodeError, hi32, lo32, open_enum};
 
 open_enum! {
-    //= NVMe Base 2.0, Controller Properties figure: offset and size of each property.
+    //~ NVMe Base 2.0, Controller Properties figure: offset and size of each property.
     /// A controller property, by its offset.
     pub struct Property(u32) {
         /// Controller Capabilities (8 bytes).
@@ -52,8 +52,8 @@ impl Property {
     }
 }
 
-//= NVMe-oF 1.1, Property Get/Set: ATTRIB (byte 40) bits 2:0 SIZE: 0 = 4 bytes,
-//= 1 = 8 bytes; OFST (44..48); VALUE (48..56, Set only).
+//~ NVMe-oF 1.1, Property Get/Set: ATTRIB (byte 40) bits 2:0 SIZE: 0 = 4 bytes,
+//~ 1 = 8 bytes; OFST (44..48); VALUE (48..56, Set only).
 /// Property access size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PropertySize {

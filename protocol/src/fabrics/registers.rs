@@ -3,9 +3,9 @@
 
 use crate::wire::{bits32, bits64, hi16, lo8, lo16, lo32};
 
-//= NVMe Base 2.0, Offset 0h: CAP: MQES (15:0, 0's based), CQR (16), AMS (18:17),
-//= TO (31:24, 500 ms units), DSTRD (35:32), NSSRS (36), CSS (44:37), BPS (45), CPS (47:46),
-//= MPSMIN (51:48), MPSMAX (55:52), PMRS (56), CMBS (57), NSSS (58), CRMS (60:59).
+//~ NVMe Base 2.0, Offset 0h: CAP: MQES (15:0, 0's based), CQR (16), AMS (18:17),
+//~ TO (31:24, 500 ms units), DSTRD (35:32), NSSRS (36), CSS (44:37), BPS (45), CPS (47:46),
+//~ MPSMIN (51:48), MPSMAX (55:52), PMRS (56), CMBS (57), NSSS (58), CRMS (60:59).
 /// Controller Capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Cap(pub u64);
@@ -18,7 +18,7 @@ impl Cap {
     /// CSS bit 7: no I/O command set (admin only, e.g. discovery controllers).
     pub const CSS_NO_IO: u8 = 1 << 7;
 
-    //= NVMe Base 2.0, Offset 0h: CAP, bits 60:59 CRMS (Controller Ready Modes Supported).
+    //~ NVMe Base 2.0, Offset 0h: CAP, bits 60:59 CRMS (Controller Ready Modes Supported).
     //# Controller Ready With Media Support (CRWMS): ... Controllers that are compliant with
     //# NVM Express Base Specification, Revision 2.0 or later shall set this bit to '1'.
     /// CRMS.CRWMS (bit 59): the controller reports CRTO.CRWMT, the time to ready with media.
@@ -89,7 +89,7 @@ impl Cap {
     }
 }
 
-//= NVMe Base 2.0, Offset 8h: VS: MJR (31:16), MNR (15:8), TER (7:0).
+//~ NVMe Base 2.0, Offset 8h: VS: MJR (31:16), MNR (15:8), TER (7:0).
 /// Version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Vs(pub u32);
@@ -136,16 +136,16 @@ pub enum ShutdownNotification {
     Reserved,
 }
 
-//= NVMe Base 2.0, Offset 14h: CC: EN (0), CSS (6:4), MPS (10:7), AMS (13:11),
-//= SHN (15:14), IOSQES (19:16), IOCQES (23:20), CRIME (24).
+//~ NVMe Base 2.0, Offset 14h: CC: EN (0), CSS (6:4), MPS (10:7), AMS (13:11),
+//~ SHN (15:14), IOSQES (19:16), IOCQES (23:20), CRIME (24).
 /// Controller Configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Cc(pub u32);
 
 impl Cc {
-    //= NVMe Base 2.0, Offset 14h: CC.CSS (6:4): 000b NVM Command Set, 110b All
-    //= Supported I/O Command Sets (CAP.CSS bit 6), 111b Admin Command Set only (CAP.CSS
-    //= bit 7); all other values are reserved.
+    //~ NVMe Base 2.0, Offset 14h: CC.CSS (6:4): 000b NVM Command Set, 110b All
+    //~ Supported I/O Command Sets (CAP.CSS bit 6), 111b Admin Command Set only (CAP.CSS
+    //~ bit 7); all other values are reserved.
     /// CSS 000b: the NVM Command Set.
     pub const CSS_NVM: u8 = 0b000;
     /// CSS 110b: all supported I/O Command Sets (needs CAP.CSS bit 6).
@@ -206,8 +206,8 @@ impl Cc {
     }
 }
 
-//= NVMe Base 2.0, Offset 68h: CRTO: CRWMT (15:0), CRIMT (31:16),
-//= both in 500 ms units.
+//~ NVMe Base 2.0, Offset 68h: CRTO: CRWMT (15:0), CRIMT (31:16),
+//~ both in 500 ms units.
 //# Controller Ready With Media Timeout (CRWMT): This field indicates the expected maximum
 //# time that the host should wait for the controller to become ready after CC.EN is set to
 //# '1' if CC.CRIME is cleared to '0'.
@@ -245,8 +245,8 @@ pub enum ShutdownStatus {
     Reserved,
 }
 
-//= NVMe Base 2.0, Offset 1Ch: CSTS: RDY (0), CFS (1), SHST (3:2), NSSRO (4), PP (5),
-//= ST (6).
+//~ NVMe Base 2.0, Offset 1Ch: CSTS: RDY (0), CFS (1), SHST (3:2), NSSRO (4), PP (5),
+//~ ST (6).
 /// Controller Status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Csts(pub u32);

@@ -31,8 +31,8 @@ fn base_sqe(opcode: AdminOpcode, cid: u16, nsid: u32, dptr: SglDescriptor) -> Sq
     }
 }
 
-//= NVMe Base 2.0 (Identify): CDW10 CNS 7:0, CNTID 31:16; CDW11 CNSSID 15:0, CSI
-//= 31:24; CDW14 UUID Index 6:0. The data is always 4096 bytes.
+//~ NVMe Base 2.0 (Identify): CDW10 CNS 7:0, CNTID 31:16; CDW11 CNSSID 15:0, CSI
+//~ 31:24; CDW14 UUID Index 6:0. The data is always 4096 bytes.
 /// Identify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Identify {
@@ -83,8 +83,8 @@ impl TryFrom<&Sqe> for Identify {
     }
 }
 
-//= NVMe Base 2.0 (Get Log Page): CDW10 LID 7:0, LSP 14:8, RAE 15, NUMDL 31:16; CDW11
-//= NUMDU 15:0, LSI 31:16; CDW12-13 LPO (byte offset); CDW14 UUID Index 6:0, OT 23, CSI 31:24.
+//~ NVMe Base 2.0 (Get Log Page): CDW10 LID 7:0, LSP 14:8, RAE 15, NUMDL 31:16; CDW11
+//~ NUMDU 15:0, LSI 31:16; CDW12-13 LPO (byte offset); CDW14 UUID Index 6:0, OT 23, CSI 31:24.
 /// Get Log Page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GetLogPage {
@@ -160,8 +160,8 @@ impl TryFrom<&Sqe> for GetLogPage {
     }
 }
 
-//= NVMe Base 2.0 (Set Features): CDW10 FID 7:0, SV 31; CDW11..CDW15 feature specific;
-//= CDW14 UUID Index 6:0.
+//~ NVMe Base 2.0 (Set Features): CDW10 FID 7:0, SV 31; CDW11..CDW15 feature specific;
+//~ CDW14 UUID Index 6:0.
 /// Set Features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SetFeatures {
@@ -223,8 +223,8 @@ impl TryFrom<&Sqe> for SetFeatures {
     }
 }
 
-//= NVMe Base 2.0 (Get Features): CDW10 FID 7:0, SEL 10:8 (0 current, 1 default,
-//= 2 saved, 3 supported capabilities); CDW11 feature specific; CDW14 UUID Index.
+//~ NVMe Base 2.0 (Get Features): CDW10 FID 7:0, SEL 10:8 (0 current, 1 default,
+//~ 2 saved, 3 supported capabilities); CDW11 feature specific; CDW14 UUID Index.
 /// Get Features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GetFeatures {
@@ -272,7 +272,7 @@ impl TryFrom<&Sqe> for GetFeatures {
     }
 }
 
-//= NVMe Base 2.0 (Abort): CDW10 SQID 15:0, CID 31:16.
+//~ NVMe Base 2.0 (Abort): CDW10 SQID 15:0, CID 31:16.
 /// Abort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Abort {

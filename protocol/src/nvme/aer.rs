@@ -5,7 +5,7 @@ use super::log_page::LogPageId;
 use crate::wire::open_enum;
 
 open_enum! {
-    //= NVMe Base 2.0, Asynchronous Event Type figure.
+    //~ NVMe Base 2.0, Asynchronous Event Type figure.
     /// Asynchronous Event Type.
     pub struct AsyncEventType(u8) {
         /// Error status.
@@ -26,8 +26,8 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe Base 2.0, Asynchronous Event Information – Notice figure; NVMe-oF 1.1: F0h
-    //= Discovery Log Page Change.
+    //~ NVMe Base 2.0, Asynchronous Event Information – Notice figure; NVMe-oF 1.1: F0h
+    //~ Discovery Log Page Change.
     /// Asynchronous Event Information for notices.
     pub struct NoticeInfo(u8) {
         /// Namespace Attribute Changed (read the Changed Namespace List).
@@ -49,8 +49,8 @@ open_enum! {
     }
 }
 
-//= NVMe Base 2.0, Asynchronous Event Request completion DW0: type (2:0), information
-//= (15:8), log page identifier (23:16).
+//~ NVMe Base 2.0, Asynchronous Event Request completion DW0: type (2:0), information
+//~ (15:8), log page identifier (23:16).
 /// An asynchronous event, as carried in completion DW0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AsyncEvent {

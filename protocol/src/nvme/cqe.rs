@@ -3,8 +3,8 @@
 use super::status::Status;
 use crate::wire::{Reader, Writer};
 
-//= NVMe Base 2.0, Common Completion Queue Entry Layout figure: DW0 (0..4), DW1 (4..8),
-//= SQHD (8..10), SQID (10..12), CID (12..14), Status + Phase (14..16).
+//~ NVMe Base 2.0, Common Completion Queue Entry Layout figure: DW0 (0..4), DW1 (4..8),
+//~ SQHD (8..10), SQID (10..12), CID (12..14), Status + Phase (14..16).
 /// Size of a CQE.
 pub const CQE_LEN: usize = 16;
 /// Byte offset of SQHD.

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use crate::wire::{Reader, StructDecodeError, Writer, hi16, lo16, open_enum};
 
 open_enum! {
-    //= NVMe Base 2.0, Feature Identifiers figure.
+    //~ NVMe Base 2.0, Feature Identifiers figure.
     /// Feature Identifier.
     pub struct FeatureId(u8) {
         /// Arbitration.
@@ -55,8 +55,8 @@ open_enum! {
     }
 }
 
-//= NVMe Base 2.0, Number of Queues: CDW11 and completion DW0 hold NSQR/NSQA (15:0)
-//= and NCQR/NCQA (31:16), both 0's based.
+//~ NVMe Base 2.0, Number of Queues: CDW11 and completion DW0 hold NSQR/NSQA (15:0)
+//~ and NCQR/NCQA (31:16), both 0's based.
 /// Number of Queues (requested in CDW11, allocated in completion DW0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NumberOfQueues {
@@ -81,7 +81,7 @@ impl NumberOfQueues {
     }
 }
 
-//= NVMe Base 2.0, Keep Alive Timer: CDW11 KATO in milliseconds.
+//~ NVMe Base 2.0, Keep Alive Timer: CDW11 KATO in milliseconds.
 /// Keep Alive Timer value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeepAliveTimer {
@@ -89,10 +89,10 @@ pub struct KeepAliveTimer {
     pub kato_ms: u32,
 }
 
-//= NVMe Base 2.0, Asynchronous Event Configuration: bits 7:0 SMART / Health critical
-//= warnings, 8 Namespace Attribute Notices, 9 Firmware Activation Notices, 10 Telemetry Log
-//= Notices, 11 ANA Change Notices, 12 Predictable Latency, 13 LBA Status, 14 Endurance Group
-//= Event, 31 Discovery Log Page Change.
+//~ NVMe Base 2.0, Asynchronous Event Configuration: bits 7:0 SMART / Health critical
+//~ warnings, 8 Namespace Attribute Notices, 9 Firmware Activation Notices, 10 Telemetry Log
+//~ Notices, 11 ANA Change Notices, 12 Predictable Latency, 13 LBA Status, 14 Endurance Group
+//~ Event, 31 Discovery Log Page Change.
 /// Asynchronous Event Configuration (also the layout of OAES in Identify Controller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AsyncEventConfig(pub u32);
@@ -120,7 +120,7 @@ impl AsyncEventConfig {
     }
 }
 
-//= NVMe Base 2.0, Volatile Write Cache: CDW11 bit 0 WCE.
+//~ NVMe Base 2.0, Volatile Write Cache: CDW11 bit 0 WCE.
 /// Volatile Write Cache value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VolatileWriteCache {
@@ -142,8 +142,8 @@ impl VolatileWriteCache {
     }
 }
 
-//= NVMe Base 2.0, Timestamp data: bytes 0..6 milliseconds since the epoch, byte 6
-//= attributes (bit 0 Synch, bits 3:1 Timestamp Origin), byte 7 reserved.
+//~ NVMe Base 2.0, Timestamp data: bytes 0..6 milliseconds since the epoch, byte 6
+//~ attributes (bit 0 Synch, bits 3:1 Timestamp Origin), byte 7 reserved.
 /// Size of the Timestamp data.
 pub const TIMESTAMP_LEN: usize = 8;
 
@@ -182,8 +182,8 @@ impl Timestamp {
     }
 }
 
-//= NVMe Base 2.0, Host Identifier: CDW11 bit 0 EXHID selects the 128-bit form, which
-//= NVMe over Fabrics requires; the identifier is the command's data (8 or 16 bytes).
+//~ NVMe Base 2.0, Host Identifier: CDW11 bit 0 EXHID selects the 128-bit form, which
+//~ NVMe over Fabrics requires; the identifier is the command's data (8 or 16 bytes).
 /// Host Identifier feature data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HostIdentifier {

@@ -35,9 +35,9 @@ fn base_sqe(opcode: IoOpcode, cid: u16, nsid: u32, dptr: SglDescriptor) -> Sqe {
     }
 }
 
-//= NVM Command Set 1.0 (Read), (Write), (Compare): SLBA in CDW10-11;
-//= CDW12 NLB 15:0 (0's based), DTYPE 23:20, STC 24, PRINFO 29:26, FUA 30, LR 31; CDW13 DSM
-//= 7:0, DSPEC 31:16; CDW14 ILBRT; CDW15 LBAT 15:0, LBATM 31:16.
+//~ NVM Command Set 1.0 (Read), (Write), (Compare): SLBA in CDW10-11;
+//~ CDW12 NLB 15:0 (0's based), DTYPE 23:20, STC 24, PRINFO 29:26, FUA 30, LR 31; CDW13 DSM
+//~ 7:0, DSPEC 31:16; CDW14 ILBRT; CDW15 LBAT 15:0, LBATM 31:16.
 /// Read, Write or Compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReadWrite {
@@ -130,8 +130,8 @@ impl TryFrom<&Sqe> for ReadWrite {
     }
 }
 
-//= NVM Command Set 1.0 (Write Zeroes): CDW12 NLB 15:0, DEAC 25, PRINFO 29:26, FUA 30,
-//= LR 31.
+//~ NVM Command Set 1.0 (Write Zeroes): CDW12 NLB 15:0, DEAC 25, PRINFO 29:26, FUA 30,
+//~ LR 31.
 /// Write Zeroes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteZeroes {
@@ -230,8 +230,8 @@ impl TryFrom<&Sqe> for Flush {
     }
 }
 
-//= NVM Command Set 1.0 (Dataset Management): CDW10 NR 7:0 (0's based number of ranges);
-//= CDW11 IDR bit 0, IDW bit 1, AD (deallocate) bit 2; data: NR+1 16-byte ranges.
+//~ NVM Command Set 1.0 (Dataset Management): CDW10 NR 7:0 (0's based number of ranges);
+//~ CDW11 IDR bit 0, IDW bit 1, AD (deallocate) bit 2; data: NR+1 16-byte ranges.
 /// Dataset Management.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DatasetManagement {
@@ -290,8 +290,8 @@ impl TryFrom<&Sqe> for DatasetManagement {
     }
 }
 
-//= NVM Command Set 1.0, Dataset Management Range figure: Context Attributes (0..4), Length in
-//= logical blocks (4..8), Starting LBA (8..16).
+//~ NVM Command Set 1.0, Dataset Management Range figure: Context Attributes (0..4), Length in
+//~ logical blocks (4..8), Starting LBA (8..16).
 /// Size of one Dataset Management range.
 pub const DSM_RANGE_LEN: usize = 16;
 

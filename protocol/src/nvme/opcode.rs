@@ -3,7 +3,7 @@
 use crate::wire::open_enum;
 
 open_enum! {
-    //= NVMe Base 2.0, Admin Command Set opcodes figure; NVMe-oF 1.1: 7Fh is Fabrics.
+    //~ NVMe Base 2.0, Admin Command Set opcodes figure; NVMe-oF 1.1: 7Fh is Fabrics.
     /// Admin command opcode.
     pub struct AdminOpcode(u8) {
         /// Delete I/O Submission Queue.
@@ -70,7 +70,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVM Command Set 1.0, opcodes figure (and Fabrics 7Fh on any queue).
+    //~ NVM Command Set 1.0, opcodes figure (and Fabrics 7Fh on any queue).
     /// NVM command set I/O opcode.
     pub struct IoOpcode(u8) {
         /// Flush.
@@ -105,8 +105,8 @@ open_enum! {
 }
 
 /// Data transfer direction encoded in bits 1:0 of every opcode.
-//= NVMe Base 2.0, Opcodes for Admin/NVM commands: bits 1:0 give the data transfer direction:
-//= 00b none, 01b host to controller, 10b controller to host, 11b bidirectional.
+//~ NVMe Base 2.0, Opcodes for Admin/NVM commands: bits 1:0 give the data transfer direction:
+//~ 00b none, 01b host to controller, 10b controller to host, 11b bidirectional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataDirection {
     /// No data.

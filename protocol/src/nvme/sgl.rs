@@ -3,15 +3,15 @@
 
 use crate::wire::{Reader, StructDecodeError, Writer, open_enum};
 
-//= NVMe Base 2.0, SGL Descriptor figure: Address (bytes 0..8), Length (8..12),
-//= descriptor-specific bytes 12..15, SGL Identifier (byte 15: type in bits 7:4, subtype 3:0).
+//~ NVMe Base 2.0, SGL Descriptor figure: Address (bytes 0..8), Length (8..12),
+//~ descriptor-specific bytes 12..15, SGL Identifier (byte 15: type in bits 7:4, subtype 3:0).
 /// Size of an SGL descriptor.
 pub const SGL_DESC_LEN: usize = 16;
 /// Byte offset of the SGL Identifier.
 pub const SGL_ID_OFFSET: usize = 15;
 
 open_enum! {
-    //= NVMe Base 2.0, SGL Descriptor Type codes (bits 7:4 of the SGL Identifier).
+    //~ NVMe Base 2.0, SGL Descriptor Type codes (bits 7:4 of the SGL Identifier).
     /// SGL descriptor type.
     pub struct SglDescType(u8) {
         /// Data Block.
@@ -32,7 +32,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe Base 2.0, SGL Descriptor Sub Type codes (bits 3:0 of the SGL Identifier).
+    //~ NVMe Base 2.0, SGL Descriptor Sub Type codes (bits 3:0 of the SGL Identifier).
     /// SGL descriptor subtype.
     pub struct SglSubtype(u8) {
         /// Address: the Address field is a memory address.
@@ -49,11 +49,18 @@ open_enum! {
 pub struct SglId(pub u8);
 
 impl SglId {
-    //= Linux nvme_tcp_set_sg_inline(): (NVME_SGL_FMT_DATA_DESC << 4) | NVME_SGL_FMT_OFFSET.
+    //= NVMe/TCP 1.0 §3.3.2
+    //# An SGL Data Block descriptor with an SGL Descriptor Sub Type value of 1h specifies
+    //# the use of in-capsule data.
+    // Linux nvme_tcp_set_sg_inline(): (NVME_SGL_FMT_DATA_DESC << 4) | NVME_SGL_FMT_OFFSET.
     /// Data Block, Offset subtype (0x01): the data is in the capsule at the given offset.
     pub const IN_CAPSULE: Self = Self(0x01);
-    //= Linux nvme_tcp_set_sg_host_data() and nvme_tcp_set_sg_null():
-    //= (NVME_TRANSPORT_SGL_DATA_DESC << 4) | NVME_SGL_FMT_TRANSPORT_A.
+    //= NVMe/TCP 1.0 §3.3.2
+    //# A Transport SGL Data block descriptor with an SGL Descriptor Sub Type value
+    //# of Ah is referred to as Command Data Buffer Descriptor and specifies the use of the NVMe/TCP
+    //# transport specific data transfer mechanism.
+    // Linux nvme_tcp_set_sg_host_data() and nvme_tcp_set_sg_null():
+    // (NVME_TRANSPORT_SGL_DATA_DESC << 4) | NVME_SGL_FMT_TRANSPORT_A.
     /// Transport SGL Data Block, transport subtype (0x5A): data moves by R2T/H2CData or C2HData.
     pub const TRANSPORT: Self = Self(0x5A);
 

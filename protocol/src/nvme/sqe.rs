@@ -3,8 +3,8 @@
 use super::sgl::{SGL_DESC_LEN, SglDescriptor};
 use crate::wire::{Reader, Writer, open_enum};
 
-//= NVMe Base 2.0, Common Command Format figure: CDW0 (OPC, FUSE, PSDT, CID), NSID, CDW2,
-//= CDW3, MPTR (16..24), DPTR (24..40), CDW10..CDW15 (40..64).
+//~ NVMe Base 2.0, Common Command Format figure: CDW0 (OPC, FUSE, PSDT, CID), NSID, CDW2,
+//~ CDW3, MPTR (16..24), DPTR (24..40), CDW10..CDW15 (40..64).
 /// Size of an SQE.
 pub const SQE_LEN: usize = 64;
 /// Byte offset of CID.
@@ -23,7 +23,7 @@ pub const SQE_DPTR_OFFSET: usize = 24;
 pub const SQE_CDW10_OFFSET: usize = 40;
 
 open_enum! {
-    //= NVMe Base 2.0, CDW0 bits 15:14 PSDT.
+    //~ NVMe Base 2.0, CDW0 bits 15:14 PSDT.
     /// PRP or SGL for Data Transfer. NVMe over Fabrics requires SGLs.
     pub struct Psdt(u8) {
         /// PRPs.
@@ -36,7 +36,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe Base 2.0, CDW0 bits 9:8 FUSE.
+    //~ NVMe Base 2.0, CDW0 bits 9:8 FUSE.
     /// Fused operation.
     pub struct Fuse(u8) {
         /// Normal operation.

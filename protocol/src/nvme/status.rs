@@ -5,7 +5,7 @@
 use crate::wire::open_enum;
 
 open_enum! {
-    //= NVMe Base 2.0, Status Code Type values figure.
+    //~ NVMe Base 2.0, Status Code Type values figure.
     /// Status Code Type.
     pub struct Sct(u8) {
         /// Generic Command Status.
@@ -40,7 +40,7 @@ macro_rules! status_codes {
 }
 
 status_codes! {
-    //= NVMe Base 2.0, Generic Command Status Values figure.
+    //~ NVMe Base 2.0, Generic Command Status Values figure.
     /// Successful Completion.
     SUCCESS = (GENERIC, 0x00),
     /// Invalid Command Opcode.
@@ -113,7 +113,7 @@ status_codes! {
     PROHIBITED_BY_LOCKDOWN = (GENERIC, 0x23),
     /// Admin Command Media Not Ready.
     ADMIN_MEDIA_NOT_READY = (GENERIC, 0x24),
-    //= NVM Command Set 1.0, generic status values 80h..: LBA Out of Range etc.
+    //~ NVM Command Set 1.0, generic status values 80h..: LBA Out of Range etc.
     /// LBA Out of Range.
     LBA_OUT_OF_RANGE = (GENERIC, 0x80),
     /// Capacity Exceeded.
@@ -125,7 +125,7 @@ status_codes! {
     /// Format In Progress.
     FORMAT_IN_PROGRESS = (GENERIC, 0x84),
 
-    //= NVMe Base 2.0, Command Specific Status Values figure.
+    //~ NVMe Base 2.0, Command Specific Status Values figure.
     /// Completion Queue Invalid.
     COMPLETION_QUEUE_INVALID = (COMMAND_SPECIFIC, 0x00),
     /// Invalid Queue Identifier.
@@ -178,15 +178,15 @@ status_codes! {
     IO_COMMAND_SET_COMBINATION_REJECTED = (COMMAND_SPECIFIC, 0x2B),
     /// Invalid I/O Command Set.
     INVALID_IO_COMMAND_SET = (COMMAND_SPECIFIC, 0x2C),
-    //= NVM Command Set 1.0, command specific status values (NVM commands).
+    //~ NVM Command Set 1.0, command specific status values (NVM commands).
     /// Conflicting Attributes (Dataset Management, Read, Write).
     CONFLICTING_ATTRIBUTES = (COMMAND_SPECIFIC, 0x80),
     /// Invalid Protection Information.
     INVALID_PROTECTION_INFO = (COMMAND_SPECIFIC, 0x81),
     /// Attempted Write to Read Only Range.
     WRITE_TO_READ_ONLY_RANGE = (COMMAND_SPECIFIC, 0x82),
-    //= NVMe-oF 1.1, Connect and Disconnect command specific status values (Linux
-    //= NVME_SC_CONNECT_*, NVME_SC_DISCONNECT_INVALID_QTYPE).
+    //~ NVMe-oF 1.1, Connect and Disconnect command specific status values (Linux
+    //~ NVME_SC_CONNECT_*, NVME_SC_DISCONNECT_INVALID_QTYPE).
     /// Incompatible Format (Connect, Disconnect: a Record Format other than 0).
     CONNECT_INCOMPATIBLE_FORMAT = (COMMAND_SPECIFIC, 0x80),
     /// Connect Controller Busy.
@@ -204,7 +204,7 @@ status_codes! {
     /// Authentication Required.
     AUTHENTICATION_REQUIRED = (COMMAND_SPECIFIC, 0x91),
 
-    //= NVMe Base 2.0, Media and Data Integrity Errors figure.
+    //~ NVMe Base 2.0, Media and Data Integrity Errors figure.
     /// Write Fault.
     WRITE_FAULT = (MEDIA, 0x80),
     /// Unrecovered Read Error.
@@ -222,7 +222,7 @@ status_codes! {
     /// Deallocated or Unwritten Logical Block.
     DEALLOCATED_OR_UNWRITTEN = (MEDIA, 0x87),
 
-    //= NVMe Base 2.0, Path Related Status figure.
+    //~ NVMe Base 2.0, Path Related Status figure.
     /// Internal Path Error.
     INTERNAL_PATH_ERROR = (PATH, 0x00),
     /// Asymmetric Access Persistent Loss.
@@ -270,8 +270,8 @@ impl core::fmt::Debug for StatusCode {
     }
 }
 
-//= NVMe Base 2.0, Completion Queue Entry: Status Field figure: bit 0 Phase Tag (P), bits
-//= 8:1 SC, 11:9 SCT, 13:12 CRD, bit 14 More (M), bit 15 Do Not Retry (DNR).
+//~ NVMe Base 2.0, Completion Queue Entry: Status Field figure: bit 0 Phase Tag (P), bits
+//~ 8:1 SC, 11:9 SCT, 13:12 CRD, bit 14 More (M), bit 15 Do Not Retry (DNR).
 /// The completion status, without the phase tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Status {

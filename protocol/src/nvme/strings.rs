@@ -3,8 +3,8 @@
 
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0 (NVMe Qualified Names): an NQN is UTF-8, at most 223 bytes, NUL
-//= terminated in a 256-byte field; it starts with "nqn.".
+//~ NVMe Base 2.0 (NVMe Qualified Names): an NQN is UTF-8, at most 223 bytes, NUL
+//~ terminated in a 256-byte field; it starts with "nqn.".
 /// Size of an NQN field (SUBNQN, HOSTNQN).
 pub const NQN_FIELD_LEN: usize = 256;
 /// Longest NQN in bytes.
@@ -126,7 +126,7 @@ pub(crate) fn until_nul(raw: &[u8]) -> &[u8] {
     raw.get(..end).unwrap_or_default()
 }
 
-//= NVMe Base 2.0, Identify Controller SN/MN/FR: ASCII, left justified, padded with spaces (20h).
+//~ NVMe Base 2.0, Identify Controller SN/MN/FR: ASCII, left justified, padded with spaces (20h).
 /// Writes `s` left-justified and space padded into a `len`-byte field, truncating to the field
 /// and writing `?` for anything but printable ASCII.
 pub(crate) fn put_space_padded(w: &mut Writer<'_>, offset: usize, len: usize, s: &str) {

@@ -246,7 +246,8 @@ impl<O: Observer> TargetQueue<O> {
         //# processing H2CData PDUs associated with the command or terminate the command processing
         //# early. When the command processing has completed or terminated, the controller shall
         //# fail the command with a non-fatal transport error.
-        //# ... When a non-fatal transport error is detected, affected commands are completed with a
+        //= NVMe/TCP 1.0 §3.5
+        //# When a non-fatal transport error is detected, affected commands are completed with a
         //# Transient Transport Error status code (refer to Figure 126 in the NVMe Base
         //# Specification).
         // An H2CData digest error terminates the command processing early (its transfer is

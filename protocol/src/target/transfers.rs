@@ -223,6 +223,7 @@ mod tests {
         assert_eq!(t.active(), 0);
     }
 
+    // NVMe/TCP 1.0 §3.3.2.2
     #[test]
     fn chunks_gather_in_order() {
         let mut t = Transfers::with_capacity(1);
@@ -234,6 +235,7 @@ mod tests {
         assert!(t.start(sqe(2), 1).is_some(), "tag reused");
     }
 
+    // NVMe/TCP 1.0 §3.3.2.2
     #[test]
     fn violations_name_the_field() {
         let mut t = Transfers::with_capacity(4);

@@ -156,6 +156,8 @@ mod tests {
         }
     }
 
+    // NVMe/TCP 1.0 §3.3.2
+    // NVMe/TCP 1.0 §3.3.1
     #[test]
     fn data_location_follows_the_sgl() {
         assert_eq!(

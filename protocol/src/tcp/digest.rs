@@ -39,6 +39,7 @@ pub fn data_digest(data: &[u8]) -> [u8; DIGEST_LEN] {
 mod tests {
     use super::*;
 
+    // NVMe/TCP 1.0 §3.3.1.1
     #[test]
     fn check_value_matches_the_castagnoli_catalogue() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);

@@ -11,8 +11,12 @@ use bytes::Bytes;
 
 use super::{Fes, PduFlags, PduType, TermReq};
 
-//= NVMe/TCP 1.0,: the TermReq data holds the header of the PDU in error,
-//= at most 128 bytes.
+//= NVMe/TCP 1.0 §3.5
+//# The maximum
+//# C2HTermReq PDU data size shall not exceed 128 bytes.
+//= NVMe/TCP 1.0 §3.6.2.5, Figure 23
+//# Data: This field contains the PDU Header that was being processed by the controller while the
+//# fatal error was detected.
 /// The header bytes of the PDU in error (CH + PSH + HDGST as received, at most 128 bytes), for
 /// the data field of the TermReq.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -117,8 +121,12 @@ pub enum DecodeError {
         header: ErrorHeader,
     },
     /// A TermReq whose PLEN is outside 24..=152: the connection is closed without answering.
-    //= NVMe/TCP 1.0: a TermReq with an invalid length results in connection
-    //= termination without a TermReq in response.
+    //= NVMe/TCP 1.0 §3.5
+    //# The host shall ignore a C2HTermReq PDU with a PDU length (PLEN) that exceeds 152 bytes
+    //# (24-byte PDU Header plus 128-byte PDU data) and shall terminate the connection immediately.
+    //# Additionally, the host shall ignore a C2HTermReq PDU with PLEN less than 24 bytes and shall
+    //# terminate the connection immediately.
+    // The controller side has the same rule for H2CTermReq: no TermReq is sent in response.
     #[error("TermReq with invalid PLEN {plen}")]
     TermReqLength {
         /// PLEN received.
@@ -190,7 +198,12 @@ pub enum DecodeError {
     /// with Transient Transport Error (SCT 0h, SC 22h) and SPDK's target does exactly that;
     /// Linux nvmet-tcp instead treats it as a fatal error and tears the queue down, and the
     /// Linux host completes its request with Data Transfer Error (04h).
-    //= NVMe/TCP 1.0 (data digest errors are reported per command, not by TermReq).
+    //= NVMe/TCP 1.0 §3.5
+    //# When a host detects a data digest error in a C2HData PDU, that host shall continue
+    //# processing C2HData PDUs associated with the command and when the command processing has
+    //# completed, if a successful status was returned by the controller, the host shall fail the
+    //# command with a non-fatal transport error.
+    // Data digest errors are reported per command, not by TermReq.
     #[error(
         "{pdu_type:?} for command {command_id}: data digest {received:#010x}, computed {computed:#010x}"
     )]

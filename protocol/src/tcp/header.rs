@@ -244,6 +244,7 @@ impl CommonHeader {
 mod tests {
     use super::*;
 
+    // NVMe/TCP 1.0 §2
     #[test]
     fn common_header_round_trips_and_is_8_bytes() {
         let ch = CommonHeader {
@@ -261,6 +262,7 @@ mod tests {
         assert_eq!(CommonHeader::parse(&b[..7]), None);
     }
 
+    // NVMe/TCP 1.0 §3.6.2.1
     #[test]
     fn header_lengths_match_the_spec() {
         assert_eq!(PduType::IC_REQ.header_len(), Some(128));

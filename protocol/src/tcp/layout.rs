@@ -247,6 +247,7 @@ impl DataTrailer {
 mod tests {
     use super::*;
 
+    // NVMe/TCP 1.0 §3.3
     #[test]
     fn alignment_is_zero_based_dwords() {
         assert_eq!(Pda(0).alignment_bytes(), 4);
@@ -254,6 +255,7 @@ mod tests {
         assert_eq!(Pda(31).alignment_bytes(), 128);
     }
 
+    // NVMe/TCP 1.0 §2
     #[test]
     fn layout_places_padding_before_data() {
         let tx = TxParams {

@@ -50,8 +50,8 @@ pub fn execute(
             StatusCode::COMMAND_SEQUENCE_ERROR,
         ))));
     }
-    //= NVMe Base 2.0, Identify Controller FUSES: 0h, no fused operation is supported; like
-    //= SPDK, a command that is part of a fused pair is Invalid Field in Command.
+    //~ NVMe Base 2.0, Identify Controller FUSES: 0h, no fused operation is supported; like
+    //~ SPDK, a command that is part of a fused pair is Invalid Field in Command.
     if req.sqe.fuse() != Fuse::NORMAL {
         return Dispatched::Other(Started::Running(ready(Completion::error(
             req.sqe.cid,
@@ -107,10 +107,10 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
     }
 }
 
-//= NVMe-oF 1.1, Disconnect Command: it deletes the I/O queue it is submitted on; Record Format
-//= 0 is the only one defined (else Incompatible Format), and on the Admin Queue it is an
-//= Invalid Queue Type (Linux: NVME_SC_DISCONNECT_INVALID_QTYPE). Identify Controller OFCS bit 0
-//= advertises it.
+//~ NVMe-oF 1.1, Disconnect Command: it deletes the I/O queue it is submitted on; Record Format
+//~ 0 is the only one defined (else Incompatible Format), and on the Admin Queue it is an
+//~ Invalid Queue Type (Linux: NVME_SC_DISCONNECT_INVALID_QTYPE). Identify Controller OFCS bit 0
+//~ advertises it.
 /// Fabrics Disconnect: closes the I/O queue once the completion is sent.
 fn disconnect(ctx: &QueueCtx, req: &Request) -> Completion {
     let cid = req.sqe.cid;

@@ -23,8 +23,8 @@ impl QueueCore {
             .ok_or(violation(Violation::UnknownCommand { pdu_type, cid }))
     }
 
-    //= NVMe-oF 1.1 §7.3 / NVMe/TCP 1.0: a response capsule completes the command named by its
-    //= CID. A read that succeeds must have received all its data (Linux: "short data-in").
+    //~ NVMe-oF 1.1 §7.3 / NVMe/TCP 1.0: a response capsule completes the command named by its
+    //~ CID. A read that succeeds must have received all its data (Linux: "short data-in").
     pub(super) fn on_capsule_resp(&mut self, cqe: Cqe) -> Result<(), HostError> {
         let index = self.lookup(PduType::CAPSULE_RESP, cqe.cid)?;
         let Some(cmd) = self.slots.get(index) else {
@@ -63,11 +63,11 @@ impl QueueCore {
         Ok(())
     }
 
-    //= NVMe/TCP 1.0, C2HData: DATAO is the offset of the data within the command's transfer;
-    //= the controller sends the data in order (SPDK rejects DATAO that is not where the
-    //= transfer stands), never beyond the transfer (FES Data Transfer Out of Range). SUCCESS
-    //= (with LAST_PDU) completes the command without a CapsuleResp and is allowed only when
-    //= the host disabled SQ flow control.
+    //~ NVMe/TCP 1.0, C2HData: DATAO is the offset of the data within the command's transfer;
+    //~ the controller sends the data in order (SPDK rejects DATAO that is not where the
+    //~ transfer stands), never beyond the transfer (FES Data Transfer Out of Range). SUCCESS
+    //~ (with LAST_PDU) completes the command without a CapsuleResp and is allowed only when
+    //~ the host disabled SQ flow control.
     pub(super) fn on_c2h_data(&mut self, pdu: &C2hData) -> Result<(), HostError> {
         let t = PduType::C2H_DATA;
         let cid = pdu.cccid;
@@ -163,11 +163,11 @@ impl QueueCore {
         Ok(())
     }
 
-    //= NVMe/TCP 1.0, R2T: the controller asks for R2TL bytes at R2TO of a write-type command;
-    //= the host answers with H2CData PDUs of at most MAXH2CDATA bytes each, LAST_PDU on the
-    //= last one for this R2T, TTAG echoed. With MAXR2T 0 (one R2T at a time, as the Linux host
-    //= asks) the R2Ts of a command ask for consecutive ranges: R2TO must be where the transfer
-    //= stands (SPDK), and the range must stay within the data (Linux "r2t len exceeded").
+    //~ NVMe/TCP 1.0, R2T: the controller asks for R2TL bytes at R2TO of a write-type command;
+    //~ the host answers with H2CData PDUs of at most MAXH2CDATA bytes each, LAST_PDU on the
+    //~ last one for this R2T, TTAG echoed. With MAXR2T 0 (one R2T at a time, as the Linux host
+    //~ asks) the R2Ts of a command ask for consecutive ranges: R2TO must be where the transfer
+    //~ stands (SPDK), and the range must stay within the data (Linux "r2t len exceeded").
     pub(super) fn on_r2t(&mut self, r2t: R2t) -> Result<(), HostError> {
         let t = PduType::R2T;
         let cid = r2t.cccid;

@@ -8,9 +8,9 @@ use super::IDENTIFY_LEN;
 use super::ns::LBAF_COUNT;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVM Command Set 1.0, I/O Command Set Specific Identify Namespace Data Structure for the
-//= NVM Command Set: LBSTM (bytes 7:0), PIC (byte 8), reserved (11:9), ELBAF0..ELBAF63
-//= (267:12, 4 bytes each), reserved to 4095. Checked against Linux `struct nvme_id_ns_nvm`.
+//~ NVM Command Set 1.0, I/O Command Set Specific Identify Namespace Data Structure for the
+//~ NVM Command Set: LBSTM (bytes 7:0), PIC (byte 8), reserved (11:9), ELBAF0..ELBAF63
+//~ (267:12, 4 bytes each), reserved to 4095. Checked against Linux `struct nvme_id_ns_nvm`.
 /// Byte offset of LBSTM.
 pub const LBSTM_OFFSET: usize = 0;
 /// Byte offset of PIC.
@@ -18,7 +18,7 @@ pub const PIC_OFFSET: usize = 8;
 /// Byte offset of ELBAF0.
 pub const ELBAF_OFFSET: usize = 12;
 
-//= NVM Command Set 1.0, Extended LBA Format Data Structure: STS (6:0), PIF (8:7).
+//~ NVM Command Set 1.0, Extended LBA Format Data Structure: STS (6:0), PIF (8:7).
 /// One Extended LBA Format: the storage tag and protection information of the LBA format
 /// with the same index in Identify Namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -101,10 +101,10 @@ impl IdentifyNamespaceNvm {
 }
 
 /// Byte offsets of the I/O Command Set Independent Identify Namespace fields.
-//= NVMe Base 2.0, I/O Command Set Independent Identify Namespace Data Structure: NSFEAT (0),
-//= NMIC (1), RESCAP (2), FPI (3), ANAGRPID (7:4), NSATTR (8), reserved (9), NVMSETID
-//= (11:10), ENDGID (13:12), NSTAT (14), reserved to 4095. Checked against Linux
-//= `struct nvme_id_ns_cs_indep`.
+//~ NVMe Base 2.0, I/O Command Set Independent Identify Namespace Data Structure: NSFEAT (0),
+//~ NMIC (1), RESCAP (2), FPI (3), ANAGRPID (7:4), NSATTR (8), reserved (9), NVMSETID
+//~ (11:10), ENDGID (13:12), NSTAT (14), reserved to 4095. Checked against Linux
+//~ `struct nvme_id_ns_cs_indep`.
 pub mod indep_offsets {
     /// Common Namespace Features.
     pub const NSFEAT: usize = 0;

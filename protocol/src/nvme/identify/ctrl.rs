@@ -8,9 +8,9 @@ use crate::nvme::strings::{Nqn, put_space_padded, read_space_padded};
 use crate::wire::{Reader, StructDecodeError, Writer};
 
 /// Byte offsets of the Identify Controller fields.
-//= NVMe Base 2.0, Identify Controller Data Structure figure; NVMe-oF 1.1 for
-//= bytes 1792..2047 (fabrics). Checked against Linux include/linux/nvme.h `struct
-//= nvme_id_ctrl` and SPDK `spdk_nvme_ctrlr_data`.
+//~ NVMe Base 2.0, Identify Controller Data Structure figure; NVMe-oF 1.1 for
+//~ bytes 1792..2047 (fabrics). Checked against Linux include/linux/nvme.h `struct
+//~ nvme_id_ctrl` and SPDK `spdk_nvme_ctrlr_data`.
 pub mod ctrl_offsets {
     /// PCI Vendor ID.
     pub const VID: usize = 0;
@@ -159,7 +159,7 @@ use ctrl_offsets as o;
 /// Size of one power state descriptor.
 pub const PSD_LEN: usize = 32;
 
-//= NVMe Base 2.0, Power State Descriptor Data Structure figure.
+//~ NVMe Base 2.0, Power State Descriptor Data Structure figure.
 /// One power state descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PowerStateDescriptor {

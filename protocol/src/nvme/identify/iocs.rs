@@ -6,9 +6,9 @@ use bytes::BytesMut;
 use super::{Csi, IDENTIFY_LEN};
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, Identify I/O Command Set data structure: I/O Command Set Vector 0 to 511,
-//= 8 bytes each; a vector has bit N set when the command set with CSI N is in the
-//= combination; a vector cleared to 0h ends the list.
+//~ NVMe Base 2.0, Identify I/O Command Set data structure: I/O Command Set Vector 0 to 511,
+//~ 8 bytes each; a vector has bit N set when the command set with CSI N is in the
+//~ combination; a vector cleared to 0h ends the list.
 /// Number of vectors in the structure.
 pub const IOCS_VECTORS: usize = IDENTIFY_LEN / 8;
 

@@ -6,8 +6,8 @@ use bytes::{BufMut, BytesMut};
 use super::IDENTIFY_LEN;
 use crate::wire::{Reader, StructDecodeError, Writer, open_enum};
 
-//= NVMe Base 2.0, Active Namespace ID list: up to 1024 NSIDs in increasing order,
-//= zero filled after the last one.
+//~ NVMe Base 2.0, Active Namespace ID list: up to 1024 NSIDs in increasing order,
+//~ zero filled after the last one.
 /// Most entries a namespace ID list holds.
 pub const NS_LIST_MAX: usize = 1024;
 
@@ -50,7 +50,7 @@ impl NsIdList {
 }
 
 open_enum! {
-    //= NVMe Base 2.0, Namespace Identifier Type figure.
+    //~ NVMe Base 2.0, Namespace Identifier Type figure.
     /// Namespace Identifier Type of a descriptor.
     pub struct NidType(u8) {
         /// IEEE Extended Unique Identifier (8 bytes).
@@ -64,8 +64,8 @@ open_enum! {
     }
 }
 
-//= NVMe Base 2.0, Namespace Identification Descriptor figure: NIDT (0), NIDL (1),
-//= reserved (2..4), NID (4..4+NIDL).
+//~ NVMe Base 2.0, Namespace Identification Descriptor figure: NIDT (0), NIDL (1),
+//~ reserved (2..4), NID (4..4+NIDL).
 /// One Namespace Identification Descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NsIdDescriptor {

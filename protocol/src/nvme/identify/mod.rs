@@ -22,12 +22,12 @@ pub use nvm_ctrl::IdentifyControllerNvm;
 
 use crate::wire::open_enum;
 
-//= NVMe Base 2.0: every Identify data structure is 4096 bytes.
+//~ NVMe Base 2.0: every Identify data structure is 4096 bytes.
 /// Size of every Identify data structure.
 pub const IDENTIFY_LEN: usize = 4096;
 
 open_enum! {
-    //= NVMe Base 2.0, CNS values figure.
+    //~ NVMe Base 2.0, CNS values figure.
     /// Controller or Namespace Structure selector of Identify.
     pub struct Cns(u8) {
         /// Identify Namespace (NVM command set).
@@ -62,7 +62,7 @@ open_enum! {
 }
 
 open_enum! {
-    //= NVMe Base 2.0, Command Set Identifiers figure.
+    //~ NVMe Base 2.0, Command Set Identifiers figure.
     /// Command Set Identifier.
     pub struct Csi(u8) {
         /// NVM command set.

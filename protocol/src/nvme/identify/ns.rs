@@ -6,8 +6,8 @@ use super::IDENTIFY_LEN;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
 /// Byte offsets of the Identify Namespace fields.
-//= NVM Command Set 1.0, Identify Namespace Data Structure figure; checked against
-//= Linux `struct nvme_id_ns`.
+//~ NVM Command Set 1.0, Identify Namespace Data Structure figure; checked against
+//~ Linux `struct nvme_id_ns`.
 pub mod ns_offsets {
     /// Namespace Size (logical blocks).
     pub const NSZE: usize = 0;
@@ -88,8 +88,8 @@ use ns_offsets as o;
 /// Number of LBA format slots.
 pub const LBAF_COUNT: usize = 64;
 
-//= NVM Command Set 1.0, LBA Format Data Structure figure: MS (15:0), LBADS (23:16, log2 of
-//= the data size), RP (25:24).
+//~ NVM Command Set 1.0, LBA Format Data Structure figure: MS (15:0), LBADS (23:16, log2 of
+//~ the data size), RP (25:24).
 /// One LBA format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LbaFormat {

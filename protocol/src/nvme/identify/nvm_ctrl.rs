@@ -6,8 +6,8 @@ use bytes::BytesMut;
 use super::IDENTIFY_LEN;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVM Command Set 1.0, I/O Command Set Specific Identify Controller Data Structure:
-//= VSL (0), WZSL (1), WUSL (2), DMRL (3), DMRSL (4..8), DMSL (8..16).
+//~ NVM Command Set 1.0, I/O Command Set Specific Identify Controller Data Structure:
+//~ VSL (0), WZSL (1), WUSL (2), DMRL (3), DMRSL (4..8), DMSL (8..16).
 /// Byte offset of VSL.
 pub const VSL_OFFSET: usize = 0;
 /// Byte offset of WZSL.

@@ -4,16 +4,16 @@ use bytes::BytesMut;
 
 use crate::wire::{Reader, StructDecodeError, Writer, open_enum};
 
-//= NVMe Base 2.0, ANA log page figure: Change Count (0..8), Number of ANA Group
-//= Descriptors (8..10), reserved to 16; then descriptors: ANAGRPID (0), NNSID (4), Change Count
-//= (8), ANA State (16, bits 3:0), reserved to 32, then NNSID NSIDs.
+//~ NVMe Base 2.0, ANA log page figure: Change Count (0..8), Number of ANA Group
+//~ Descriptors (8..10), reserved to 16; then descriptors: ANAGRPID (0), NNSID (4), Change Count
+//~ (8), ANA State (16, bits 3:0), reserved to 32, then NNSID NSIDs.
 /// Size of the header.
 pub const ANA_HEADER_LEN: usize = 16;
 /// Size of a group descriptor without its NSIDs.
 pub const ANA_DESC_LEN: usize = 32;
 
 open_enum! {
-    //= NVMe Base 2.0, Asymmetric Namespace Access States.
+    //~ NVMe Base 2.0, Asymmetric Namespace Access States.
     /// ANA state of a group.
     pub struct AnaState(u8) {
         /// Optimized.

@@ -4,15 +4,15 @@ use bytes::BytesMut;
 
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, Commands Supported and Effects Log Page figure: ACS0..ACS255 (bytes
-//= 0..1024), IOCS0..IOCS255 (1024..2048), reserved to 4095.
+//~ NVMe Base 2.0, Commands Supported and Effects Log Page figure: ACS0..ACS255 (bytes
+//~ 0..1024), IOCS0..IOCS255 (1024..2048), reserved to 4095.
 /// Byte offset of the I/O command entries.
 pub const IOCS_OFFSET: usize = 1024;
 
-//= NVMe Base 2.0, Commands Supported and Effects Data Structure: CSUPP (bit 0), LBCC (1),
-//= NCC (2), NIC (3), CCC (4), CSER (15:14), CSE (18:16), USS (19), CSP (31:20: bit 20
-//= namespace, 21 controller, 22 NVM set, 23 endurance group, 24 domain, 25 NVM subsystem
-//= scope).
+//~ NVMe Base 2.0, Commands Supported and Effects Data Structure: CSUPP (bit 0), LBCC (1),
+//~ NCC (2), NIC (3), CCC (4), CSER (15:14), CSE (18:16), USS (19), CSP (31:20: bit 20
+//~ namespace, 21 controller, 22 NVM set, 23 endurance group, 24 domain, 25 NVM subsystem
+//~ scope).
 /// One Commands Supported and Effects entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CommandEffects(pub u32);

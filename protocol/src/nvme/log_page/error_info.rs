@@ -4,10 +4,10 @@ use bytes::BytesMut;
 
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, Error Information Log Entry figure: Error Count (0), SQID (8),
-//= CID (10), Status Field (12, bit 0 phase), Parameter Error Location (14), LBA (16), NSID (24),
-//= Vendor Specific Information Available (28), Transport Type (29), Command Specific
-//= Information (32), Transport Type Specific Information (40).
+//~ NVMe Base 2.0, Error Information Log Entry figure: Error Count (0), SQID (8),
+//~ CID (10), Status Field (12, bit 0 phase), Parameter Error Location (14), LBA (16), NSID (24),
+//~ Vendor Specific Information Available (28), Transport Type (29), Command Specific
+//~ Information (32), Transport Type Specific Information (40).
 /// Size of one entry.
 pub const ERROR_INFO_ENTRY_LEN: usize = 64;
 

@@ -6,8 +6,8 @@ use super::LOG_512;
 use crate::nvme::strings::{put_space_padded, read_space_padded};
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, Firmware Slot Information Log figure: AFI (0), FRS1..FRS7 (8 bytes
-//= each from byte 8), reserved to 511.
+//~ NVMe Base 2.0, Firmware Slot Information Log figure: AFI (0), FRS1..FRS7 (8 bytes
+//~ each from byte 8), reserved to 511.
 /// Firmware Slot Information.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FirmwareSlotInfo {

@@ -27,7 +27,7 @@ use crate::wire::open_enum;
 pub type ChangedNsList = super::identify::NsIdList;
 
 open_enum! {
-    //= NVMe Base 2.0, Log Page Identifiers figure; NVMe-oF 1.1: 70h Discovery.
+    //~ NVMe Base 2.0, Log Page Identifiers figure; NVMe-oF 1.1: 70h Discovery.
     /// Log Page Identifier.
     pub struct LogPageId(u8) {
         /// Supported Log Pages.

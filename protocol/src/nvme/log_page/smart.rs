@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use super::LOG_512;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, SMART / Health Information Log Page figure.
+//~ NVMe Base 2.0, SMART / Health Information Log Page figure.
 /// Byte offset of Data Units Read (first 128-bit counter).
 pub const SMART_COUNTERS_OFFSET: usize = 32;
 /// Byte offset of Warning Composite Temperature Time.

@@ -6,9 +6,9 @@ use bytes::BytesMut;
 
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//= NVMe Base 2.0, Supported Log Pages Log Page: LID Supported and Effects Data Structure for
-//= LID 00h to FFh, 4 bytes each (1024 bytes). Each entry: LSUPP (bit 0), IOS (bit 1: index
-//= offset supported), LID Specific (31:16).
+//~ NVMe Base 2.0, Supported Log Pages Log Page: LID Supported and Effects Data Structure for
+//~ LID 00h to FFh, 4 bytes each (1024 bytes). Each entry: LSUPP (bit 0), IOS (bit 1: index
+//~ offset supported), LID Specific (31:16).
 /// One LID Supported and Effects entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct LidSupport(pub u32);
@@ -77,10 +77,10 @@ impl SupportedLogPages {
     }
 }
 
-//= NVMe Base 2.0, Feature Identifiers Supported and Effects Log Page: FID Supported and
-//= Effects Data Structure for FID 00h to FFh, 4 bytes each (1024 bytes). Each entry: FSUPP
-//= (0), UDCC (1), NCC (2), NIC (3), CCC (4), USS (19), FSP (31:20: bit 20 namespace, 21
-//= controller, 22 NVM set, 23 endurance group, 24 domain, 25 NVM subsystem scope).
+//~ NVMe Base 2.0, Feature Identifiers Supported and Effects Log Page: FID Supported and
+//~ Effects Data Structure for FID 00h to FFh, 4 bytes each (1024 bytes). Each entry: FSUPP
+//~ (0), UDCC (1), NCC (2), NIC (3), CCC (4), USS (19), FSP (31:20: bit 20 namespace, 21
+//~ controller, 22 NVM set, 23 endurance group, 24 domain, 25 NVM subsystem scope).
 /// One FID Supported and Effects entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FeatureEffects(pub u32);
@@ -163,8 +163,8 @@ impl FeatureIdsEffects {
     }
 }
 
-//= NVMe Base 2.0, NVMe-MI Commands Supported and Effects Log Page: one 4-byte entry per
-//= NVMe-MI command opcode 00h to FFh (bytes 1023:0), reserved to 4095.
+//~ NVMe Base 2.0, NVMe-MI Commands Supported and Effects Log Page: one 4-byte entry per
+//~ NVMe-MI command opcode 00h to FFh (bytes 1023:0), reserved to 4095.
 /// NVMe-MI Commands Supported and Effects (LID 13h).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NvmeMiCommandsEffects {

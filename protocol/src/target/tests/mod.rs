@@ -200,6 +200,8 @@ fn h2c(cccid: u16, ttag: u16, datao: u32, data: &[u8], last_pdu: bool) -> Pdu {
     })
 }
 
+// NVMe/TCP 1.0 §3.3.1.1
+// NVMe/TCP 1.0 §3.6.2.3
 #[test]
 fn the_icresp_answers_what_the_host_asked() {
     for digests in [Digests::NONE, Digests::BOTH] {
@@ -209,6 +211,7 @@ fn the_icresp_answers_what_the_host_asked() {
     }
 }
 
+// NVMe/TCP 1.0 §3.6.2.3
 #[test]
 fn the_icresp_announces_maxh2cdata() {
     let mut config = QueueConfig::default();
@@ -260,6 +263,7 @@ fn sqhd_advances_per_capsule_and_wraps_at_the_queue_size() {
     }
 }
 
+// NVMe/TCP 1.0 §3.3.2
 #[test]
 fn an_in_capsule_write_reaches_the_controller_with_its_data() {
     let mut h = Host::io_queue(32, false);
@@ -272,6 +276,7 @@ fn an_in_capsule_write_reaches_the_controller_with_its_data() {
     );
 }
 
+// NVMe/TCP 1.0 §3.3.2.2
 #[test]
 fn a_large_write_is_fetched_with_one_r2t_and_gathered() {
     let mut h = Host::io_queue(32, false);
@@ -291,6 +296,7 @@ fn a_large_write_is_fetched_with_one_r2t_and_gathered() {
     assert_eq!(&c.data[4096..], &[2; 4096][..]);
 }
 
+// NVMe/TCP 1.0 §3.3.2.1
 #[test]
 fn reads_end_with_c2h_success_only_without_sq_flow_control() {
     for no_flow_control in [true, false] {
@@ -310,6 +316,7 @@ fn reads_end_with_c2h_success_only_without_sq_flow_control() {
     }
 }
 
+// NVMe/TCP 1.0 §3.3.2.1
 #[test]
 fn a_read_with_result_dwords_keeps_its_capsule() {
     let mut h = Host::io_queue(32, true);
@@ -423,6 +430,7 @@ fn the_connect_deadline_ends_an_unbound_queue_only() {
     assert_eq!(bound.queue.poll_timeout(much_later), Ok(None));
 }
 
+// NVMe/TCP 1.0 §2
 #[test]
 fn pdus_split_anywhere_decode_the_same() {
     let mut h = Host::io_queue(32, false);

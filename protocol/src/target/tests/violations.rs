@@ -24,6 +24,7 @@ fn rule_of(e: &QueueError) -> Rule {
     }
 }
 
+// NVMe/TCP 1.0 §3.1
 #[test]
 fn the_first_pdu_must_be_an_icreq() {
     let mut h = Host::new();
@@ -38,6 +39,7 @@ fn the_first_pdu_must_be_an_icreq() {
     assert_eq!(rule_of(&e), Rule::IcReqFirst);
 }
 
+// NVMe/TCP 1.0 §3.1
 #[test]
 fn a_second_icreq_is_a_sequence_error() {
     let mut h = Host::new();
@@ -83,6 +85,8 @@ fn r2t_write(h: &mut Host, cid: u16) -> u16 {
     }
 }
 
+// NVMe/TCP 1.0 §3.3.2.2
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn h2c_data_outside_its_window_ends_the_queue() {
     // (what the host sends after the R2T, the rule, FES, FEI)
@@ -130,6 +134,7 @@ fn h2c_data_outside_its_window_ends_the_queue() {
     }
 }
 
+// NVMe/TCP 1.0 §3.3.2.2
 #[test]
 fn h2c_data_without_a_transfer_ends_the_queue() {
     let mut h = Host::io_queue(32, false);
@@ -137,6 +142,7 @@ fn h2c_data_without_a_transfer_ends_the_queue() {
     assert_eq!(rule_of(&e), Rule::UnknownTransferTag);
 }
 
+// NVMe/TCP 1.0 §3.1
 #[test]
 fn pdus_a_host_never_sends_are_sequence_errors() {
     let mut h = Host::io_queue(32, false);
@@ -148,6 +154,7 @@ fn pdus_a_host_never_sends_are_sequence_errors() {
     assert_eq!(term_req(&mut h).fes, Fes::PDU_SEQUENCE_ERROR);
 }
 
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn an_h2c_term_req_ends_the_queue_without_an_answer() {
     let mut h = Host::io_queue(32, false);
@@ -170,6 +177,7 @@ fn with_bad_data_digest(h: &mut Host, pdu: &Pdu) {
     h.wire.extend_from_slice(&bytes);
 }
 
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn a_bad_data_digest_fails_the_command_and_the_queue_goes_on() {
     let mut h = Host::new();
@@ -199,6 +207,7 @@ fn a_bad_data_digest_fails_the_command_and_the_queue_goes_on() {
     assert_eq!(h.queue.in_flight(), 1);
 }
 
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn a_bad_data_digest_on_a_duplicate_cid_still_ends_the_queue() {
     let mut h = Host::new();
@@ -217,6 +226,7 @@ fn a_bad_data_digest_on_a_duplicate_cid_still_ends_the_queue() {
     assert_eq!(rule_of(&e), Rule::DigestWithoutTransfer);
 }
 
+// NVMe/TCP 1.0 §3.5
 #[test]
 fn a_bad_header_digest_ends_the_queue() {
     let mut h = Host::new();

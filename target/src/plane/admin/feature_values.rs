@@ -53,7 +53,7 @@ fn values(ctx: &QueueCtx, which: Which) -> Features {
     }
 }
 
-//= NVMe Base 2.0, Arbitration (FID 01h): AB (2:0), LPW (15:8), MPW (23:16), HPW (31:24).
+//~ NVMe Base 2.0, Arbitration (FID 01h): AB (2:0), LPW (15:8), MPW (23:16), HPW (31:24).
 pub fn get_arbitration(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(values(ctx, which).arbitration))
 }
@@ -64,8 +64,8 @@ pub fn set_arbitration(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResul
     Ok(0)
 }
 
-//= NVMe Base 2.0, Power Management (FID 02h): PS (4:0), WH (7:5). A power state above NPSS
-//= is Invalid Field.
+//~ NVMe Base 2.0, Power Management (FID 02h): PS (4:0), WH (7:5). A power state above NPSS
+//~ is Invalid Field.
 pub fn get_power(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(values(ctx, which).power_management))
 }
@@ -79,9 +79,9 @@ pub fn set_power(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResult {
     Ok(0)
 }
 
-//= NVMe Base 2.0, Temperature Threshold (FID 04h): TMPTH (15:0, Kelvin), TMPSEL (19:16: 0h
-//= Composite Temperature, 1h..8h sensors, Fh every implemented sensor), THSEL (21:20: 00b
-//= over, 01b under). A sensor that is not implemented, or a reserved THSEL, is Invalid Field.
+//~ NVMe Base 2.0, Temperature Threshold (FID 04h): TMPTH (15:0, Kelvin), TMPSEL (19:16: 0h
+//~ Composite Temperature, 1h..8h sensors, Fh every implemented sensor), THSEL (21:20: 00b
+//~ over, 01b under). A sensor that is not implemented, or a reserved THSEL, is Invalid Field.
 fn threshold_selection(cdw11: u32, set: bool) -> Result<bool, StatusCode> {
     let tmpsel = (cdw11 >> 16) & 0xf;
     let thsel = (cdw11 >> 20) & 0x3;
@@ -121,8 +121,8 @@ fn namespace_of(nsid: u32) -> Option<u32> {
     (nsid != 0 && nsid != 0xffff_ffff).then_some(nsid)
 }
 
-//= NVM Command Set 1.0, Error Recovery (FID 05h): TLER (15:0, 100 ms units), DULBE (16),
-//= namespace specific.
+//~ NVM Command Set 1.0, Error Recovery (FID 05h): TLER (15:0, 100 ms units), DULBE (16),
+//~ namespace specific.
 pub fn get_error_recovery(ctx: &QueueCtx, cmd: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(match which {
         Which::Current => ctx.ctrl.error_recovery(namespace_of(cmd.nsid)),
@@ -139,7 +139,7 @@ pub fn set_error_recovery(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetRe
     Ok(0)
 }
 
-//= NVMe Base 2.0, Volatile Write Cache (FID 06h): WCE (bit 0).
+//~ NVMe Base 2.0, Volatile Write Cache (FID 06h): WCE (bit 0).
 pub fn get_vwc(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(u32::from(
         values(ctx, which).volatile_write_cache,
@@ -177,7 +177,7 @@ pub fn set_queues(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResult {
     Ok(NumberOfQueues { nsq: n, ncq: n }.to_dword())
 }
 
-//= NVM Command Set 1.0, Write Atomicity Normal (FID 0Ah): DN (bit 0).
+//~ NVM Command Set 1.0, Write Atomicity Normal (FID 0Ah): DN (bit 0).
 pub fn get_atomicity(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(values(ctx, which).write_atomicity))
 }
@@ -233,8 +233,8 @@ pub fn set_timestamp(ctx: &QueueCtx, _: &SetFeatures, data: &Bytes) -> SetResult
     Ok(0)
 }
 
-//= NVMe Base 2.0, Keep Alive Timer (FID 0Fh): KATO (31:0, ms); its default is the KATO of
-//= the Connect command (NVMe over Fabrics).
+//~ NVMe Base 2.0, Keep Alive Timer (FID 0Fh): KATO (31:0, ms); its default is the KATO of
+//~ the Connect command (NVMe over Fabrics).
 pub fn get_kato(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(match which {
         Which::Current => ctx.ctrl.kato_ms(),
@@ -249,9 +249,9 @@ pub fn set_kato(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResult {
     Ok(0)
 }
 
-//= NVMe Base 2.0, I/O Command Set Profile (FID 19h): IOCSCI (8:0), the index of an I/O
-//= Command Set combination in the I/O Command Set data structure (Identify CNS 1Ch); an
-//= index the controller does not support is I/O Command Set Combination Rejected.
+//~ NVMe Base 2.0, I/O Command Set Profile (FID 19h): IOCSCI (8:0), the index of an I/O
+//~ Command Set combination in the I/O Command Set data structure (Identify CNS 1Ch); an
+//~ index the controller does not support is I/O Command Set Combination Rejected.
 pub fn get_iocs(ctx: &QueueCtx, _: &GetFeatures, which: Which) -> GetResult {
     Ok(Reply::Dw0(u32::from(values(ctx, which).iocs_profile)))
 }
@@ -267,8 +267,8 @@ pub fn set_iocs(ctx: &QueueCtx, cmd: &SetFeatures, _: &Bytes) -> SetResult {
     Ok(0)
 }
 
-//= NVMe Base 2.0, Host Identifier (FID 81h): over NVMe over Fabrics the 128-bit form only
-//= (EXHID set), fixed by Connect; Set Features is a Command Sequence Error (as nvmet answers).
+//~ NVMe Base 2.0, Host Identifier (FID 81h): over NVMe over Fabrics the 128-bit form only
+//~ (EXHID set), fixed by Connect; Set Features is a Command Sequence Error (as nvmet answers).
 pub fn get_host_id(ctx: &QueueCtx, cmd: &GetFeatures, _: Which) -> GetResult {
     if cmd.cdw11 & 1 == 0 {
         return Err(StatusCode::HOST_ID_INCONSISTENT_FORMAT);

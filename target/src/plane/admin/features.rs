@@ -131,10 +131,10 @@ pub fn effects_log(ctx: &QueueCtx) -> Bytes {
 }
 
 /// The NSID checks of both commands: `Err` for an NSID the feature cannot take.
-//= NVMe Base 2.0, Set Features: a namespace specific feature takes an active NSID or
-//= FFFFFFFFh (every namespace); a feature that is not namespace specific, given the NSID of
-//= a namespace, is Feature Not Namespace Specific (as SPDK answers); NSIDs past NN are
-//= Invalid Namespace or Format.
+//~ NVMe Base 2.0, Set Features: a namespace specific feature takes an active NSID or
+//~ FFFFFFFFh (every namespace); a feature that is not namespace specific, given the NSID of
+//~ a namespace, is Feature Not Namespace Specific (as SPDK answers); NSIDs past NN are
+//~ Invalid Namespace or Format.
 fn check_nsid(ctx: &QueueCtx, f: &Feature, nsid: u32, set: bool) -> Result<(), StatusCode> {
     let sub = ctx.ctrl.subsystem();
     let broadcast = nsid == 0xffff_ffff || (nsid == 0 && (!set || !f.per_namespace));
@@ -176,9 +176,9 @@ pub fn set_features(ctx: &QueueCtx, sqe: &Sqe, data: &Bytes) -> Completion {
     }
 }
 
-//= NVMe Base 2.0, Get Features, Select: 000b current, 001b default, 010b saved, 011b supported
-//= capabilities (bit 0 saveable, bit 1 namespace specific, bit 2 changeable); 100b to 111b
-//= are reserved. Saved, for a feature that is not saveable, is the default value.
+//~ NVMe Base 2.0, Get Features, Select: 000b current, 001b default, 010b saved, 011b supported
+//~ capabilities (bit 0 saveable, bit 1 namespace specific, bit 2 changeable); 100b to 111b
+//~ are reserved. Saved, for a feature that is not saveable, is the default value.
 const SEL_CURRENT: u8 = 0;
 const SEL_DEFAULT: u8 = 1;
 const SEL_SAVED: u8 = 2;

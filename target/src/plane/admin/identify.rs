@@ -37,10 +37,10 @@ const VWC: u8 = 0b111;
 const SGLS: u32 = 1 | (1 << 20);
 /// CTRATT: 128-bit Host Identifier, Traffic Based Keep Alive (any command restarts the timer).
 const CTRATT: u32 = 1 | (1 << 6);
-//= NVMe Base 2.0, Identify Controller, LPA bit 5: the controller supports the Supported Log
-//= Pages log page, the scope of each command in the Commands Supported and Effects log page,
-//= the Feature Identifiers Supported and Effects log page and the NVMe-MI Commands Supported
-//= and Effects log page.
+//~ NVMe Base 2.0, Identify Controller, LPA bit 5: the controller supports the Supported Log
+//~ Pages log page, the scope of each command in the Commands Supported and Effects log page,
+//~ the Feature Identifiers Supported and Effects log page and the NVMe-MI Commands Supported
+//~ and Effects log page.
 /// LPA of an NVM controller: Commands Supported and Effects, extended Get Log Page (offsets,
 /// 32-bit NUMD), and bit 5 (the NVMe 2.0 "supported and effects" pages, scopes included). A
 /// discovery controller serves only the extended Get Log Page: it has no Commands Supported
@@ -198,8 +198,8 @@ fn lookup(ctx: &QueueCtx, nsid: u32) -> Result<Option<std::sync::Arc<Namespace>>
 
 fn namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
     let mut b = BytesMut::with_capacity(IdentifyNamespace::SIZE);
-    //= NVMe Base 2.0, Identify Namespace (CNS 00h): an inactive NSID reads as a zero filled
-    //= data structure.
+    //~ NVMe Base 2.0, Identify Namespace (CNS 00h): an inactive NSID reads as a zero filled
+    //~ data structure.
     let data = lookup(ctx, nsid)?
         .map(|ns| namespace_data(&ns))
         .unwrap_or_default();
@@ -207,9 +207,9 @@ fn namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
     Ok(b.freeze())
 }
 
-//= NVMe Base 2.0, Active Namespace ID list (CNS 02h, and CNS 07h for the command set in
-//= CSI): active NSIDs greater than NSID, increasing; NSID FFFFFFFEh and FFFFFFFFh are Invalid
-//= Namespace or Format (as nvmet and SPDK answer); an unsupported CSI is Invalid Field.
+//~ NVMe Base 2.0, Active Namespace ID list (CNS 02h, and CNS 07h for the command set in
+//~ CSI): active NSIDs greater than NSID, increasing; NSID FFFFFFFEh and FFFFFFFFh are Invalid
+//~ Namespace or Format (as nvmet and SPDK answer); an unsupported CSI is Invalid Field.
 fn active_list(ctx: &QueueCtx, after: u32, csi: Option<u8>) -> Result<Bytes, StatusCode> {
     if after >= 0xffff_fffe {
         return Err(StatusCode::INVALID_NAMESPACE_OR_FORMAT);
@@ -236,10 +236,10 @@ fn supports_csi(csi: u8) -> bool {
     IOCS_COMBINATIONS.iter().any(|v| v.contains(Csi(csi)))
 }
 
-//= NVMe Base 2.0, Identify CNS 05h: the I/O Command Set specific Identify Namespace data
-//= structure for the command set in CSI. An unsupported CSI is Invalid Field (as for CNS
-//= 06h); NSIDs as nvmet and SPDK answer: an inactive or invalid NSID is Invalid Namespace or
-//= Format.
+//~ NVMe Base 2.0, Identify CNS 05h: the I/O Command Set specific Identify Namespace data
+//~ structure for the command set in CSI. An unsupported CSI is Invalid Field (as for CNS
+//~ 06h); NSIDs as nvmet and SPDK answer: an inactive or invalid NSID is Invalid Namespace or
+//~ Format.
 fn nvm_namespace(ctx: &QueueCtx, nsid: u32, csi: u8) -> Result<Bytes, StatusCode> {
     if csi != Csi::NVM.0 {
         return Err(StatusCode::INVALID_FIELD);
@@ -252,9 +252,9 @@ fn nvm_namespace(ctx: &QueueCtx, nsid: u32, csi: u8) -> Result<Bytes, StatusCode
     Ok(b.freeze())
 }
 
-//= NVMe Base 2.0, Identify CNS 08h: the I/O Command Set Independent Identify Namespace data
-//= structure; an inactive NSID reads as zeros, 0 and NSIDs past NN are Invalid Namespace or
-//= Format (SPDK; FFFFFFFFh too, as there is no Namespace Management).
+//~ NVMe Base 2.0, Identify CNS 08h: the I/O Command Set Independent Identify Namespace data
+//~ structure; an inactive NSID reads as zeros, 0 and NSIDs past NN are Invalid Namespace or
+//~ Format (SPDK; FFFFFFFFh too, as there is no Namespace Management).
 fn independent_namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
     let data = lookup(ctx, nsid)?
         .map(|ns| {
@@ -272,8 +272,8 @@ fn independent_namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode>
     Ok(b.freeze())
 }
 
-//= NVMe Base 2.0, Identify CNS 1Ch: the I/O Command Set data structure of the controller
-//= CNTID names; like SPDK, only this controller (its CNTLID, or FFFFh) is answered.
+//~ NVMe Base 2.0, Identify CNS 1Ch: the I/O Command Set data structure of the controller
+//~ CNTID names; like SPDK, only this controller (its CNTLID, or FFFFh) is answered.
 fn command_sets(ctx: &QueueCtx, cntid: u16) -> Result<Bytes, StatusCode> {
     if cntid != 0xffff && cntid != ctx.ctrl.cntlid() {
         return Err(StatusCode::INVALID_FIELD);

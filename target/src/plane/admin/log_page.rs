@@ -64,9 +64,9 @@ pub fn get_log_page(ctx: &QueueCtx, sqe: &Sqe, c2h_len: u32) -> Completion {
         return Completion::error(cid, StatusCode::INVALID_FIELD);
     };
     let discovery = ctx.ctrl.subsystem().kind() == SubsystemKind::Discovery;
-    //= NVMe Base 2.0, Get Log Page: an unsupported Log Identifier is aborted with Invalid
-    //= Field in Command; so is Offset Type 1 (index) for a page whose IOS bit is clear, which
-    //= is every page here.
+    //~ NVMe Base 2.0, Get Log Page: an unsupported Log Identifier is aborted with Invalid
+    //~ Field in Command; so is Offset Type 1 (index) for a page whose IOS bit is clear, which
+    //~ is every page here.
     let Some((_, build)) = served(discovery).iter().find(|(lid, _)| *lid == cmd.lid) else {
         return Completion::error(cid, StatusCode::INVALID_FIELD);
     };

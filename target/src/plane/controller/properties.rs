@@ -36,7 +36,7 @@ pub const CAP_CSS: u8 = Cap::CSS_NVM | Cap::CSS_IO_COMMAND_SETS;
 impl Controller {
     /// CAP for a controller whose I/O queues may hold `max_queue_depth` entries.
     pub fn cap(max_queue_depth: u16) -> Cap {
-        //= NVMe Base 2.0, Offset 0h: CAP.CRMS.CRWMS
+        //~ NVMe Base 2.0, Offset 0h: CAP.CRMS.CRWMS
         //# Controllers that are compliant with NVM Express Base Specification, Revision 2.0
         //# or later shall set this bit to '1'.
         Cap::new(
@@ -87,7 +87,7 @@ impl Controller {
         if offset != Property::CC || size != PropertySize::Four {
             return Err(invalid);
         }
-        //= NVMe Base 2.0, Offset 14h: CC.CRIME is read-only 0 when CAP.CRMS.CRIMS is 0.
+        //~ NVMe Base 2.0, Offset 14h: CC.CRIME is read-only 0 when CAP.CRMS.CRIMS is 0.
         let new = Cc(u32::try_from(value & 0xffff_ffff).map_err(|_| invalid)? & !Cc::CRIME);
         let shutdown = self.write_cc(new)?;
         if shutdown {
@@ -191,10 +191,10 @@ fn cc_is_valid(cc: Cc) -> bool {
     cc.mps() == 0 && cc.ams() == 0 && css_is_supported(cc.css()) && entries_ok
 }
 
-//= NVMe Base 2.0, Offset 14h: CC.CSS: 000b selects the NVM Command Set when CAP.CSS bit 0 is
-//= set; 110b selects all supported I/O Command Sets when CAP.CSS bit 6 is set; 111b (Admin
-//= only) needs CAP.CSS bit 7, which is not set; other values are reserved. Like nvmet
-//= (nvmet_css_supported), anything else fails the enable with CSTS.CFS.
+//~ NVMe Base 2.0, Offset 14h: CC.CSS: 000b selects the NVM Command Set when CAP.CSS bit 0 is
+//~ set; 110b selects all supported I/O Command Sets when CAP.CSS bit 6 is set; 111b (Admin
+//~ only) needs CAP.CSS bit 7, which is not set; other values are reserved. Like nvmet
+//~ (nvmet_css_supported), anything else fails the enable with CSTS.CFS.
 fn css_is_supported(css: u8) -> bool {
     match css {
         Cc::CSS_NVM => CAP_CSS & Cap::CSS_NVM != 0,
