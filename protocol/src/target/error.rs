@@ -34,7 +34,7 @@ pub enum Rule {
     DataOffset,
     /// H2CData reaching past the data the R2T asked for.
     DataPastR2t,
-    /// H2CData whose LAST_PDU flag disagrees with the end of the transfer.
+    /// H2CData whose LAST_PDU flag disagrees with the end of the range its R2T asked for.
     LastPduFlag,
     /// H2CData with a bad data digest for no transfer in progress.
     DigestWithoutTransfer,
@@ -54,7 +54,7 @@ impl Rule {
             }
             Self::DataOffset => "H2CData DATAO is not where the previous data ended",
             Self::DataPastR2t => "H2CData reaches past the data the R2T asked for",
-            Self::LastPduFlag => "H2CData LAST_PDU flag does not match the end of the transfer",
+            Self::LastPduFlag => "H2CData LAST_PDU flag does not match the end of the R2T",
             Self::DigestWithoutTransfer => "H2CData with a bad digest for no transfer in progress",
         }
     }

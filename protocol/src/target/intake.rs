@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::error::{QueueError, Rule, Violation, field_offset};
+use super::transfers::Received;
 use super::{Command, Completion, Input, Observer, Phase, TargetQueue};
 use crate::fabrics::{FabricsCommandType, fabrics_command_type};
 use crate::nvme::{AdminOpcode, DataDirection, Sqe, Status, StatusCode};
@@ -184,8 +185,9 @@ impl<O: Observer> TargetQueue<O> {
         }
     }
 
-    /// Asks the host for a write's data with one R2T for the whole length (the Linux host
-    /// allows one outstanding R2T per command).
+    /// Asks the host for a write's data: one R2T at offset 0 for the whole length, or for
+    /// `max_r2t` bytes when that is less (the next follows its data; the Linux host allows one
+    /// outstanding R2T per command).
     fn start_transfer(&mut self, sqe: Sqe, len: u32) -> Input {
         //= NVMe/TCP 1.0 §3.3.2.2
         //# The first R2T PDU of a command shall start with an offset of zero and subsequent R2T
@@ -193,26 +195,33 @@ impl<O: Observer> TargetQueue<O> {
         //# Data Buffer ... A controller may send an R2T PDU without waiting for a previous R2T data
         //# transfer to complete, but shall not exceed the maximum number of outstanding R2T PDUs
         //# per command supported by the host (MAXR2T).
-        // One R2T at offset 0 for the whole length: never more than one outstanding, whatever
-        // MAXR2T.
-        let Some(ttag) = self.transfers.start(sqe, len) else {
+        // Never more than one R2T outstanding, whatever MAXR2T.
+        let Some((ttag, first)) = self.transfers.start(sqe, len) else {
             return self.refuse(sqe.cid, StatusCode::INTERNAL_ERROR);
         };
+        self.send_r2t(sqe.cid, ttag, 0, first);
+        Input::Handled { capsule: true }
+    }
+
+    fn send_r2t(&mut self, cccid: u16, ttag: u16, r2to: u32, r2tl: u32) {
         let r2t = R2t {
-            cccid: sqe.cid,
+            cccid,
             ttag,
-            r2to: 0,
-            r2tl: len,
+            r2to,
+            r2tl,
         };
         self.observer.pdu_sent(PduType::R2T);
         self.out.push_r2t(&r2t, self.tx);
-        Input::Handled { capsule: true }
     }
 
     fn on_h2c_data(&mut self, pdu: &H2cData) -> Result<Input, QueueError> {
         match self.transfers.on_data(pdu) {
-            Ok(None) => Ok(Input::Handled { capsule: false }),
-            Ok(Some((sqe, data))) => Ok(self.ready(
+            Ok(Received::Receiving) => Ok(Input::Handled { capsule: false }),
+            Ok(Received::NextR2t { offset, len }) => {
+                self.send_r2t(pdu.cccid, pdu.ttag, offset, len);
+                Ok(Input::Handled { capsule: false })
+            }
+            Ok(Received::Complete(sqe, data)) => Ok(self.ready(
                 Command {
                     sqe,
                     data,

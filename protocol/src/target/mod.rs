@@ -66,6 +66,10 @@ pub struct QueueConfig {
     pub max_transfer: u32,
     /// Host-to-controller transfers (R2T/H2CData) in progress at once.
     pub transfer_tags: u16,
+    /// Most bytes one R2T asks for (a longer write gets several, one after the other).
+    pub max_r2t: u32,
+    /// Most data bytes in one C2HData PDU (a longer read is sent in several, in order).
+    pub max_c2h_data: u32,
     /// Whether reads may end with C2HData SUCCESS when the host disabled SQ flow control.
     pub c2h_success: bool,
     /// How long the host has, from the connection, to send its ICReq and a successful Connect.
@@ -78,6 +82,8 @@ impl Default for QueueConfig {
             framer: FramerConfig::target(),
             max_transfer: 128 * 1024,
             transfer_tags: 128,
+            max_r2t: u32::MAX,
+            max_c2h_data: u32::MAX,
             c2h_success: true,
             connect_timeout: Duration::from_secs(10),
         }
@@ -179,7 +185,7 @@ impl<O: Observer> TargetQueue<O> {
             connect_by: now + config.connect_timeout,
             cids: CidSet::new(),
             parked: Vec::new(),
-            transfers: Transfers::with_capacity(config.transfer_tags.max(1)),
+            transfers: Transfers::with_capacity(config.transfer_tags.max(1), config.max_r2t),
             sqhd: 0,
             closing: false,
             out: Output::new(),
@@ -318,8 +324,7 @@ impl<O: Observer> TargetQueue<O> {
             //# command, then the controller shall send a Response Capsule for the command to the
             //# host. ... The SUCCESS flag may be set to ‘1’ in the last C2HData PDU only if the
             //# controller supports disabling Submission Queue Head Pointer (SQHD) updates.
-            // All the data goes in one C2HData at DATAO 0 with LAST_PDU set; SUCCESS only when the
-            // host disabled SQ flow control.
+            // SUCCESS only when the host disabled SQ flow control.
             // SUCCESS completes the command at the host, so only when no result dwords
             // need a response capsule.
             let success = done.dw0 == 0
@@ -331,15 +336,30 @@ impl<O: Observer> TargetQueue<O> {
                         ..
                     }
                 );
-            let pdu = C2hData {
-                cccid: done.cid,
-                datao: 0,
-                last_pdu: true,
-                success,
-                data,
-            };
-            self.observer.pdu_sent(PduType::C2H_DATA);
-            self.out.push_c2h_data(&pdu, self.tx);
+            // In order, at most `max_c2h_data` bytes each; LAST_PDU (and SUCCESS) on the last.
+            let chunk = usize::try_from(self.config.max_c2h_data.max(1)).unwrap_or(usize::MAX);
+            let mut at = 0usize;
+            loop {
+                let end = data.len().min(at.saturating_add(chunk));
+                let last = end == data.len();
+                let pdu = C2hData {
+                    cccid: done.cid,
+                    datao: u32::try_from(at).unwrap_or(u32::MAX),
+                    last_pdu: last,
+                    success: success && last,
+                    data: if at == 0 && last {
+                        data.clone()
+                    } else {
+                        data.slice(at..end)
+                    },
+                };
+                self.observer.pdu_sent(PduType::C2H_DATA);
+                self.out.push_c2h_data(&pdu, self.tx);
+                if last {
+                    break;
+                }
+                at = end;
+            }
             if success {
                 return;
             }

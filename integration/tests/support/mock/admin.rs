@@ -65,6 +65,7 @@ fn connect(c: &mut Conn, sqe: &Sqe, data: &Bytes) -> Reply {
         return Reply::error(StatusCode::CONNECT_INVALID_PARAMETERS);
     }
     c.sqflow_disabled = cmd.cattr & ConnectCommand::CATTR_DISABLE_SQ_FLOW_CONTROL != 0;
+    c.sq_entries = cmd.sqsize.saturating_add(1);
     if cmd.qid == 0 {
         let cntlid = c.shared.next_cntlid.fetch_add(1, Ordering::Relaxed);
         let mut map = c

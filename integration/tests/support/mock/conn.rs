@@ -1,21 +1,20 @@
-//! One connection of the mock target: framing, IC exchange, R2T/H2CData collection, C2HData
-//! and CapsuleResp sending, KATO enforcement and AER completion.
+//! One connection of the mock target: the wire is `lamina_protocol::target::TargetQueue`'s
+//! (IC exchange, Connect first, CIDs, SQ head, R2T/H2CData in `r2t_chunk` pieces, C2HData in
+//! `c2h_chunk` pieces with SUCCESS when the host disabled SQ flow control, TermReqs); this
+//! file moves bytes between the socket and that core, runs the mock's admin and I/O
+//! commands, enforces KATO, completes AERs, and injects the wire faults (`BadDatao`,
+//! `TermAfter`) a real target never makes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use lamina_protocol::nvme::{Cqe, DataDirection, Sqe, Status, StatusCode};
-use lamina_protocol::tcp::{
-    C2hData, CapsuleCmd, CapsuleResp, DataLocation, Fes, H2cData, IcReq, IcResp, Pda, R2t, TermReq,
-    TxParams,
-};
-use lamina_protocol::{Framer, FramerConfig, Pdu};
+use lamina_protocol::FramerConfig;
+use lamina_protocol::nvme::{Sqe, Status, StatusCode};
+use lamina_protocol::target::{Binding, Command, Completion, Input, QueueConfig, TargetQueue};
+use lamina_protocol::tcp::{CommonHeader, DATA_DATAO_OFFSET, Fes, Pdu, PduType, TermReq, TxParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -67,56 +66,57 @@ impl Reply {
     }
 }
 
-#[derive(Debug)]
-struct PendingWrite {
-    sqe: Sqe,
-    buf: BytesMut,
-    len: u32,
-    /// End of the range the last R2T asked for.
-    asked: u32,
-}
-
 /// Connection state.
 pub(crate) struct Conn {
-    wr: OwnedWriteHalf,
+    core: TargetQueue,
     pub(crate) shared: Arc<Shared>,
-    framer: Framer,
-    tx: TxParams,
     pub(crate) qid: Option<u16>,
     pub(crate) cntlid: u16,
+    pub(crate) sq_entries: u16,
     pub(crate) sqflow_disabled: bool,
     pub(crate) kato: Option<Duration>,
     pub(crate) aers: Vec<u16>,
     pub(crate) events_tx: mpsc::UnboundedSender<CtrlEvent>,
     last_admin: Instant,
-    pending: HashMap<u16, PendingWrite>,
-    next_ttag: u16,
     io_count: u32,
     closed: bool,
 }
 
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
+/// The queue core's configuration for the mock's knobs.
+fn queue_config(shared: &Shared) -> QueueConfig {
+    let cfg = shared.config;
+    let mut framer = FramerConfig::target();
+    framer.max_data_len = cfg.maxh2cdata;
+    framer.max_in_capsule_data = (cfg.ioccsz * 16 - 64).max(8192);
+    framer.max_plen = framer.plen_for_limits();
+    QueueConfig {
+        framer,
+        max_transfer: if cfg.mdts == 0 {
+            u32::MAX
+        } else {
+            4096u32 << cfg.mdts
+        },
+        transfer_tags: cfg.mqes.saturating_add(1),
+        max_r2t: cfg.r2t_chunk,
+        max_c2h_data: cfg.c2h_chunk,
+        ..QueueConfig::default()
+    }
+}
+
+pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
-    let (mut rd, wr) = stream.into_split();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut config = FramerConfig::target();
-    config.max_data_len = shared.config.maxh2cdata;
-    config.max_in_capsule_data = (shared.config.ioccsz * 16 - 64).max(8192);
-    config.max_plen = config.plen_for_limits();
     let mut c = Conn {
-        wr,
+        core: TargetQueue::new(queue_config(&shared), (), std::time::Instant::now()),
         shared,
-        framer: Framer::new(config),
-        tx: TxParams::INITIAL,
         qid: None,
         cntlid: 0,
+        sq_entries: 0,
         sqflow_disabled: false,
         kato: None,
         aers: Vec::new(),
         events_tx,
         last_admin: Instant::now(),
-        pending: HashMap::new(),
-        next_ttag: 1,
         io_count: 0,
         closed: false,
     };
@@ -124,15 +124,16 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Res
     while !c.closed {
         let deadline = c.kato.map(|k| c.last_admin + k);
         tokio::select! {
-            n = rd.read_buf(&mut rx) => {
+            n = stream.read_buf(&mut rx) => {
                 if n? == 0 {
                     break;
                 }
-                c.drain(&mut rx).await?;
+                c.drain(&mut rx);
             }
-            Some(ev) = events.recv() => c.on_event(ev).await?,
+            Some(ev) = events.recv() => c.on_event(ev),
             () = sleep_until(deadline), if deadline.is_some() => break,
         }
+        c.flush(&mut stream).await?;
     }
     c.shared.with_ctrl(c.cntlid, |s| s.events = None);
     Ok(())
@@ -145,204 +146,122 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
-    async fn drain(&mut self, rx: &mut BytesMut) -> anyhow::Result<()> {
+    /// Hands every complete PDU to the core and runs the commands it yields.
+    fn drain(&mut self, rx: &mut BytesMut) {
         while !self.closed {
-            match self.framer.decode(rx) {
-                Ok(Some(pdu)) => self.on_pdu(pdu).await?,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    if let Some(t) = e.term_req() {
-                        self.send(&Pdu::C2hTermReq(t)).await?;
+            match self.core.handle_input(rx) {
+                Ok(Input::NeedMore) => return,
+                Ok(Input::Handled { .. }) => {}
+                Ok(Input::Connect(command)) => self.execute(command),
+                Ok(Input::Command {
+                    command,
+                    gives_up_parked,
+                }) => {
+                    if gives_up_parked {
+                        self.aers.retain(|cid| *cid != command.sqe.cid);
                     }
-                    self.closed = true;
+                    self.execute(command);
                 }
+                // Its TermReq (if any) is queued; nothing more is read.
+                Err(_) => self.closed = true,
             }
         }
-        Ok(())
     }
 
-    async fn on_pdu(&mut self, pdu: Pdu) -> anyhow::Result<()> {
-        match pdu {
-            Pdu::IcReq(req) => self.on_icreq(req).await,
-            Pdu::CapsuleCmd(cmd) => self.on_capsule(cmd).await,
-            Pdu::H2cData(d) => self.on_h2c(d).await,
-            Pdu::H2cTermReq(_) => {
-                self.closed = true;
-                Ok(())
-            }
-            other => bail!("unexpected {other:?}"),
-        }
-    }
-
-    async fn on_icreq(&mut self, req: IcReq) -> anyhow::Result<()> {
-        let resp = IcResp {
-            pfv: 0,
-            cpda: Pda(0),
-            digests: req.digests,
-            maxh2cdata: self.shared.config.maxh2cdata,
-        };
-        self.send(&Pdu::IcResp(resp)).await?;
-        self.framer.set_digests(req.digests);
-        self.tx = TxParams {
-            digests: req.digests,
-            peer_pda: req.hpda,
-        };
-        Ok(())
-    }
-
-    async fn on_capsule(&mut self, cmd: CapsuleCmd) -> anyhow::Result<()> {
-        let cid = cmd.sqe.cid;
-        let location = match cmd.data_location() {
-            Ok(l) => l,
-            Err(code) => return self.reply(cid, Reply::error(code)).await,
-        };
-        let dir = DataDirection::of(fctype_or_opcode(&cmd.sqe));
-        match (location, dir) {
-            (DataLocation::Transport(len), DataDirection::HostToController) => {
-                self.pending.insert(
-                    cid,
-                    PendingWrite {
-                        sqe: cmd.sqe,
-                        buf: BytesMut::with_capacity(usize::try_from(len)?),
-                        len,
-                        asked: 0,
-                    },
-                );
-                self.ask_more(cid).await
-            }
-            (DataLocation::Transport(len), _) => self.execute(cmd.sqe, Bytes::new(), len).await,
-            _ => self.execute(cmd.sqe, cmd.data, 0).await,
-        }
-    }
-
-    async fn ask_more(&mut self, cid: u16) -> anyhow::Result<()> {
-        let chunk = self.shared.config.r2t_chunk;
-        let Some(p) = self.pending.get_mut(&cid) else {
-            return Ok(());
-        };
-        let r2t = R2t {
-            cccid: cid,
-            ttag: self.next_ttag,
-            r2to: p.asked,
-            r2tl: chunk.min(p.len - p.asked),
-        };
-        p.asked += r2t.r2tl;
-        self.next_ttag = self.next_ttag.wrapping_add(1).max(1);
-        self.send(&Pdu::R2t(r2t)).await
-    }
-
-    async fn on_h2c(&mut self, d: H2cData) -> anyhow::Result<()> {
-        let p = self
-            .pending
-            .get_mut(&d.cccid)
-            .context("H2CData for unknown command")?;
-        if usize::try_from(d.datao)? != p.buf.len() {
-            let term = TermReq {
-                fes: Fes::DATA_OUT_OF_RANGE,
-                fei: 0,
-                header: Bytes::new(),
-            };
-            self.send(&Pdu::C2hTermReq(term)).await?;
-            self.closed = true;
-            return Ok(());
-        }
-        p.buf.extend_from_slice(&d.data);
-        let received = u32::try_from(p.buf.len())?;
-        if received < p.asked {
-            return Ok(());
-        }
-        if received < p.len {
-            return self.ask_more(d.cccid).await;
-        }
-        let p = self.pending.remove(&d.cccid).context("pending")?;
-        self.execute(p.sqe, p.buf.freeze(), 0).await
-    }
-
-    async fn execute(&mut self, sqe: Sqe, data: Bytes, read_len: u32) -> anyhow::Result<()> {
-        let cid = sqe.cid;
+    fn execute(&mut self, command: Command) {
+        let Command { sqe, data, c2h_len } = command;
         // Fabrics commands (Connect, Disconnect) are served on any queue.
         let fabrics = lamina_protocol::fabrics::fabrics_command_type(&sqe).is_some();
         let admin = fabrics || self.qid.is_none_or(|q| q == 0);
         if admin {
             self.last_admin = Instant::now();
-            let reply = super::admin::execute(self, &sqe, &data, read_len);
-            return self.reply(cid, reply).await;
+            let bound = self.qid.is_some();
+            let reply = super::admin::execute(self, &sqe, &data, c2h_len);
+            if let (false, Some(qid)) = (bound, self.qid) {
+                self.core.bind(Binding {
+                    qid,
+                    sq_entries: self.sq_entries,
+                    sq_flow_control_disabled: self.sqflow_disabled,
+                });
+            }
+            return self.reply(&sqe, reply);
         }
         self.io_count += 1;
         if let Fault::TermAfter(n) = self.shared.config.fault
             && self.io_count > n
         {
+            self.closed = true;
+            return;
+        }
+        let reply = super::io::execute(&self.shared, &sqe, &data, c2h_len);
+        self.reply(&sqe, reply);
+    }
+
+    fn on_event(&mut self, ev: CtrlEvent) {
+        let CtrlEvent::Aen(dw0) = ev;
+        if self.aers.is_empty() {
+            return;
+        }
+        let cid = self.aers.remove(0);
+        self.core.complete_parked(Completion::dw0(cid, dw0));
+    }
+
+    fn reply(&mut self, sqe: &Sqe, reply: Reply) {
+        if reply.defer {
+            self.core.park(sqe.cid);
+            return;
+        }
+        self.core.complete(Completion {
+            dw0: reply.dw0,
+            dw1: reply.dw1,
+            data: (!reply.data.is_empty()).then(|| Bytes::from(reply.data)),
+            ..Completion::with_status(sqe.cid, reply.status)
+        });
+    }
+
+    /// Writes what the core queued, with the wire faults applied; after `TermAfter` fired,
+    /// a C2HTermReq of the mock's own (TermReqs carry no digest, so no negotiated parameter
+    /// is needed to encode it).
+    async fn flush(&mut self, stream: &mut TcpStream) -> anyhow::Result<()> {
+        let mut out = BytesMut::new();
+        let _ = self.core.poll_transmit(|iov| {
+            for s in iov {
+                out.extend_from_slice(s);
+            }
+            Ok(iov.iter().map(|s| s.len()).sum())
+        });
+        if self.shared.config.fault == Fault::BadDatao && self.qid.is_some_and(|q| q != 0) {
+            shift_c2h_datao(&mut out, 512);
+        }
+        if self.closed && matches!(self.shared.config.fault, Fault::TermAfter(_)) {
             let term = TermReq {
                 fes: Fes::PDU_SEQUENCE_ERROR,
                 fei: 0,
                 header: Bytes::new(),
             };
-            self.send(&Pdu::C2hTermReq(term)).await?;
-            self.closed = true;
-            return Ok(());
+            Pdu::C2hTermReq(term).encode(TxParams::INITIAL, &mut out)?;
         }
-        let reply = super::io::execute(&self.shared, &sqe, &data, read_len);
-        self.reply(cid, reply).await
-    }
-
-    async fn on_event(&mut self, ev: CtrlEvent) -> anyhow::Result<()> {
-        let CtrlEvent::Aen(dw0) = ev;
-        if self.aers.is_empty() {
-            return Ok(());
-        }
-        let cid = self.aers.remove(0);
-        self.reply(cid, Reply::dw0(dw0)).await
-    }
-
-    pub(crate) async fn reply(&mut self, cid: u16, reply: Reply) -> anyhow::Result<()> {
-        if reply.defer {
-            return Ok(());
-        }
-        let mut out = BytesMut::new();
-        let ok = reply.status.code.is_success();
-        let data = Bytes::from(reply.data);
-        let chunk = usize::try_from(self.shared.config.c2h_chunk)?;
-        let bad_datao = self.shared.config.fault == Fault::BadDatao && self.qid != Some(0);
-        let mut at = 0;
-        while at < data.len() {
-            let end = (at + chunk).min(data.len());
-            let last = end == data.len();
-            let datao = u32::try_from(at)? + if bad_datao { 512 } else { 0 };
-            Pdu::C2hData(C2hData {
-                cccid: cid,
-                datao,
-                last_pdu: last,
-                success: last && ok && self.sqflow_disabled,
-                data: data.slice(at..end),
-            })
-            .encode(self.tx, &mut out)?;
-            at = end;
-        }
-        if data.is_empty() || !ok || !self.sqflow_disabled {
-            let cqe = Cqe {
-                dw0: reply.dw0,
-                dw1: reply.dw1,
-                sqid: self.qid.unwrap_or(0),
-                ..Cqe::new(cid, reply.status)
-            };
-            Pdu::CapsuleResp(CapsuleResp { cqe }).encode(self.tx, &mut out)?;
-        }
-        self.wr.write_all(&out).await?;
-        Ok(())
-    }
-
-    async fn send(&mut self, pdu: &Pdu) -> anyhow::Result<()> {
-        let mut out = BytesMut::new();
-        pdu.encode(self.tx, &mut out)?;
-        self.wr.write_all(&out).await?;
+        stream.write_all(&out).await?;
         Ok(())
     }
 }
 
-/// Direction comes from FCTYPE for Fabrics commands (Connect is host-to-controller).
-fn fctype_or_opcode(sqe: &Sqe) -> u8 {
-    match lamina_protocol::fabrics::fabrics_command_type(sqe) {
-        Some(t) => t.0,
-        None => sqe.opcode,
+/// Adds `by` to the DATAO of every C2HData PDU in `out` (the mock's `BadDatao` fault; with
+/// header digests on, the host sees a digest error instead).
+fn shift_c2h_datao(out: &mut BytesMut, by: u32) {
+    let datao = DATA_DATAO_OFFSET;
+    let mut at = 0;
+    while let Some(ch) = out.get(at..).and_then(CommonHeader::parse) {
+        let plen = ch.plen as usize;
+        if ch.pdu_type == PduType::C2H_DATA
+            && let Some(field) = out.get_mut(at + datao..at + datao + 4)
+        {
+            let old = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+            field.copy_from_slice(&(old + by).to_le_bytes());
+        }
+        if plen == 0 {
+            return;
+        }
+        at += plen;
     }
 }

@@ -5,7 +5,10 @@
 //! Asynchronous Event Requests, and Read/Write/Flush/Write Zeroes/DSM/Compare with in-capsule
 //! data, R2T/H2CData and C2HData (with SUCCESS when the host disabled SQ flow control).
 //!
-//! It processes the commands of one connection in order; it is not Lamina's target.
+//! The wire side of every connection is Lamina's sans-IO queue core
+//! (`lamina_protocol::target::TargetQueue`), configured with the mock's chunk sizes; the mock
+//! adds its own command set and the faults. It processes the commands of one connection in
+//! order; it is not Lamina's target.
 
 mod admin;
 mod conn;

@@ -136,7 +136,12 @@ impl Host {
 
     /// A bound I/O queue with digests off.
     fn io_queue(sq_entries: u16, no_sq_flow_control: bool) -> Self {
-        let mut h = Self::new();
+        Self::io_queue_with(QueueConfig::default(), sq_entries, no_sq_flow_control)
+    }
+
+    /// [`Host::io_queue`] with `config`.
+    fn io_queue_with(config: QueueConfig, sq_entries: u16, no_sq_flow_control: bool) -> Self {
+        let mut h = Self::with(config);
         h.handshake(Digests::NONE);
         h.connect(1, sq_entries, no_sq_flow_control);
         h
@@ -294,6 +299,74 @@ fn a_large_write_is_fetched_with_one_r2t_and_gathered() {
     assert_eq!(c.sqe.cid, 7);
     assert_eq!(&c.data[..4096], &[1; 4096][..]);
     assert_eq!(&c.data[4096..], &[2; 4096][..]);
+}
+
+// NVMe/TCP 1.0 §3.3.2.2
+#[test]
+fn a_write_longer_than_max_r2t_is_asked_for_one_r2t_at_a_time() {
+    let config = QueueConfig {
+        max_r2t: 4096,
+        ..QueueConfig::default()
+    };
+    let mut h = Host::io_queue_with(config, 32, false);
+    h.send(&write(7, &[0; 10240], false)).unwrap();
+    let [Pdu::R2t(r2t)] = h.received()[..] else {
+        panic!("no R2T");
+    };
+    assert_eq!((r2t.r2to, r2t.r2tl), (0, 4096));
+    let mut asked = vec![(r2t.r2to, r2t.r2tl)];
+    let mut command = None;
+    for (at, byte) in [(0u32, 1u8), (4096, 2), (8192, 3)] {
+        let len = if at == 8192 { 2048 } else { 4096 };
+        match h.send(&h2c(7, r2t.ttag, at, &vec![byte; len], true)) {
+            Ok(Input::Handled { capsule: false }) => {
+                let [Pdu::R2t(next)] = h.received()[..] else {
+                    panic!("no next R2T after {at}");
+                };
+                assert_eq!((next.cccid, next.ttag), (7, r2t.ttag));
+                asked.push((next.r2to, next.r2tl));
+            }
+            Ok(Input::Command { command: c, .. }) => command = Some(c),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(asked, [(0, 4096), (4096, 4096), (8192, 2048)]);
+    let c = command.expect("the write reaches the controller after its last R2T");
+    assert_eq!(c.data.len(), 10240);
+    assert_eq!((c.data[0], c.data[4096], c.data[10239]), (1, 2, 3));
+}
+
+// NVMe/TCP 1.0 §3.3.2.1
+#[test]
+fn a_read_longer_than_max_c2h_data_goes_in_ordered_pdus() {
+    let config = QueueConfig {
+        max_c2h_data: 1536,
+        ..QueueConfig::default()
+    };
+    let mut h = Host::io_queue_with(config, 32, true);
+    h.command(&read(4, 8));
+    let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    h.queue
+        .complete(Completion::data(4, Bytes::from(data.clone())));
+    let shape: Vec<_> = h
+        .received()
+        .into_iter()
+        .map(|p| match p {
+            Pdu::C2hData(d) => (d.datao, d.data.len(), d.last_pdu, d.success, d.data),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let flags: Vec<_> = shape.iter().map(|s| (s.0, s.1, s.2, s.3)).collect();
+    assert_eq!(
+        flags,
+        [
+            (0, 1536, false, false),
+            (1536, 1536, false, false),
+            (3072, 1024, true, true)
+        ]
+    );
+    let joined: Vec<u8> = shape.iter().flat_map(|s| s.4.to_vec()).collect();
+    assert_eq!(joined, data);
 }
 
 // NVMe/TCP 1.0 §3.3.2.1

@@ -119,6 +119,9 @@ fn core_config(plane: &DataPlane, connect_timeout: std::time::Duration) -> Queue
         framer,
         max_transfer: opts.max_io_size.max(crate::options::ADMIN_IN_CAPSULE_DATA),
         transfer_tags: opts.max_queue_depth.max(opts.max_aq_depth),
+        // One R2T per write and one C2HData per read: the fewest PDUs (MDTS bounds both).
+        max_r2t: u32::MAX,
+        max_c2h_data: u32::MAX,
         c2h_success: opts.c2h_success,
         connect_timeout,
     }
