@@ -8,20 +8,26 @@ followed by one or more `//#` lines quoting the requirement verbatim:
     //# Maximum Host to Controller Data length (MAXH2CDATA): Specifies the maximum number of
     //# PDU-Data bytes per H2CData PDU in bytes. ...
 
+Two documents can be cited this way: "NVMe/TCP 1.0" (the NVMe/TCP Transport Specification
+1.0) and "NVM Command Set 1.0" (the NVM Command Set Specification 1.0), e.g.
+
+    //= NVM Command Set 1.0 §3.2.3, Figure 39
+
 A reference whose text is not available here to quote (NVMe Base 2.0, NVMe-oF 1.1, the
 Linux host's code) is marked `//~` instead: it names its source and paraphrases, and is only
 counted, so it can be turned into a quoted citation once the text can be checked.
 
 The script walks every `.rs` file under `protocol/src`, `target/src` and `integration/src`,
 collects each block with its file:line, and prints every cited requirement (document, section,
-figure, first words of the quote) followed by the tests that mention the same
-"NVMe/TCP 1.0 §<section>" string. Tests are searched in the `src` and `tests` directories of
-the same crates; test text is a whole file under a `tests` directory or named `tests.rs`, or
-the body of a `#[cfg(test)] mod ... { ... }` block elsewhere.
+figure, first words of the quote) followed by the tests that mention the same document and
+section, i.e. the string "NVMe/TCP 1.0 §<section>" or "NVM Command Set 1.0 §<section>"
+(mentions are keyed by document and section). Tests are searched in the `src` and `tests`
+directories of the same crates; test text is a whole file under a `tests` directory or named
+`tests.rs`, or the body of a `#[cfg(test)] mod ... { ... }` block elsewhere.
 
 Exit status: 1 if a `//=` line is malformed (after leading spaces it does not match
-`^//= NVMe/TCP 1\\.0 §[0-9.]+(, Figure [0-9]+)?$`) or is not followed by a `//#` line;
-0 otherwise. Problems are printed to stderr as file:line: message.
+`^//= (NVMe/TCP 1\\.0|NVM Command Set 1\\.0) §[0-9.]+(, Figure [0-9]+)?$`) or is not
+followed by a `//#` line; 0 otherwise. Problems are printed to stderr as file:line: message.
 
 Usage (from anywhere; paths are relative to the repository root, the parent of `.ci`):
 
@@ -44,10 +50,11 @@ CRATES = ("protocol", "target", "integration")
 CITATION_DIRS = tuple(f"{c}/src" for c in CRATES)
 TEST_DIRS = tuple(d for c in CRATES for d in (f"{c}/src", f"{c}/tests"))
 
-HEADER_RE = re.compile(r"^//= NVMe/TCP 1\.0 §([0-9.]+)(?:, Figure ([0-9]+))?$")
-DOCUMENT = "NVMe/TCP 1.0"
+HEADER_RE = re.compile(
+    r"^//= (NVMe/TCP 1\.0|NVM Command Set 1\.0) §([0-9.]+)(?:, Figure ([0-9]+))?$"
+)
 # A mention in a test: the section must end where the digits end ("§3.3" is not "§3.3.2").
-MENTION_RE = re.compile(r"NVMe/TCP 1\.0 §([0-9]+(?:\.[0-9]+)*)")
+MENTION_RE = re.compile(r"(NVMe/TCP 1\.0|NVM Command Set 1\.0) §([0-9]+(?:\.[0-9]+)*)")
 FN_RE = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")
 CFG_TEST_RE = re.compile(r"^\s*#\[cfg\(test\)\]")
 MOD_RE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?mod\s+[A-Za-z_][A-Za-z0-9_]*\s*\{")
@@ -58,6 +65,7 @@ FIRST_WORDS = 10
 class Citation:
     path: str
     line: int
+    document: str
     section: str
     figure: str | None
     quote: list[str]
@@ -65,7 +73,7 @@ class Citation:
 
     def title(self) -> str:
         fig = f", Figure {self.figure}" if self.figure else ""
-        return f"{DOCUMENT} §{self.section}{fig}"
+        return f"{self.document} §{self.section}{fig}"
 
     def first_words(self) -> str:
         words = " ".join(self.quote).split()
@@ -111,7 +119,9 @@ def collect_citations(errors: list[str], unquoted: list[str]) -> list[Citation]:
             if not quote:
                 errors.append(f"{where}: citation has no //# line after it")
                 continue
-            citations.append(Citation(rel(path), i + 1, m.group(1), m.group(2), quote))
+            citations.append(
+                Citation(rel(path), i + 1, m.group(1), m.group(2), m.group(3), quote)
+            )
     return citations
 
 
@@ -160,8 +170,9 @@ def test_name(lines: list[str], at: int, start: int, end: int) -> str | None:
     return None
 
 
-def collect_mentions() -> dict[str, list[str]]:
-    mentions: dict[str, list[str]] = {}
+def collect_mentions() -> dict[tuple[str, str], list[str]]:
+    """Test labels keyed by (document, section)."""
+    mentions: dict[tuple[str, str], list[str]] = {}
     for path in rust_files(TEST_DIRS):
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         for start, end in test_ranges(path, lines):
@@ -169,13 +180,16 @@ def collect_mentions() -> dict[str, list[str]]:
                 for m in MENTION_RE.finditer(lines[k]):
                     name = test_name(lines, k, start, end)
                     label = f"{rel(path)}:{k + 1}" + (f" ({name})" if name else "")
-                    mentions.setdefault(m.group(1), []).append(label)
+                    mentions.setdefault((m.group(1), m.group(2)), []).append(label)
     return mentions
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="List NVMe/TCP 1.0 citations (//= and //# blocks) and the tests naming them."
+        description=(
+            "List NVMe/TCP 1.0 and NVM Command Set 1.0 citations (//= and //# blocks) "
+            "and the tests naming them."
+        )
     )
     parser.add_argument(
         "--uncovered", action="store_true", help="list only citations that no test mentions"
@@ -187,7 +201,7 @@ def main() -> int:
     citations = collect_citations(errors, unquoted)
     mentions = collect_mentions()
     for c in citations:
-        c.tests = mentions.get(c.section, [])
+        c.tests = mentions.get((c.document, c.section), [])
 
     for c in citations:
         if args.uncovered and c.tests:

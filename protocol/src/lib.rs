@@ -46,6 +46,13 @@
 //! Payloads of decoded PDUs are `Bytes` views of the receive buffer: no PDU data is copied.
 //! Nothing here panics on peer input.
 //!
+//! In the path of one Read through Lamina's target, this crate is the first and the last
+//! step: `TargetQueue::handle_input` frames the CapsuleCmd (limits, header digest), admits
+//! its CID, advances the SQ head and checks the Transport SGL against MDTS; the server runs
+//! the command; `TargetQueue::complete` encodes the C2HData head (the data stays the
+//! backend's `Bytes`) and `poll_transmit` hands the segments to one vectored write. The
+//! target crate's documentation has the whole path.
+//!
 //! # Example
 //!
 //! A controller frames an ICReq, then a Write command capsule with 512 bytes of in-capsule

@@ -275,6 +275,7 @@ fn read_pdu() -> Pdu {
 
 // NVMe/TCP 1.0 §3.6.2.6
 // NVMe/TCP 1.0 §3.3.2
+// NVM Command Set 1.0 §3.2.4
 #[test]
 fn read_capsule() {
     let sqe = read_sqe_bytes();

@@ -325,6 +325,8 @@ fn identify_controller_layout() {
     );
 }
 
+// NVM Command Set 1.0 §4.1.5.1
+// NVM Command Set 1.0 §4.1.5.4
 #[test]
 fn identify_namespace_and_lists_layout() {
     let mut ns = IdentifyNamespace {

@@ -58,6 +58,7 @@ fn identify_namespace_independent_golden() {
     assert!(IdentifyNamespaceIndependent::decode(&golden[..4095]).is_err());
 }
 
+// NVM Command Set 1.0 §4.1.5.3
 #[test]
 fn identify_namespace_nvm_golden() {
     //= NVM Command Set 1.0, I/O Command Set Specific Identify Namespace (NVM): LBSTM 7:0,

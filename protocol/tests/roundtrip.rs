@@ -109,6 +109,10 @@ proptest! {
         prop_assert_eq!((status, phase), (cqe.status, cqe.phase));
     }
 
+    // NVM Command Set 1.0 §3.2.4
+    // NVM Command Set 1.0 §3.2.6
+    // NVM Command Set 1.0 §3.2.8
+    // NVM Command Set 1.0 §3.2.3
     #[test]
     fn io_command_views(
         (cid, nsid, slba, nlb) in any::<(u16, u32, u64, u16)>(),
@@ -183,6 +187,8 @@ proptest! {
         prop_assert_eq!(ConnectData::decode(&b).unwrap(), v);
     }
 
+    // NVM Command Set 1.0 §4.1.5.1
+    // NVM Command Set 1.0 §4.1.5.4
     #[test]
     fn identify_round_trips(c in identify_controller(), n in identify_namespace(), l in ns_list(), d in ns_descriptors(), v in identify_controller_nvm()) {
         let mut b = BytesMut::new();
@@ -242,6 +248,7 @@ proptest! {
         prop_assert_eq!((header.genctr, header.numrec, header.entries.len()), (p.genctr, p.numrec, 0));
     }
 
+    // NVM Command Set 1.0 §3.2.3
     #[test]
     fn small_values_round_trip(
         millis in 0u64..=Timestamp::MAX_MILLIS, synch in any::<bool>(), origin in 0u8..8,

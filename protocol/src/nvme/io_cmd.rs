@@ -35,9 +35,46 @@ fn base_sqe(opcode: IoOpcode, cid: u16, nsid: u32, dptr: SglDescriptor) -> Sqe {
     }
 }
 
-//~ NVM Command Set 1.0 (Read), (Write), (Compare): SLBA in CDW10-11;
-//~ CDW12 NLB 15:0 (0's based), DTYPE 23:20, STC 24, PRINFO 29:26, FUA 30, LR 31; CDW13 DSM
-//~ 7:0, DSPEC 31:16; CDW14 ILBRT; CDW15 LBAT 15:0, LBATM 31:16.
+//= NVM Command Set 1.0 §3.2.4, Figure 47
+//# Starting LBA (SLBA): This field indicates the 64-bit address of the first logical block to be
+//# read 63:00 as part of the operation. Command Dword 10 contains bits 31:00; Command Dword 11
+//# contains bits 63: 32.
+//= NVM Command Set 1.0 §3.2.4, Figure 48
+//# Limited Retry (LR): ... 31 the controller should apply all available error recovery means to
+//# return the data to the host. ...
+//# Force Unit Access (FUA): ... 30 1) commit that data and metadata, if any, to non-volatile
+//# media; and 2) return the data, and metadata, if any, that are read from non-volatile media.
+//# ...
+//# Protection Information Field (PRINFO): Specifies the protection information action and check
+//# 29:26 field, as defined in Figure 9.
+//# 25 Reserved
+//# Storage Tag Check (STC): This bit specifies the Storage Tag field shall be checked as part of
+//# 24 end-to-end data protection processing as defined in Figure 10.
+//# 23:16 Reserved
+//# Number of Logical Blocks (NLB): This field indicates the number of logical blocks to be read.
+//# 15:00 ...
+//= NVM Command Set 1.0 §3.2.6, Figure 63
+//# ... Directive Type (DTYPE): Specifies the Directive Type associated with the Directive
+//# Specific field 23:20 (refer to the Directives section in the NVMe Base Specification). 19:16
+//# Reserved ...
+//= NVM Command Set 1.0 §3.2.6, Figure 64
+//# Directive Specific (DSPEC): Specifies the Directive Specific value associated with the
+//# Directive 31:16 Type field (refer to the Directives section in the NVMe Base Specification).
+//# 15:08 Reserved ...
+//# Dataset Management (DSM): This field indicates attributes for the LBA(s) being written. ...
+//# 07:00 ...
+//= NVM Command Set 1.0 §3.2.6, Figure 65
+//# This field and bits 47:00 of Command Dword 2 and Dword 3 specify the variable sized Logical
+//# Block Storage Tag (LBST) and Initial Logical Block Reference Tag (ILBRT) fields, which are
+//# 31:00 defined in section 5.2.1.4.1. ...
+//= NVM Command Set 1.0 §3.2.6, Figure 66
+//# Logical Block Application Tag Mask (LBATM): This field specifies the Application Tag Mask
+//# 31:16 value. ...
+//# Logical Block Application Tag (LBAT): This field specifies the Application Tag value. If the
+//# 15:00 namespace is not formatted to use end-to-end protection information, then this field is
+//# ignored. ...
+// One struct serves Read, Write and Compare: Read and Compare reserve CDW12 bits 23:16
+// (DTYPE) and CDW13 bits 31:16 (DSPEC); Compare does not use CDW13 at all (DSM reserved).
 /// Read, Write or Compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReadWrite {
@@ -130,8 +167,19 @@ impl TryFrom<&Sqe> for ReadWrite {
     }
 }
 
-//~ NVM Command Set 1.0 (Write Zeroes): CDW12 NLB 15:0, DEAC 25, PRINFO 29:26, FUA 30,
-//~ LR 31.
+//= NVM Command Set 1.0 §3.2.8, Figure 73
+//# Limited Retry (LR): ... 31 the controller should apply all available error recovery means to
+//# write the data to the NVM.
+//# Force Unit Access (FUA): ... then the controller shall write the data, and metadata, if 30
+//# any, to non-volatile media before indicating command completion. ...
+//# Protection Information Field (PRINFO): Specifies the protection information action and check
+//# 29:26 field, as defined in Figure 9. The Protection Information Check (PRCHK) field shall be
+//# cleared to 000b.
+//# Deallocate (DEAC): ... then the host is requesting that the controller deallocate the 25
+//# specified logical blocks. ...
+//# ... 23:16 Reserved
+//# Number of Logical Blocks (NLB): This field indicates the number of logical blocks to be
+//# written. 15:00 ...
 /// Write Zeroes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteZeroes {
@@ -230,8 +278,18 @@ impl TryFrom<&Sqe> for Flush {
     }
 }
 
-//~ NVM Command Set 1.0 (Dataset Management): CDW10 NR 7:0 (0's based number of ranges);
-//~ CDW11 IDR bit 0, IDW bit 1, AD (deallocate) bit 2; data: NR+1 16-byte ranges.
+//= NVM Command Set 1.0 §3.2.3, Figure 39
+//# 31:08 Reserved
+//# Number of Ranges (NR): Indicates the number of 16 byte range sets that are specified in the
+//# 07:00 command. ...
+//= NVM Command Set 1.0 §3.2.3, Figure 40
+//# 31:03 Reserved
+//# ... Deallocate (AD): ... then the NVM subsystem may deallocate all provided ranges. The data
+//# returned for logical blocks that were deallocated is specified in section 3.2.3.2.1. 02 ...
+//# ... Integral Dataset for Write (IDW): ... then the dataset should be optimized for write
+//# access as an integral unit. ... 01 ...
+//# ... Integral Dataset for Read (IDR): ... then the dataset should be optimized for read access
+//# as an integral unit. ... 00 ...
 /// Dataset Management.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DatasetManagement {
@@ -290,8 +348,15 @@ impl TryFrom<&Sqe> for DatasetManagement {
     }
 }
 
-//~ NVM Command Set 1.0, Dataset Management Range figure: Context Attributes (0..4), Length in
-//~ logical blocks (4..8), Starting LBA (8..16).
+//= NVM Command Set 1.0 §3.2.3, Figure 41
+//# The data that the Dataset Management command provides is a list of ranges with context
+//# attributes. Each range consists of a starting LBA, a length of logical blocks that the range
+//# consists of and the context attributes to be applied to that range. The length in logical
+//# blocks field is a 1-based value. ...
+//# Range Bytes Field
+//# 03:00 Context Attributes
+//# Range 0 07:04 Length in logical blocks
+//# 15:08 Starting LBA
 /// Size of one Dataset Management range.
 pub const DSM_RANGE_LEN: usize = 16;
 

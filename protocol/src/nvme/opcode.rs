@@ -70,7 +70,13 @@ open_enum! {
 }
 
 open_enum! {
-    //~ NVM Command Set 1.0, opcodes figure (and Fabrics 7Fh on any queue).
+    //= NVM Command Set 1.0 §3.2, Figure 18
+    //# The NVM Command Set includes the commands listed in Figure 18. ...
+    //# NOTES:
+    //# 1. Opcodes not listed are reserved. ...
+    //# 3. Indicates the data transfer direction of the command. ... 00b = no data transfer; 01b =
+    //# host to controller; 10b = controller to host; 11b = bidirectional.
+    // Plus the Fabrics opcode 7Fh on any queue, which this document does not list.
     /// NVM command set I/O opcode.
     pub struct IoOpcode(u8) {
         /// Flush.
@@ -136,6 +142,7 @@ impl DataDirection {
 mod tests {
     use super::*;
 
+    // NVM Command Set 1.0 §3.2
     #[test]
     fn directions() {
         assert_eq!(

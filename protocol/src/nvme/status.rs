@@ -113,7 +113,10 @@ status_codes! {
     PROHIBITED_BY_LOCKDOWN = (GENERIC, 0x23),
     /// Admin Command Media Not Ready.
     ADMIN_MEDIA_NOT_READY = (GENERIC, 0x24),
-    //~ NVM Command Set 1.0, generic status values 80h..: LBA Out of Range etc.
+    //= NVM Command Set 1.0 §3.1, Figure 15
+    //# 80h LBA Out of Range: The command references an LBA that exceeds the size of the
+    //# namespace.
+    // Figure 15 lists only 80h of the values below; 81h..84h are not quoted here.
     /// LBA Out of Range.
     LBA_OUT_OF_RANGE = (GENERIC, 0x80),
     /// Capacity Exceeded.
@@ -178,7 +181,12 @@ status_codes! {
     IO_COMMAND_SET_COMBINATION_REJECTED = (COMMAND_SPECIFIC, 0x2B),
     /// Invalid I/O Command Set.
     INVALID_IO_COMMAND_SET = (COMMAND_SPECIFIC, 0x2C),
-    //~ NVM Command Set 1.0, command specific status values (NVM commands).
+    //= NVM Command Set 1.0 §3.1, Figure 16
+    //# Value Description Commands Affected
+    //# 80h Conflicting Attributes Dataset Management, Read, Write
+    //# 81h Invalid Protection Information Compare, Copy, Read, Verify, Write, Write Zeroes
+    //# Copy, Dataset Management, Flush, Format 82h Attempted Write to Read Only Range NVM, Write,
+    //# Write Uncorrectable, Write Zeroes
     /// Conflicting Attributes (Dataset Management, Read, Write).
     CONFLICTING_ATTRIBUTES = (COMMAND_SPECIFIC, 0x80),
     /// Invalid Protection Information.
@@ -343,6 +351,7 @@ impl Status {
 mod tests {
     use super::*;
 
+    // NVM Command Set 1.0 §3.1
     #[test]
     fn status_field_bits() {
         let s = Status::dnr(StatusCode::LBA_OUT_OF_RANGE);
@@ -353,6 +362,7 @@ mod tests {
         assert_eq!(c.to_field(false) >> 1, 0x182);
     }
 
+    // NVM Command Set 1.0 §3.1
     #[test]
     fn debug_names_ambiguous_codes() {
         assert_eq!(

@@ -8,9 +8,19 @@ use super::IDENTIFY_LEN;
 use super::ns::LBAF_COUNT;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
-//~ NVM Command Set 1.0, I/O Command Set Specific Identify Namespace Data Structure for the
-//~ NVM Command Set: LBSTM (bytes 7:0), PIC (byte 8), reserved (11:9), ELBAF0..ELBAF63
-//~ (267:12, 4 bytes each), reserved to 4095. Checked against Linux `struct nvme_id_ns_nvm`.
+//= NVM Command Set 1.0 §4.1.5.3, Figure 100
+//# Logical Block Storage Tag Mask (LBSTM): Identifies the mask for the Storage Tag field for the
+//# protection information (refer to section 5.1). ... 7:0 O
+//# ... Protection Information Capabilities (PIC): This field indicates the capabilities for the
+//# protection information formats. ... 8 O ... 11:9 Reserved
+//# Extended LBA Format 0 Support (ELBAF0): This field indicates additional LBA Format 0 15:12 O
+//# information related to the LBA Format 0 Support (LBAF0) field in the Identify Namespace data
+//# structure. The Extended LBA format field is defined in Figure 101. ...
+//# Extended LBA Format 63 Support (ELBAF63): This field indicates additional LBA Format 63
+//# 267:264 O information related to the LBA Format 63 Support (LBAF63) field in the Identify
+//# Namespace data structure. The Extended LBA format field is defined in Figure 101.
+//# 4095:268 O Reserved
+// Checked against Linux `struct nvme_id_ns_nvm`.
 /// Byte offset of LBSTM.
 pub const LBSTM_OFFSET: usize = 0;
 /// Byte offset of PIC.
@@ -18,7 +28,16 @@ pub const PIC_OFFSET: usize = 8;
 /// Byte offset of ELBAF0.
 pub const ELBAF_OFFSET: usize = 12;
 
-//~ NVM Command Set 1.0, Extended LBA Format Data Structure: STS (6:0), PIF (8:7).
+//= NVM Command Set 1.0 §4.1.5.3, Figure 101
+//# 31:9 Reserved ...
+//# Protection Information Format (PIF): This field indicates the protection information format
+//# (refer to section 5.2.1) when end-to-end protection information is enabled on a namespace
+//# formatted with this LBA format.
+//# Value Definition 8:7 00b 16b Guard Protection Information 01b 32b Guard Protection Information
+//# 10b 64b Guard Protection Information 11b Reserved
+//# Storage Tag Size (STS): Identifies the number of most significant bits of the protection
+//# information Storage and Reference Space field that define the Storage Tag field (refer to
+//# section 5.2.1.4). ... 6:0 ...
 /// One Extended LBA Format: the storage tag and protection information of the LBA format
 /// with the same index in Identify Namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -195,6 +214,7 @@ impl IdentifyNamespaceIndependent {
 mod tests {
     use super::*;
 
+    // NVM Command Set 1.0 §4.1.5.3
     #[test]
     fn elbaf_packs_sts_and_pif() {
         let f = ExtendedLbaFormat { sts: 0x7f, pif: 2 };

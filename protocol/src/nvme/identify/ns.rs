@@ -6,8 +6,25 @@ use super::IDENTIFY_LEN;
 use crate::wire::{Reader, StructDecodeError, Writer};
 
 /// Byte offsets of the Identify Namespace fields.
-//~ NVM Command Set 1.0, Identify Namespace Data Structure figure; checked against
-//~ Linux `struct nvme_id_ns`.
+//= NVM Command Set 1.0 §4.1.5.1, Figure 97
+//# Namespace Size (NSZE): This field indicates the total size of the namespace in logical 07:00 M
+//# blocks. ...
+//# Namespace Capacity (NCAP): This field indicates the maximum number of logical blocks that may
+//# be allocated in the namespace at any point in time. ... 15:08 M ...
+//# Namespace Utilization (NUSE): This field indicates the current number of logical blocks
+//# allocated in the namespace. ... 23:16 M ...
+//# ANA Group Identifier (ANAGRPID): This field is as defined in the I/O Command Set 95:92 O
+//# Independent Identify Namespace data structure ...
+//# Namespace Attributes (NSATTR): This field is as defined in the I/O Command Set 99 O
+//# Independent Identify Namespace data structure ...
+//# Namespace Globally Unique Identifier (NGUID): This field contains a 128-bit value that is
+//# globally unique and assigned to the namespace when the namespace is created. ... 119:104 O ...
+//# IEEE Extended Unique Identifier (EUI64): This field contains a 64-bit IEEE Extended Unique
+//# Identifier (EUI-64) that is globally unique and assigned to the namespace when the namespace
+//# is created. ... 127:120 O ...
+//# LBA Format 0 Support (LBAF0): This field indicates the LBA format 0 that is supported 131:128
+//# M by the controller. The LBA format field is defined in Figure 98.
+// Checked against Linux `struct nvme_id_ns`.
 pub mod ns_offsets {
     /// Namespace Size (logical blocks).
     pub const NSZE: usize = 0;
@@ -88,8 +105,16 @@ use ns_offsets as o;
 /// Number of LBA format slots.
 pub const LBAF_COUNT: usize = 64;
 
-//~ NVM Command Set 1.0, LBA Format Data Structure figure: MS (15:0), LBADS (23:16, log2 of
-//~ the data size), RP (25:24).
+//= NVM Command Set 1.0 §4.1.5.1, Figure 98
+//# 31:26 Reserved
+//# Relative Performance (RP): This field indicates the relative performance of the LBA format
+//# indicated relative to other LBA formats supported by the controller. ... 25:24 ...
+//# LBA Data Size (LBADS): This field indicates the LBA data size supported. The value is reported
+//# 23:16 in terms of a power of two (2^n). A value smaller than 9 (i.e., 512 bytes) is not
+//# supported. If the value reported is 0h, then the LBA format is not supported / used or is not
+//# currently available.
+//# Metadata Size (MS): This field indicates the number of metadata bytes provided per LBA based
+//# on the LBA Data Size indicated. ... 15:00 ...
 /// One LBA format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LbaFormat {
