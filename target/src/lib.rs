@@ -29,12 +29,15 @@
 //!    what the socket holds into a pooled buffer and hands it to the queue core.
 //! 2. `lamina_protocol::target::TargetQueue::handle_input`: frames the capsule, admits its
 //!    CID, advances the SQ head, checks the SGL against MDTS: `Input::Command`.
-//! 3. `transport::queue`: lends a pooled data buffer and starts `plane::dispatch::execute` in
-//!    a preallocated slot (controller ready: an atomic).
+//! 3. `transport::queue`: lends a pooled data buffer and calls `plane::dispatch::execute`
+//!    (controller ready: an atomic).
 //! 4. `plane::io`: loads the namespace from the subsystem's lock-free map, enters its drain,
 //!    checks the data length against the SGL and reads through the namespace's backend; an
 //!    lvol's export descriptor (`lamina_lvol::LvolDesc`) checks range and read-only once from
-//!    atomics and maps clusters to the device. No mutex on the way.
+//!    atomics and maps clusters to the device. No mutex on the way. A backend that never
+//!    waits (RAM, null, an lvol on them) reads right there (`plane::io::now`) and the
+//!    completion goes straight back; any other read becomes a future stored in a
+//!    preallocated slot of `transport::slots`, polled when the device wakes it.
 //! 5. `TargetQueue::complete` queues C2HData (with SUCCESS when the host allows it) and the
 //!    connection task writes what `poll_transmit` hands it in one vectored write.
 

@@ -127,6 +127,37 @@ impl Device {
         }
     }
 
+    /// Reads at once if this backend never waits (RAM, null): `None` means it may, and the
+    /// caller uses [`BlockDevice::read`]. Lets a caller complete an I/O without building
+    /// its future.
+    pub fn read_now(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Result<(), DeviceError>> {
+        match self {
+            Self::Ram(d) => Some(d.read_now(offset, len, buf)),
+            Self::Null(d) => Some(d.read_now(offset, len, buf)),
+            _ => None,
+        }
+    }
+
+    /// Writes at once if this backend never waits (RAM, null); `None` as for
+    /// [`Device::read_now`]. Durable only after [`BlockDevice::flush`], as a write is.
+    pub fn write_now(&self, offset: u64, data: &[u8]) -> Option<Result<(), DeviceError>> {
+        match self {
+            Self::Ram(d) => Some(d.write_now(offset, data)),
+            Self::Null(d) => Some(d.write_now(offset, data)),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Device::read_now`] and [`Device::write_now`] complete (RAM, null).
+    pub fn completes_at_once(&self) -> bool {
+        matches!(self, Self::Ram(_) | Self::Null(_))
+    }
+
     /// Re-reads the device size (after the file or block device grew) and returns it.
     pub fn refresh_size(&self) -> Result<u64, DeviceError> {
         match self {

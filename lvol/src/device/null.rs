@@ -28,6 +28,22 @@ impl NullDevice {
     }
 }
 
+impl NullDevice {
+    /// [`BlockDevice::read`], done at once (zeros).
+    pub fn read_now(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
+        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+        check_range(DeviceOp::Read, offset, len64, self.size_bytes(), self.0.1)?;
+        buf.put_bytes(0, len);
+        Ok(())
+    }
+
+    /// [`BlockDevice::write`], done at once (discarded after the range check).
+    pub fn write_now(&self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        check_range(DeviceOp::Write, offset, len, self.size_bytes(), self.0.1)
+    }
+}
+
 impl BlockDevice for NullDevice {
     fn size_bytes(&self) -> u64 {
         self.0.0.load(Ordering::SeqCst)
@@ -38,15 +54,11 @@ impl BlockDevice for NullDevice {
     }
 
     async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
-        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
-        check_range(DeviceOp::Read, offset, len64, self.size_bytes(), self.0.1)?;
-        buf.put_bytes(0, len);
-        Ok(())
+        self.read_now(offset, len, buf)
     }
 
     async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
-        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        check_range(DeviceOp::Write, offset, len, self.size_bytes(), self.0.1)
+        self.write_now(offset, &data)
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {

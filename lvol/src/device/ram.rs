@@ -106,6 +106,33 @@ impl RamDevice {
         to_usize(op, offset, len)
     }
 
+    /// [`BlockDevice::read`], done at once: memory never makes a caller wait.
+    pub fn read_now(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
+        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+        self.check(DeviceOp::Read, offset, len64)?;
+        buf.reserve(len);
+        let chunks = self.0.chunks.read();
+        for seg in segments(offset, len) {
+            let guard = chunks.get(seg.chunk).map(RwLock::read);
+            match guard.as_ref().and_then(|g| g.as_ref()) {
+                Some(mem) => match mem.get(seg.start..seg.start + seg.len) {
+                    Some(src) => buf.extend_from_slice(src),
+                    None => buf.put_bytes(0, seg.len),
+                },
+                None => buf.put_bytes(0, seg.len),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`BlockDevice::write`], done at once.
+    pub fn write_now(&self, offset: u64, data: &[u8]) -> Result<(), DeviceError> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        self.check(DeviceOp::Write, offset, len)?;
+        self.store(offset, data);
+        Ok(())
+    }
+
     /// Copies `data` into memory at `offset` (range already checked).
     fn store(&self, offset: u64, data: &[u8]) {
         let chunks = self.0.chunks.read();
@@ -156,28 +183,11 @@ impl BlockDevice for RamDevice {
     }
 
     async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), DeviceError> {
-        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
-        self.check(DeviceOp::Read, offset, len64)?;
-        buf.reserve(len);
-        let chunks = self.0.chunks.read();
-        for seg in segments(offset, len) {
-            let guard = chunks.get(seg.chunk).map(RwLock::read);
-            match guard.as_ref().and_then(|g| g.as_ref()) {
-                Some(mem) => match mem.get(seg.start..seg.start + seg.len) {
-                    Some(src) => buf.extend_from_slice(src),
-                    None => buf.put_bytes(0, seg.len),
-                },
-                None => buf.put_bytes(0, seg.len),
-            }
-        }
-        Ok(())
+        self.read_now(offset, len, buf)
     }
 
     async fn write(&self, offset: u64, data: Bytes) -> Result<(), DeviceError> {
-        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        self.check(DeviceOp::Write, offset, len)?;
-        self.store(offset, &data);
-        Ok(())
+        self.write_now(offset, &data)
     }
 
     async fn flush(&self) -> Result<(), DeviceError> {

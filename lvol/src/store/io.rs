@@ -9,6 +9,12 @@
 //! and concurrent first writes to it allocate once (the others wait on a latch, then write).
 //! Nothing here allocates on the heap for a write or read into allocated clusters.
 //!
+//! On a device that never waits (RAM, null), `read_now` and `write_now` do the same read, or
+//! write without FUA, synchronously, so a caller can finish the I/O without building a
+//! future: same guards, checks and errors. `write_now` declines (returns `None`, having
+//! written nothing) whenever the asynchronous write could wait: a cluster to allocate or copy,
+//! or a snapshot holding the write gate.
+//!
 //! Cancellation (see [`crate::detach`]): a write runs in the caller's future only while every
 //! cluster it touches is allocated. From the first cluster that needs allocating, the rest of
 //! the write runs in a detached task that takes over the I/O guard and the write gate, so a
@@ -371,7 +377,7 @@ impl LvolDesc {
         &self.lvol.store.0
     }
 
-    fn shared(&self) -> &Arc<LvolShared> {
+    pub(crate) fn shared(&self) -> &Arc<LvolShared> {
         &self.lvol.core.shared
     }
 
@@ -437,6 +443,96 @@ impl LvolDesc {
             }
         }
         Ok(())
+    }
+
+    /// [`LvolDesc::read`] done at once, when the store's device never waits (RAM, null):
+    /// `None` means it may, and nothing was read. Same guards, checks and result.
+    pub fn read_now(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Result<(), LvolError>> {
+        let store = self.store();
+        if !store.md.device.completes_at_once() {
+            return None;
+        }
+        Some(self.read_sync(offset, len, buf))
+    }
+
+    fn read_sync(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), LvolError> {
+        let _io = self.lvol.enter_io()?;
+        self.check_range(offset, len as u64)?;
+        let store = self.store();
+        let start = buf.len();
+        buf.reserve(len);
+        for (idx, off, n) in segments(offset, len as u64, store.cluster_size) {
+            let n_usize = usize::try_from(n).map_err(|_| LvolError::invalid("read length"))?;
+            let grace = store.md.grace.enter();
+            let r = match resolve(self.shared(), idx) {
+                Source::Zero => {
+                    buf.put_bytes(0, n_usize);
+                    Ok(())
+                }
+                Source::Cluster(c) => {
+                    let at = u64::from(c) * store.cluster_size + off;
+                    // The device was checked above: it answers at once.
+                    store.md.device.read_now(at, n_usize, buf).unwrap_or(Err(
+                        crate::error::DeviceError::InvalidParameter("device changed under a read"),
+                    ))
+                }
+            };
+            drop(grace);
+            if let Err(e) = r {
+                buf.truncate(start);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`LvolDesc::write`] without FUA, done at once when it can be: the device never waits
+    /// (RAM, null), no snapshot holds the write gate, and every cluster the write touches is
+    /// allocated to this lvol. `None` means one of those did not hold and nothing was
+    /// written: the caller runs [`LvolDesc::write`]. An error (range, read-only, a deleted
+    /// lvol, the device) is returned as the asynchronous write would.
+    pub fn write_now(&self, offset: u64, data: &Bytes) -> Option<Result<(), LvolError>> {
+        let store = self.store();
+        if !store.md.device.completes_at_once() {
+            return None;
+        }
+        let _io = match self.lvol.enter_io() {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        let _gate = self.shared().plane.gate.try_read().ok()?;
+        match self.check_range(offset, data.len() as u64) {
+            Err(e) => return Some(Err(e)),
+            Ok((true, _)) => return Some(Err(LvolError::ReadOnly)),
+            Ok(_) => {}
+        }
+        // One grace guard over the lookups and the copies: no cluster found allocated here is
+        // freed and reused before the copy into it is done.
+        let _grace = store.md.grace.enter();
+        let cs = store.cluster_size;
+        let all_allocated = segments(offset, data.len() as u64, cs)
+            .all(|(idx, _, _)| is_real(entry(self.shared(), idx)));
+        if !all_allocated {
+            return None;
+        }
+        let mut done = 0usize;
+        for (idx, off, n) in segments(offset, data.len() as u64, cs) {
+            let Ok(n) = usize::try_from(n) else {
+                return Some(Err(LvolError::invalid("write length")));
+            };
+            let at = u64::from(entry(self.shared(), idx)) * cs + off;
+            let chunk = data.get(done..done + n).unwrap_or_default();
+            if let Some(Err(e)) = store.md.device.write_now(at, chunk) {
+                return Some(Err(e.into()));
+            }
+            done += n;
+        }
+        Some(Ok(()))
     }
 
     /// Writes `data` at byte `offset`; with `fua` the data and any allocation it caused are

@@ -7,6 +7,7 @@
 // truncating casts cannot truncate; short names mirror the maths in assertions.
 #![allow(clippy::cast_possible_truncation, clippy::many_single_char_names)]
 
+mod at_once;
 mod cancel;
 mod churn;
 mod crash;

@@ -191,7 +191,11 @@ impl Harness {
             .unwrap()
             .open(OpenMode::Shared)
             .unwrap();
-        let r = d.write(off, data.clone(), fua).await;
+        // As the target does: at once when the lvol can, else the asynchronous write.
+        let r = match (fua, d.write_now(off, &data)) {
+            (false, Some(r)) => r,
+            _ => d.write(off, data.clone(), fua).await,
+        };
         let m = self.model.get_mut(&name).unwrap();
         if m.read_only {
             assert!(matches!(r, Err(LvolError::ReadOnly)), "{r:?}");
@@ -215,6 +219,14 @@ impl Harness {
         let got = read(&d, off, len as usize).await;
         let want = &self.model[&name].data[off as usize..(off + len) as usize];
         assert!(got == want, "{name} differs at {off}+{len}");
+        let mut now = bytes::BytesMut::new();
+        if let Some(r) = d.read_now(off, len as usize, &mut now) {
+            r.unwrap();
+            assert!(
+                now[..] == *want,
+                "{name} differs at {off}+{len} read at once"
+            );
+        }
     }
 
     async fn zero(&mut self, i: u8, block: u32, blocks: u16, whole: bool) {

@@ -53,6 +53,24 @@ pub fn ready(c: Completion) -> CommandFuture {
     Box::pin(std::future::ready(c))
 }
 
+/// How an I/O command started: finished at once (a backend that never waits), or as its
+/// future, of one concrete type the transport stores inline.
+pub enum IoStarted<F> {
+    /// Its completion.
+    Done(Completion),
+    /// It runs as this future.
+    Running(F),
+}
+
+impl<F> std::fmt::Debug for IoStarted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done(c) => f.debug_tuple("Done").field(c).finish(),
+            Self::Running(_) => f.write_str("Running"),
+        }
+    }
+}
+
 /// What became of a command.
 pub enum Started {
     /// It runs as this future.

@@ -4,9 +4,10 @@
 //! before, Command Sequence Error. Fused commands are Invalid Field: Identify Controller FUSES
 //! is 0 (no Compare and Write).
 //!
-//! I/O commands come back as their concrete future ([`Dispatched::Io`]), which the transport
-//! stores inline in a per-queue slot; everything else is boxed (admin and Fabrics commands
-//! are rare).
+//! I/O commands come back finished ([`Dispatched::Done`], when the backend did them at once)
+//! or as their concrete future ([`Dispatched::Io`]), which the transport stores inline in a
+//! per-queue slot; commands refused before they run are finished too; everything else is
+//! boxed (admin and Fabrics commands are rare).
 
 use std::future::Future;
 
@@ -15,12 +16,16 @@ use lamina_protocol::fabrics::{
 };
 use lamina_protocol::nvme::{AdminOpcode, Fuse, StatusCode};
 
-use crate::plane::command::{After, CommandFuture, Completion, QueueCtx, Request, ready};
+use crate::plane::command::{
+    After, CommandFuture, Completion, IoStarted, QueueCtx, Request, ready,
+};
 
 pub use crate::plane::command::Started;
 
 /// A command started on a bound queue.
 pub enum Dispatched<F> {
+    /// Finished at once: refused before it ran, or an I/O its backend did without waiting.
+    Done(Completion),
     /// An NVM I/O command, as its (unboxed) future.
     Io(F),
     /// Any other command.
@@ -30,6 +35,7 @@ pub enum Dispatched<F> {
 impl<F> std::fmt::Debug for Dispatched<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Done(_) => f.write_str("Done"),
             Self::Io(_) => f.write_str("Io"),
             Self::Other(s) => s.fmt(f),
         }
@@ -45,24 +51,24 @@ pub fn execute(
         return Dispatched::Other(Started::Running(fabrics(ctx, &req)));
     }
     if !ctx.ctrl.is_ready() {
-        return Dispatched::Other(Started::Running(ready(Completion::error(
+        return Dispatched::Done(Completion::error(
             req.sqe.cid,
             StatusCode::COMMAND_SEQUENCE_ERROR,
-        ))));
+        ));
     }
     //~ NVMe Base 2.0, Identify Controller FUSES: 0h, no fused operation is supported; like
     //~ SPDK, a command that is part of a fused pair is Invalid Field in Command.
     if req.sqe.fuse() != Fuse::NORMAL {
-        return Dispatched::Other(Started::Running(ready(Completion::error(
-            req.sqe.cid,
-            StatusCode::INVALID_FIELD,
-        ))));
+        return Dispatched::Done(Completion::error(req.sqe.cid, StatusCode::INVALID_FIELD));
     }
     if ctx.qid == 0 {
         ctx.ctrl.subsystem().stats().on_admin_command();
         Dispatched::Other(crate::plane::admin::execute(ctx, req))
     } else {
-        Dispatched::Io(crate::plane::io::execute(ctx, req))
+        match crate::plane::io::execute(ctx, req) {
+            IoStarted::Done(c) => Dispatched::Done(c),
+            IoStarted::Running(f) => Dispatched::Io(f),
+        }
     }
 }
 

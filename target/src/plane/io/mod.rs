@@ -16,6 +16,7 @@
 //! it; reads fill the pooled buffer that comes with the request. Together with the RAM and
 //! null backends (which allocate nothing), a read or write costs no heap allocation.
 
+mod now;
 pub mod status;
 
 use std::future::Future;
@@ -28,7 +29,7 @@ use lamina_protocol::nvme::{
     DatasetManagement, DsmRange, IoOpcode, ReadWrite, Sqe, Status, StatusCode, WriteZeroes,
 };
 
-use crate::plane::command::{Completion, QueueCtx, Request};
+use crate::plane::command::{Completion, IoStarted, QueueCtx, Request};
 use crate::plane::controller::Controller;
 use crate::plane::controller::errors::CommandError;
 use crate::plane::stats::OpClass;
@@ -60,14 +61,34 @@ enum Start {
     },
 }
 
-/// Starts an I/O command: one future type for every opcode, stored inline by the transport.
+/// Starts an I/O command. A read, or a write without FUA, that its backend can do at once
+/// (RAM, null, an lvol on them with the clusters allocated) completes here without a
+/// future; everything else becomes one future type for every opcode, stored inline by the
+/// transport.
 pub fn execute(
     ctx: &QueueCtx,
     req: Request,
-) -> impl Future<Output = Completion> + Send + 'static + use<> {
+) -> IoStarted<impl Future<Output = Completion> + Send + 'static + use<>> {
     let max_io = ctx.max_io_size;
-    let start = start(ctx, req);
-    async move {
+    let start = match start(ctx, req) {
+        Start::Done(c) => return IoStarted::Done(c),
+        Start::Run {
+            io,
+            req,
+            class,
+            started,
+        } => match now::try_run(&io, req, class, max_io) {
+            now::AtOnce::Done(c) => return IoStarted::Done(account(&io, class, started, c)),
+            now::AtOnce::Declined(req) => Start::Run {
+                io,
+                req,
+                class,
+                started,
+            },
+        },
+        all @ Start::FlushAll(..) => all,
+    };
+    IoStarted::Running(async move {
         match start {
             Start::Done(c) => c,
             Start::FlushAll(ctrl, cid) => flush_all(&ctrl, cid).await,
@@ -78,17 +99,21 @@ pub fn execute(
                 started,
             } => {
                 let c = run(&io, req, class, max_io).await;
-                // Counting was decided before the clock was read, so no command is
-                // half-counted when the switch flips.
-                if let Some(t) = started {
-                    let failed = (c.status != Status::SUCCESS)
-                        .then_some((c.status.code.sct.0, c.status.code.sc));
-                    io.ns.stats().end(class, t.elapsed(), failed);
-                }
-                c
+                account(&io, class, started, c)
             }
         }
+    })
+}
+
+/// Counts a finished command in the namespace's statistics if it was counted at its start
+/// (decided before the clock was read, so no command is half-counted when the switch flips).
+fn account(io: &Io, class: OpClass, started: Option<Instant>, c: Completion) -> Completion {
+    if let Some(t) = started {
+        let failed =
+            (c.status != Status::SUCCESS).then_some((c.status.code.sct.0, c.status.code.sc));
+        io.ns.stats().end(class, t.elapsed(), failed);
     }
+    c
 }
 
 /// Looks the namespace up and classifies the command.
@@ -194,20 +219,35 @@ fn parse_rw(sqe: &Sqe) -> Result<ReadWrite, Status> {
     ReadWrite::try_from(sqe).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))
 }
 
+/// The checks of a Read before its data is read: the byte range, the length against the
+/// host's SGL and the queue's largest transfer.
+fn read_range(io: &Io, sqe: &Sqe, c2h_len: u32, max_io: u32) -> Result<(u64, usize), Status> {
+    let cmd = parse_rw(sqe)?;
+    let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
+    if len != u64::from(c2h_len) {
+        return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
+    }
+    if len > u64::from(max_io) {
+        return Err(Status::dnr(StatusCode::INVALID_FIELD));
+    }
+    let len = usize::try_from(len).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
+    Ok((offset, len))
+}
+
+/// Counts a read that succeeded and hands its data to the completion.
+fn read_done(io: &Io, mut buf: BytesMut) -> Completion {
+    let len = buf.len() as u64;
+    io.ctrl.stats().on_read(len);
+    io.ns.stats().add_read(len);
+    Completion::data(io.cid, buf.split().freeze())
+}
+
 async fn read(io: &Io, sqe: Sqe, c2h_len: u32, mut buf: BytesMut, max_io: u32) -> Completion {
     let Some(_guard) = io.ns.enter() else {
         return io.closed();
     };
     let result = async {
-        let cmd = parse_rw(&sqe)?;
-        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
-        if len != u64::from(c2h_len) {
-            return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
-        }
-        if len > u64::from(max_io) {
-            return Err(Status::dnr(StatusCode::INVALID_FIELD));
-        }
-        let len = usize::try_from(len).map_err(|_| Status::dnr(StatusCode::INVALID_FIELD))?;
+        let (offset, len) = read_range(io, &sqe, c2h_len, max_io)?;
         // The transport lent a buffer of at least `len` bytes; this is a no-op then.
         buf.reserve(len);
         io.ns
@@ -215,12 +255,31 @@ async fn read(io: &Io, sqe: Sqe, c2h_len: u32, mut buf: BytesMut, max_io: u32) -
             .read(offset, len, &mut buf)
             .await
             .map_err(|e| lvol_err(&e))?;
-        io.ctrl.stats().on_read(len as u64);
-        io.ns.stats().add_read(len as u64);
-        Ok(Completion::data(io.cid, buf.split().freeze()))
+        Ok(read_done(io, buf))
     }
     .await;
     io.finish(result, lba_of(&sqe))
+}
+
+/// The checks of a Write before its data is written: the byte range and the length against
+/// the data the host sent; also whether it must be durable on completion (FUA, or no
+/// volatile write cache).
+fn write_range(io: &Io, sqe: &Sqe, data_len: usize) -> Result<(u64, u64, bool), Status> {
+    let cmd = parse_rw(sqe)?;
+    let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
+    if len != data_len as u64 {
+        return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
+    }
+    // With the volatile write cache disabled every write is written through.
+    let fua = cmd.fua || !io.ctrl.volatile_write_cache();
+    Ok((offset, len, fua))
+}
+
+/// Counts a write that succeeded.
+fn write_done(io: &Io, len: u64) -> Completion {
+    io.ctrl.stats().on_write(len);
+    io.ns.stats().add_written(len);
+    Completion::ok(io.cid)
 }
 
 async fn write(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
@@ -228,21 +287,13 @@ async fn write(io: &Io, sqe: Sqe, data: Bytes) -> Completion {
         return io.closed();
     };
     let result = async {
-        let cmd = parse_rw(&sqe)?;
-        let (offset, len) = io.bytes(cmd.slba, u64::from(cmd.block_count()))?;
-        if len != data.len() as u64 {
-            return Err(Status::dnr(StatusCode::DATA_SGL_LENGTH_INVALID));
-        }
-        // With the volatile write cache disabled every write is written through.
-        let fua = cmd.fua || !io.ctrl.volatile_write_cache();
+        let (offset, len, fua) = write_range(io, &sqe, data.len())?;
         io.ns
             .backend()
             .write(offset, data, fua)
             .await
             .map_err(|e| lvol_err(&e))?;
-        io.ctrl.stats().on_write(len);
-        io.ns.stats().add_written(len);
-        Ok(Completion::ok(io.cid))
+        Ok(write_done(io, len))
     }
     .await;
     io.finish(result, lba_of(&sqe))

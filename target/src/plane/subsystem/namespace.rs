@@ -84,6 +84,30 @@ impl Backend {
         }
     }
 
+    /// [`Backend::read`] done at once when the backend never waits (a RAM or null bdev, an
+    /// lvol on one); `None` means it may, and nothing was read.
+    pub fn read_now(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &mut BytesMut,
+    ) -> Option<Result<(), LvolError>> {
+        match self {
+            Self::Lvol(d) => d.read_now(offset, len, buf),
+            Self::Bdev(b) => b.device().read_now(offset, len, buf).map(|r| Ok(r?)),
+        }
+    }
+
+    /// [`Backend::write`] without FUA done at once when it can be (see
+    /// `LvolDesc::write_now`); `None` means nothing was written and [`Backend::write`] must
+    /// run.
+    pub fn write_now(&self, offset: u64, data: &Bytes) -> Option<Result<(), LvolError>> {
+        match self {
+            Self::Lvol(d) => d.write_now(offset, data),
+            Self::Bdev(b) => b.device().write_now(offset, data).map(|r| Ok(r?)),
+        }
+    }
+
     /// Makes completed writes durable.
     pub async fn flush(&self) -> Result<(), LvolError> {
         match self {

@@ -275,6 +275,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             buf,
         };
         let task = match (self.exec)(&bound.ctx, req) {
+            Dispatched::Done(c) => return self.core.complete(c),
             Dispatched::Io(f) => Either::Left(f),
             Dispatched::Other(Started::Running(f)) => Either::Right(f),
             Dispatched::Other(Started::Parked) => return self.core.park(cid),
