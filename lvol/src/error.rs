@@ -163,6 +163,9 @@ pub enum LvolError {
     /// The lvstore was unloaded or destroyed; this handle is stale.
     #[error("lvstore was unloaded: load it again")]
     Unloaded,
+    /// The descriptor was closed (its namespace was removed); open the lvol again.
+    #[error("lvol descriptor was closed: open the lvol again")]
+    Closed,
     /// A parameter is out of its allowed range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

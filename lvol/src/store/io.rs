@@ -418,7 +418,7 @@ impl LvolDesc {
 
     /// Reads `len` bytes at byte `offset`, appending them to `buf` (left as it was on error).
     pub async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), LvolError> {
-        let _io = self.lvol.enter_io()?;
+        let _io = self.enter_io()?;
         self.check_range(offset, len as u64)?;
         let store = self.store();
         let start = buf.len();
@@ -461,7 +461,7 @@ impl LvolDesc {
     }
 
     fn read_sync(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), LvolError> {
-        let _io = self.lvol.enter_io()?;
+        let _io = self.enter_io()?;
         self.check_range(offset, len as u64)?;
         let store = self.store();
         let start = buf.len();
@@ -501,7 +501,7 @@ impl LvolDesc {
         if !store.md.device.completes_at_once() {
             return None;
         }
-        let _io = match self.lvol.enter_io() {
+        let _io = match self.enter_io() {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
         };
@@ -538,7 +538,7 @@ impl LvolDesc {
     /// Writes `data` at byte `offset`; with `fua` the data and any allocation it caused are
     /// durable when this returns.
     pub async fn write(&self, offset: u64, data: Bytes, fua: bool) -> Result<(), LvolError> {
-        let io = self.lvol.enter_io()?;
+        let io = self.enter_io()?;
         let gate = Arc::clone(&self.shared().plane.gate).read_owned().await;
         let (read_only, _) = self.check_range(offset, data.len() as u64)?;
         if read_only {
@@ -578,7 +578,7 @@ impl LvolDesc {
 
     /// Makes every completed write (and the metadata it needs) durable.
     pub async fn flush(&self) -> Result<(), LvolError> {
-        let _io = self.lvol.enter_io()?;
+        let _io = self.enter_io()?;
         self.store().md.flush().await
     }
 
@@ -598,7 +598,7 @@ impl LvolDesc {
     }
 
     async fn zero_range(&self, offset: u64, len: u64) -> Result<(), LvolError> {
-        let io = self.lvol.enter_io()?;
+        let io = self.enter_io()?;
         let gate = Arc::clone(&self.shared().plane.gate).read_owned().await;
         let (read_only, thin) = self.check_range(offset, len)?;
         if read_only {

@@ -5,6 +5,7 @@
 //! answer Busy, a force-closable one does not.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use uuid::Uuid;
 
@@ -94,11 +95,13 @@ pub enum OpenMode {
     ForceClosable,
 }
 
-/// An open lvol: the I/O interface (see the `io` methods). Closing is dropping it.
+/// An open lvol: the I/O interface (see the `io` methods). Closing is [`LvolDesc::close`] or
+/// dropping it, whichever comes first; I/O through a closed descriptor gets `Closed`.
 #[derive(Debug)]
 pub struct LvolDesc {
     pub(crate) lvol: Lvol,
     kind: OpenKind,
+    closed: AtomicBool,
 }
 
 /// Held by every I/O from before its first map lookup to its end; delete waits for these.
@@ -268,6 +271,7 @@ impl Lvol {
         Ok(LvolDesc {
             lvol: self.clone(),
             kind,
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -304,10 +308,28 @@ impl LvolDesc {
     pub fn lvol(&self) -> &Lvol {
         &self.lvol
     }
+
+    /// Closes the descriptor now, while other owners may still hold it (a namespace that was
+    /// removed but is still referenced by a listing): the lvol stops counting it as open or
+    /// exported at once, and later I/O through it gets `Closed`. Idempotent; dropping closes
+    /// it if this was not called.
+    pub fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.lvol.core.life.close(self.kind);
+        }
+    }
+
+    /// Takes the per-I/O guard, refusing once the descriptor is closed.
+    pub(crate) fn enter_io(&self) -> Result<IoGuard, LvolError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LvolError::Closed);
+        }
+        self.lvol.enter_io()
+    }
 }
 
 impl Drop for LvolDesc {
     fn drop(&mut self) {
-        self.lvol.core.life.close(self.kind);
+        self.close();
     }
 }

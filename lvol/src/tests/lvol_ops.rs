@@ -280,6 +280,49 @@ async fn delete_refuses_exported_and_open_lvols() {
     store.create_lvol("a", MIB, &thin()).await.unwrap();
 }
 
+/// Closing a descriptor that is still held (a removed namespace some listing still holds)
+/// unexports the lvol at once; the held descriptor then refuses I/O, and its drop closes
+/// nothing twice.
+#[tokio::test]
+async fn a_closed_descriptor_no_longer_exports_and_refuses_io() {
+    let (reg, store, _) = ram_store(32).await;
+    let a = store.create_lvol("a", MIB, &thin()).await.unwrap();
+    let export = a.open(OpenMode::Export).unwrap();
+    export.write(0, pattern(1, 4096), false).await.unwrap();
+    export.close();
+    export.close();
+    assert!(!a.is_exported());
+    assert_eq!(a.open_count(), 0);
+    let mut buf = bytes::BytesMut::new();
+    assert_eq!(export.read(0, 4096, &mut buf).await, Err(LvolError::Closed));
+    assert_eq!(
+        export.read_now(0, 4096, &mut buf),
+        Some(Err(LvolError::Closed))
+    );
+    assert_eq!(
+        export.write_now(0, &pattern(2, 4096)),
+        Some(Err(LvolError::Closed))
+    );
+    assert_eq!(
+        export.write(0, pattern(2, 4096), false).await,
+        Err(LvolError::Closed)
+    );
+    assert_eq!(export.flush().await, Err(LvolError::Closed));
+    assert_eq!(export.deallocate(0, 4096).await, Err(LvolError::Closed));
+    assert_eq!(
+        export.write_zeroes(0, 4096, false).await,
+        Err(LvolError::Closed)
+    );
+    // Re-exportable while the closed descriptor is still alive, and deletable once that
+    // second export is gone: the stale one's drop must not undo the new export.
+    let again = a.open(OpenMode::Export).unwrap();
+    drop(export);
+    assert!(a.is_exported());
+    drop(again);
+    a.delete(&Progress::new()).await.unwrap();
+    assert!(reg.list_lvols(None).is_empty());
+}
+
 #[tokio::test]
 async fn delete_clears_with_the_clear_method_and_reports_progress() {
     let (_reg, store, ram) = ram_store(32).await;

@@ -165,7 +165,10 @@ impl From<&lamina_lvol::LvolError> for RpcError {
         let code = match e {
             LvolError::NotFound(_) | LvolError::Deleted | LvolError::NoLvstore => ENODEV,
             LvolError::Exists(_) => EEXIST,
-            LvolError::Busy(_) | LvolError::HasClones(_) | LvolError::Unloaded => EBUSY,
+            LvolError::Busy(_)
+            | LvolError::HasClones(_)
+            | LvolError::Unloaded
+            | LvolError::Closed => EBUSY,
             LvolError::NoSpace { .. } | LvolError::MetadataFull(_) => ENOSPC,
             LvolError::ReadOnly => EROFS,
             LvolError::OutOfRange { .. }

@@ -17,7 +17,7 @@ pub fn from_lvol(e: &LvolError) -> Status {
         }
         // The namespace's backend went away under it (lvstore unloaded, lvol force-deleted):
         // the host may retry once the namespace is back or gone.
-        LvolError::Deleted | LvolError::Unloaded | LvolError::NotFound(_) => {
+        LvolError::Deleted | LvolError::Unloaded | LvolError::Closed | LvolError::NotFound(_) => {
             Status::new(StatusCode::NAMESPACE_NOT_READY)
         }
         LvolError::Device(d) => from_device(d),

@@ -279,12 +279,14 @@ impl Subsystem {
         Ok(())
     }
 
-    /// Unpublishes namespace `nsid`, waits for its in-flight commands, tells the controllers,
-    /// and returns it (dropping it closes its backend).
+    /// Unpublishes namespace `nsid`, waits for its in-flight commands, releases its backend
+    /// (a listing or a finished command may still hold the `Arc` for a moment; the lvol must be
+    /// deletable as soon as this returns), tells the controllers, and returns it.
     pub async fn remove_namespace(&self, nsid: u32) -> Result<Arc<Namespace>, SubsystemError> {
         let ns =
             self.edit_namespaces(|map| map.remove(&nsid).ok_or(SubsystemError::NoNamespace(nsid)))?;
         ns.remove_and_drain().await?;
+        ns.backend().release();
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
         Ok(ns)
     }
@@ -412,6 +414,45 @@ mod tests {
             events.recv().await.unwrap(),
             SubsystemEvent::NamespaceChanged(1)
         );
+    }
+
+    /// A removed namespace that something still holds (a metrics scrape, a command that just
+    /// finished) no longer exports its lvol: the lvol is deletable as soon as removal returns.
+    #[tokio::test]
+    async fn removal_unexports_the_lvol_while_the_namespace_is_still_held() {
+        use lamina_lvol::{LvolOptions, LvstoreOptions, OpenMode, Progress, Registry};
+        let reg = Registry::new();
+        let ram = RamDevice::new(16 << 20, 512).unwrap();
+        let opts = LvstoreOptions {
+            cluster_size: 1 << 20,
+            ..LvstoreOptions::default()
+        };
+        let store = reg
+            .create_lvstore(ram.into(), "ram0", "lvs", &opts)
+            .await
+            .unwrap();
+        let lvol = store
+            .create_lvol("v", 4 << 20, &LvolOptions::default())
+            .await
+            .unwrap();
+        let desc = lvol.open(OpenMode::Export).unwrap();
+        let s = subsystem();
+        let n = Arc::new(Namespace::new(
+            1,
+            "v".into(),
+            Backend::Lvol(desc),
+            None,
+            None,
+        ));
+        s.add_namespace(n.clone()).unwrap();
+        assert!(lvol.is_exported());
+        s.remove_namespace(1).await.unwrap();
+        assert!(!lvol.is_exported(), "unexported while `n` is still held");
+        lvol.delete(&Progress::new()).await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        if let Backend::Lvol(d) = n.backend() {
+            assert!(d.read(0, 512, &mut buf).await.is_err());
+        }
     }
 
     /// A namespace is published once: the same one cannot be added to a second subsystem or

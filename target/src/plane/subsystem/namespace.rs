@@ -62,6 +62,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Gives the backend up now, whoever still holds the namespace: an lvol stops counting
+    /// as exported (so it can be deleted), a bdev loses this namespace's claim. Idempotent.
+    pub fn release(&self) {
+        match self {
+            Self::Lvol(d) => d.close(),
+            Self::Bdev(b) => b.release(),
+        }
+    }
+
     /// Reads `len` bytes at byte `offset`, appending them to `buf`.
     pub async fn read(&self, offset: u64, len: usize, buf: &mut BytesMut) -> Result<(), LvolError> {
         match self {

@@ -46,7 +46,7 @@ use super::dispatch::Methods;
 use super::error::RpcError;
 use super::fields::{Described, Field, TGT_NAME, applied};
 use crate::mgmt::context::Target;
-use crate::plane::subsystem::{Backend, DISCOVERY_NQN, Namespace, Subsystem, SubsystemKind};
+use crate::plane::subsystem::{DISCOVERY_NQN, Namespace, Subsystem, SubsystemKind};
 
 pub use listener::ListenAddress;
 pub use subsystem::subsystem_json;
@@ -151,9 +151,7 @@ fn nvm_subsystem(t: &Target, nqn: &str) -> Result<Arc<Subsystem>, RpcError> {
 
 /// Releases a raw bdev's claim once its namespace is gone (an lvol closes on drop).
 fn release_backend(ns: &Namespace) {
-    if let Backend::Bdev(b) = ns.backend() {
-        b.release();
-    }
+    ns.backend().release();
 }
 
 /// Upper-case hexadecimal, as SPDK prints NGUIDs.

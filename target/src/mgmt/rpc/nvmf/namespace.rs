@@ -161,8 +161,7 @@ impl Described for RemoveNs {
 
 pub(super) async fn remove_ns(t: Arc<Target>, p: RemoveNs) -> RpcResult {
     let sub = nvm_subsystem(&t, &p.nqn)?;
-    let ns = sub.remove_namespace(p.nsid).await?;
-    release_backend(&ns);
+    sub.remove_namespace(p.nsid).await?;
     tracing::info!(nqn = %p.nqn, nsid = p.nsid, "namespace removed");
     Ok(json!(true))
 }

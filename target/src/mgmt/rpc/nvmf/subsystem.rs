@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::super::dispatch::RpcResult;
 use super::super::error::{ENOSPC, RpcError};
 use super::super::fields::{Described, Field, Lit, TGT_NAME, applied, only};
-use super::{ListenAddress, NqnOnly, nvm_subsystem, release_backend, subsystem};
+use super::{ListenAddress, NqnOnly, nvm_subsystem, subsystem};
 use crate::mgmt::context::Target;
 use crate::plane::controller::registry::MAX_CNTLID;
 use crate::plane::subsystem::registry::CreateError;
@@ -135,9 +135,8 @@ pub(super) async fn delete_subsystem(t: Arc<Target>, p: NqnOnly) -> RpcResult {
         ctrl.tear_down();
     }
     for nsid in sub.nsids() {
-        if let Ok(ns) = sub.remove_namespace(nsid).await {
-            release_backend(&ns);
-        }
+        // Removing releases the backend; a namespace already being removed is skipped.
+        let _ = sub.remove_namespace(nsid).await;
     }
     tracing::info!(nqn = %p.nqn, "subsystem deleted");
     Ok(json!(true))
