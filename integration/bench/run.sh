@@ -13,6 +13,10 @@
 # Environment: LAMINA_BIN and PERF_BIN (default: CARGO_TARGET_DIR or build/, release
 # profile, built if missing), TARGET_CPU (0) and PERF_CPU (1), BENCH_DIR for the file
 # backend's image (default: a temporary directory under /var/tmp, a real filesystem).
+# When an SPDK build is present (SPDK_DIR, default /tmp/spdk, has build/bin/spdk_nvme_perf)
+# and this runs as root, the matrix is followed by spdk-compare.sh (Lamina and SPDK's
+# nvmf_tgt measured with spdk_nvme_perf, same --time and --warmup, which must then be whole
+# seconds); SPDK_COMPARE=0 skips it, and so does CI=true (CI's smoke run).
 # Needs: taskset, python3. Results on a busy machine are meaningless: check `uptime` first.
 set -euo pipefail
 
@@ -27,7 +31,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP="$2"; shift 2 ;;
         --backends) BACKENDS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        *) sed -n '2,20p' "$0"; exit 2 ;;
+        *) sed -n '2,24p' "$0"; exit 2 ;;
     esac
 done
 # shellcheck source=integration/bench/lib.sh
@@ -182,3 +186,18 @@ if failed:
     print(f"{len(failed)} run(s) failed or saw I/O errors", file=sys.stderr)
     sys.exit(1)
 PY
+
+# The same-run comparison with SPDK's nvmf_tgt (issue 16), when an SPDK build is present.
+SPDK_DIR="${SPDK_DIR:-/tmp/spdk}"
+if [ "${SPDK_COMPARE:-1}" != 0 ] && [ "${CI:-}" != true ] && [ -x "$SPDK_DIR/build/bin/spdk_nvme_perf" ]; then
+    if ! [[ "$TIME$WARMUP" =~ ^[0-9]+$ ]]; then
+        echo "(SPDK build found at $SPDK_DIR; spdk-compare.sh needs whole seconds: skipped)" >&2
+    elif [ "$(id -u)" = 0 ]; then
+        echo "== SPDK comparison (spdk_nvme_perf from $SPDK_DIR)" >&2
+        SPDK_DIR="$SPDK_DIR" LAMINA_BIN="$LAMINA_BIN" integration/bench/spdk-compare.sh \
+            --time "$TIME" --warmup "$WARMUP" --cores "$(printf '0x%x' $((1 << TARGET_CPU)))" \
+            --perf-cores "$(printf '0x%x' $((1 << PERF_CPU)))"
+    else
+        echo "(SPDK build found at $SPDK_DIR, but spdk-compare.sh needs root: skipped)" >&2
+    fi
+fi

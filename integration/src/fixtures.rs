@@ -47,6 +47,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         io_uring: None,
         conn_runtime: None,
         io_stats: None,
+        busy_poll_us: None,
     }
 }
 

@@ -358,6 +358,7 @@ fn resolve_settings(
         io_uring = settings.io_uring,
         conn_runtime = ?settings.conn_runtime,
         io_stats = settings.io_stats,
+        busy_poll = ?settings.busy_poll,
         "process settings"
     );
     settings

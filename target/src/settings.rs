@@ -1,9 +1,13 @@
 //! Process settings that code deep in the server reads: whether file bdevs use io_uring, how
-//! connection tasks are laid out on runtimes, and whether per-command counters are kept.
-//! They are decided once, in [`Settings::resolve`], from the `lamina serve` flags (which also
-//! read `LAMINA_IO_URING`, `LAMINA_CONN_RUNTIME` and `LAMINA_IO_STATS`), then the `[runtime]`
+//! connection tasks are laid out on runtimes, whether per-command counters are kept, and how
+//! long a connection polls for its host's next command before parking. They are decided
+//! once, in [`Settings::resolve`], from the `lamina serve` flags (which also read
+//! `LAMINA_IO_URING`, `LAMINA_CONN_RUNTIME`, `LAMINA_IO_STATS` and `LAMINA_BUSY_POLL_US`),
+//! then the `[runtime]`
 //! section of a TOML configuration file, then the defaults; nothing else reads the
 //! environment for them.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -41,6 +45,8 @@ pub struct RuntimeSection {
     pub conn_runtime: Option<ConnRuntime>,
     /// Per-command counters (namespace I/O statistics, latency histograms).
     pub io_stats: Option<bool>,
+    /// Microseconds a connection polls for the next command before parking (0: never).
+    pub busy_poll_us: Option<u32>,
 }
 
 /// The settings in force.
@@ -52,7 +58,13 @@ pub struct Settings {
     pub conn_runtime: ConnRuntime,
     /// Per-command counters are kept.
     pub io_stats: bool,
+    /// How long an idle I/O queue polls for its host's next command before parking
+    /// (`crate::transport::busy_poll`); zero: never.
+    pub busy_poll: Duration,
 }
+
+/// The default busy-poll budget, in microseconds.
+pub const DEFAULT_BUSY_POLL_US: u32 = 50;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -60,6 +72,7 @@ impl Default for Settings {
             io_uring: true,
             conn_runtime: ConnRuntime::Shared,
             io_stats: true,
+            busy_poll: Duration::from_micros(u64::from(DEFAULT_BUSY_POLL_US)),
         }
     }
 }
@@ -73,6 +86,8 @@ pub struct Given {
     pub conn_runtime: Option<ConnRuntime>,
     /// `--io-stats` / `LAMINA_IO_STATS`.
     pub io_stats: Option<Switch>,
+    /// `--busy-poll-us` / `LAMINA_BUSY_POLL_US`.
+    pub busy_poll_us: Option<u32>,
 }
 
 impl Settings {
@@ -94,6 +109,10 @@ impl Settings {
                 .map(|s| s.0)
                 .or(file.io_stats)
                 .unwrap_or(d.io_stats),
+            busy_poll: given
+                .busy_poll_us
+                .or(file.busy_poll_us)
+                .map_or(d.busy_poll, |us| Duration::from_micros(u64::from(us))),
         }
     }
 }
@@ -119,21 +138,24 @@ mod tests {
             io_uring: Some(false),
             conn_runtime: Some(ConnRuntime::PerCore),
             io_stats: None,
+            busy_poll_us: Some(20),
         };
+        let us = Duration::from_micros;
         let s = Settings::resolve(Given::default(), file);
         assert_eq!(
-            (s.io_uring, s.conn_runtime, s.io_stats),
-            (false, ConnRuntime::PerCore, true)
+            (s.io_uring, s.conn_runtime, s.io_stats, s.busy_poll),
+            (false, ConnRuntime::PerCore, true, us(20))
         );
         let given = Given {
             io_uring: Some(Switch(true)),
             conn_runtime: None,
             io_stats: Some(Switch(false)),
+            busy_poll_us: Some(0),
         };
         let s = Settings::resolve(given, file);
         assert_eq!(
-            (s.io_uring, s.conn_runtime, s.io_stats),
-            (true, ConnRuntime::PerCore, false)
+            (s.io_uring, s.conn_runtime, s.io_stats, s.busy_poll),
+            (true, ConnRuntime::PerCore, false, Duration::ZERO)
         );
         assert_eq!(
             Settings::resolve(Given::default(), RuntimeSection::default()),

@@ -177,6 +177,7 @@ fn steady_state_io_allocates_nothing() {
         io_uring: None,
         conn_runtime: None,
         io_stats: None,
+        busy_poll_us: None,
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");
     let addr = running.ports[0];

@@ -148,6 +148,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "on|off", env = "LAMINA_IO_STATS",
         value_parser = crate::settings::parse_switch)]
     pub io_stats: Option<crate::settings::Switch>,
+    /// Microseconds an idle I/O queue polls for its host's next command before it parks
+    /// (lower queue-depth-1 latency for a little CPU after each burst; 0 turns it off).
+    /// Default: the configuration file's `[runtime]`, else 50.
+    #[arg(long, value_name = "US", env = "LAMINA_BUSY_POLL_US",
+        value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub busy_poll_us: Option<u32>,
 }
 
 /// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).
@@ -228,6 +234,7 @@ impl ServeArgs {
             io_uring: self.io_uring,
             conn_runtime: self.conn_runtime,
             io_stats: self.io_stats,
+            busy_poll_us: self.busy_poll_us,
         }
     }
 

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lamina_protocol::target::{Input, QueueError};
 use tokio::net::TcpStream;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Network;
 use super::admission::Ticket;
+use super::busy_poll::BusyPoll;
 use super::pool::ReadBuffer;
 use super::queue::{Core, Queue, QueueEvent, new_queue};
 use crate::plane::command::Completion;
@@ -85,6 +86,18 @@ struct Socket {
     rbuf: ReadBuffer,
     /// Decoding stopped with PDUs left in the read buffer because the output backed up.
     input_paused: bool,
+    /// Whether to poll for the next command before parking (see [`super::busy_poll`]).
+    poll: BusyPoll,
+}
+
+/// How a busy poll ended.
+enum Spin {
+    /// Input came and was handled.
+    Input,
+    /// The host closed the connection.
+    Closed,
+    /// The budget passed (or the queue's token fired) with no input.
+    Nothing,
 }
 
 /// Writes what `core` has queued, as much as the socket takes without blocking; `Ok(true)`
@@ -185,6 +198,35 @@ impl Socket {
         }
     }
 
+    /// Yields to the runtime (which runs every other ready task and polls the reactor without
+    /// sleeping) and reads again, until input comes or `budget` passes.
+    async fn spin<F>(
+        &mut self,
+        q: &mut Queue<F>,
+        token: &CancellationToken,
+        budget: Duration,
+    ) -> Result<Spin, ConnError>
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        let until = Instant::now() + budget;
+        loop {
+            tokio::task::yield_now().await;
+            match self.read_available() {
+                Ok(0) => return Ok(Spin::Closed),
+                Ok(_) => {
+                    self.decode_buffered(q)?;
+                    return Ok(Spin::Input);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            if token.is_cancelled() || Instant::now() >= until {
+                return Ok(Spin::Nothing);
+            }
+        }
+    }
+
     /// Runs the queue until it ends.
     async fn drive<F>(
         &mut self,
@@ -219,6 +261,23 @@ impl Socket {
             };
             let sleep = deadline.map(tokio::time::Instant::from_std);
             let has_output = q.core.has_output();
+            // Everything answered and nothing running on an I/O queue: poll for the host's
+            // next command a little before parking.
+            let mut parked_at = None;
+            if want_read && !has_output && !self.input_paused && q.is_io_queue() && !q.is_running()
+            {
+                match self.poll.before_wait() {
+                    Some(budget) => match self.spin(q, &token, budget).await? {
+                        Spin::Input => {
+                            self.poll.hit();
+                            continue;
+                        }
+                        Spin::Closed => return Ok(QueueExit::HostClosed),
+                        Spin::Nothing => self.poll.miss(),
+                    },
+                    None => parked_at = Some(Instant::now()),
+                }
+            }
             tokio::select! {
                 biased;
                 () = token.cancelled() => return self.on_cancel(q, root).await,
@@ -234,6 +293,9 @@ impl Socket {
                 },
                 r = self.stream.readable(), if want_read => {
                     r?;
+                    if let Some(t) = parked_at {
+                        self.poll.parked(t.elapsed());
+                    }
                     if self.read_and_dispatch(q)? {
                         return Ok(QueueExit::HostClosed);
                     }
@@ -330,6 +392,7 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
             stream,
             rbuf: ReadBuffer::new(chunk, MAX_READ_CHUNKS, MIN_READ, max_pdu),
             input_paused: false,
+            poll: BusyPoll::new(target.settings.busy_poll),
         };
         let root = ticket.token.clone();
         let result = socket.drive(&mut queue, &root, &mut ticket).await;

@@ -19,6 +19,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod busy_poll;
 pub mod connection;
 pub mod pool;
 pub mod queue;

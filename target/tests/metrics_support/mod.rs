@@ -51,6 +51,7 @@ impl Metered {
             io_uring: None,
             conn_runtime: None,
             io_stats: None,
+            busy_poll_us: None,
         };
         let running = server::start(&args).await.unwrap();
         Self { running, dir }

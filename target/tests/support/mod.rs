@@ -42,6 +42,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
         io_uring: None,
         conn_runtime: None,
         io_stats: None,
+        busy_poll_us: None,
     }
 }
 

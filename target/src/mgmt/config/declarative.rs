@@ -23,6 +23,7 @@
 //! io_uring = true          # file bdevs use io_uring when the kernel has it (LAMINA_IO_URING)
 //! conn_runtime = "shared"  # or "per-core" (LAMINA_CONN_RUNTIME)
 //! io_stats = true          # per-command counters (LAMINA_IO_STATS)
+//! busy_poll_us = 50        # poll for the next command before parking (LAMINA_BUSY_POLL_US)
 //!
 //! # NVMe/TCP transport options (nvmf_create_transport's names); all optional.
 //! [transport]

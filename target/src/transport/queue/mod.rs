@@ -172,6 +172,11 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         self.bound.is_some()
     }
 
+    /// Whether a Connect bound it as an I/O queue.
+    pub fn is_io_queue(&self) -> bool {
+        self.bound.as_ref().is_some_and(|b| b.ctx.qid != 0)
+    }
+
     /// Whether commands are running.
     pub fn is_running(&self) -> bool {
         !self.slots.is_empty()
