@@ -17,6 +17,7 @@
 # and this runs as root, the matrix is followed by spdk-compare.sh (Lamina and SPDK's
 # nvmf_tgt measured with spdk_nvme_perf, same --time and --warmup, which must then be whole
 # seconds); SPDK_COMPARE=0 skips it, and so does CI=true (CI's smoke run).
+# Then idle_cpu.py measures what 8 connected hosts cost idle and sparse (the target's CPU).
 # Needs: taskset, python3. Results on a busy machine are meaningless: check `uptime` first.
 set -euo pipefail
 
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP="$2"; shift 2 ;;
         --backends) BACKENDS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        *) sed -n '2,24p' "$0"; exit 2 ;;
+        *) sed -n '2,25p' "$0"; exit 2 ;;
     esac
 done
 # shellcheck source=integration/bench/lib.sh
@@ -167,12 +168,25 @@ for b in ${BACKENDS//,/ }; do
     esac
 done
 
-python3 - "$RAW" "$OUT" <<'PY'
+# What connected, idle and sparse hosts cost: 8 controllers on a null bdev, a QD1 burst each
+# (busy polling armed), then the target's CPU over --time seconds idle and sparse.
+echo "== idle CPU (8 hosts)" >&2
+{ printf '[[bdev]]\nname = "null0"\ntype = "null"\nsize = "64G"\nblock_size = 4096\n'
+  subsystem null0; } > "$WORK/idle.toml"
+start idle
+IDLE_SECS="$(python3 -c "print(max(1.0, float('$TIME')))")"
+python3 integration/bench/idle_cpu.py --pid "$PID" --addr "127.0.0.1:$PORT" --nqn "$NQN" \
+    --hosts 8 --secs "$IDLE_SECS" > "$WORK/idle.json"
+stop
+IDLE_JSON="$WORK/idle.json"
+
+python3 - "$RAW" "$OUT" "$IDLE_JSON" <<'PY'
 import json, os, platform, sys, time
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+idle = json.load(open(sys.argv[3]))
 meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
         "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
-json.dump({"machine": meta, "results": rows}, open(sys.argv[2], "w"), indent=2)
+json.dump({"machine": meta, "results": rows, "idle_cpu": idle}, open(sys.argv[2], "w"), indent=2)
 print(f"{'backend':<10} {'workload':<36} {'IOPS':>10} {'MiB/s':>9} {'avg us':>8} {'p50 us':>8} {'p99 us':>8} {'err':>4}")
 for r in rows:
     if "error" in r:
@@ -180,6 +194,9 @@ for r in rows:
         continue
     print(f"{r['backend']:<10} {r['workload']:<36} {r['iops']:>10,.0f} {r['mib_s']:>9.1f} "
           f"{r['avg_us']:>8.1f} {r['p50_us']:>8.1f} {r['p99_us']:>8.1f} {r['errors']:>4}")
+print(f"\nidle CPU, {idle['hosts']} hosts connected: {idle['idle']['cpu_pct']}% idle, "
+      + ", ".join(f"{v['cpu_pct']}% {k.replace('_', ' ')}" for k, v in idle.items()
+                  if k.startswith("sparse")))
 print(f"\nJSON: {sys.argv[2]}  (load average at the end: {meta['loadavg']})")
 failed = [r for r in rows if "error" in r or r["errors"]]
 if failed:

@@ -64,6 +64,31 @@ async fn r2t_sized_writes_with_digests() {
     assert_eq!(report.total.write.ios, 0);
 }
 
+/// spdk_nvme_perf's queue settings: SQ flow control kept (every read then ends with a response
+/// capsule after its data) and 128-entry I/O queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spdk_perf_queue_settings() {
+    let target = MockTarget::start(MockConfig::default()).await;
+    let cfg = config(
+        &target,
+        &[
+            "-w",
+            "randrw",
+            "-q",
+            "32",
+            "--sq-flow-control",
+            "--io-queue-size",
+            "128",
+            "--verify",
+        ],
+    );
+    assert_eq!(cfg.io_queue_size, 128);
+    let report = perf::run(cfg).await.unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    assert!(report.total.read.ios > 100 && report.total.write.ios > 100);
+    assert!(report.verify.unwrap().stats.blocks_checked > 100);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_catches_a_corrupting_target() {
     let target = MockTarget::start(MockConfig {

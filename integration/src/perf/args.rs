@@ -87,6 +87,14 @@ pub struct PerfArgs {
     /// Print the results as JSON on stdout (no live line).
     #[arg(long)]
     pub json: bool,
+    /// Keep SQ flow control (Connect CATTR bit 2 clear), as `spdk_nvme_perf` does: the target
+    /// then answers every read with a response capsule after its data, instead of the C2HData
+    /// SUCCESS flag alone.
+    #[arg(long)]
+    pub sq_flow_control: bool,
+    /// Entries per I/O queue (default: queue depth + 1; `spdk_nvme_perf` asks for 128).
+    #[arg(long, value_name = "N")]
+    pub io_queue_size: Option<u16>,
 }
 
 /// A validated run configuration.
@@ -124,6 +132,10 @@ pub struct PerfConfig {
     pub verify: bool,
     /// JSON output.
     pub json: bool,
+    /// SQ flow control kept on (CATTR bit 2 clear).
+    pub sq_flow_control: bool,
+    /// Entries per I/O queue asked for in the Connect.
+    pub io_queue_size: u16,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -181,6 +193,15 @@ impl PerfArgs {
                 "--digest none excludes hdr and data".into(),
             ));
         }
+        let io_queue_size = self
+            .io_queue_size
+            .unwrap_or(self.queue_depth.saturating_add(1));
+        if io_queue_size <= self.queue_depth {
+            return Err(PerfError::Config(format!(
+                "--io-queue-size {io_queue_size} must exceed -q {} (one entry stays free)",
+                self.queue_depth
+            )));
+        }
         Ok(PerfConfig {
             addr,
             subnqn: self.subnqn,
@@ -197,6 +218,8 @@ impl PerfArgs {
             seed: self.seed,
             verify: self.verify,
             json: self.json,
+            sq_flow_control: self.sq_flow_control,
+            io_queue_size,
         })
     }
 }
@@ -212,6 +235,15 @@ mod tests {
             .map_err(|e| e.to_string())?
             .into_config()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn spdk_perf_queue_settings() {
+        let c = parse(&["-q", "32", "--sq-flow-control", "--io-queue-size", "128"]).unwrap();
+        assert!(c.sq_flow_control);
+        assert_eq!(c.io_queue_size, 128);
+        let e = parse(&["-q", "32", "--io-queue-size", "32"]).unwrap_err();
+        assert!(e.contains("--io-queue-size 32 must exceed -q 32"), "{e}");
     }
 
     #[test]
@@ -238,6 +270,8 @@ mod tests {
         assert_eq!(c.duration, Duration::from_millis(1500));
         assert_eq!(c.warmup, Duration::from_secs(2));
         assert!(c.header_digest && c.data_digest && c.verify && c.json);
+        assert!(!c.sq_flow_control);
+        assert_eq!(c.io_queue_size, 9);
         assert_eq!(c.seed, 9);
     }
 

@@ -68,11 +68,12 @@ pub async fn run(cfg: PerfConfig) -> Result<PerfReport, PerfError> {
     let mut opts =
         ConnectOptions::new(&cfg.subnqn)?.with_digests(cfg.header_digest, cfg.data_digest);
     opts.io_queues = 0;
-    // Lets the target complete reads with C2HData SUCCESS, as Linux nvmet and SPDK do.
-    opts.disable_sq_flow_control = true;
+    // Unless asked to keep it, lets the target complete reads with C2HData SUCCESS (Linux's
+    // host asks for this too; spdk_nvme_perf does not).
+    opts.disable_sq_flow_control = !cfg.sq_flow_control;
     opts.max_transfer_bytes = cfg.io_size.max(64 * 1024);
     opts.kato_ms = 30_000;
-    opts.io_queue_size = cfg.queue_depth.saturating_add(1);
+    opts.io_queue_size = cfg.io_queue_size;
     let ctrl = Controller::connect(cfg.addr, opts).await?;
     let result = run_on(&ctrl, cfg).await;
     // A failed run still leaves the controller cleanly.
