@@ -249,7 +249,8 @@ META="$(python3 -c 'import json, sys
 a = sys.argv[1:]
 print(json.dumps({k: int(v) if v.isdigit() else v for k, v in zip(a[::2], a[1::2])}))' \
     lamina_bin "$(realpath "$LAMINA_BIN")" lamina_version "$("$LAMINA_BIN" --version 2>/dev/null || true)" \
-    source "$(git rev-parse --short HEAD 2>/dev/null || true)$(git status --porcelain -uno 2>/dev/null | grep -q . && echo ' (uncommitted changes)')" \
+    checkout "$(git rev-parse --short HEAD 2>/dev/null || true)$(git status --porcelain -uno 2>/dev/null | grep -q . && echo ' (uncommitted changes)') (the tree this ran from; lamina_bin may be another build)" \
+    lamina_env "$(env | grep '^LAMINA_' | grep -v '^LAMINA_BIN=' | sort | tr '\n' ' ' || true)" \
     spdk_dir "$SPDK_DIR" \
     spdk_version "$(python3 "$RPC_PY" -s "$SSOCK" spdk_get_version 2>/dev/null \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])' || true)" \
