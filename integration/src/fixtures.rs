@@ -48,6 +48,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         conn_runtime: None,
         io_stats: None,
         busy_poll_us: None,
+        cores: None,
     }
 }
 

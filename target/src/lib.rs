@@ -22,7 +22,8 @@
 //! - [`observe`], observability: Prometheus `metrics` read at scrape time, the `http` server.
 //! - [`logs`]: the tracing subscriber and the run-time log filter (a leaf every layer may use).
 //! - Process: [`cli`], [`server`] (start-up and shutdown wiring), and the leaves
-//!   [`settings`] (process settings decided once), [`options`], [`shutdown`], [`units`].
+//!   [`settings`] (process settings decided once), [`cores`] (the CPU set, applied before the
+//!   runtime starts), [`options`], [`shutdown`], [`units`].
 //!
 //! # One Read, from socket to device
 //! 1. `transport::connection`: the connection task, the only owner of the `TcpStream`, reads
@@ -42,6 +43,7 @@
 //!    connection task writes what `poll_transmit` hands it in one vectored write.
 
 pub mod cli;
+pub mod cores;
 pub mod logs;
 pub mod mgmt;
 pub mod observe;

@@ -7,6 +7,16 @@ use lamina_target::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The CPU set first: the runtime sizes itself, and its threads inherit it.
+    if let Command::Serve(args) = &cli.command
+        && let Some(cores) = &args.cores
+        && let Err(e) = lamina_target::cores::apply(cores)
+    {
+        eprintln!("error: --cores {cores}: {e}");
+        return ExitCode::from(2);
+    }
+    // One worker per usable CPU: tokio asks `available_parallelism`, which sees the affinity
+    // set above and a cgroup's CPU quota.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,7 +1,7 @@
 //! The process settings of `lamina serve` (io_uring, connection runtime layout, per-command
-//! counters) as an operator gives them: flags, their environment variables, the `[runtime]`
-//! section of a TOML `--config`, in that order of precedence; a bad value stops the start with
-//! a message naming the flag. The real binary, its JSON log and its `/metrics`.
+//! counters, busy polling, the CPU set) as an operator gives them: flags, their environment
+//! variables, the `[runtime]` section of a TOML `--config`, in that order of precedence; a bad
+//! value stops the start with a message naming the flag. The real binary, its JSON log and its `/metrics`.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns; a panic is a failure
 
 mod metrics_support;
@@ -133,6 +133,13 @@ fn a_bad_value_stops_the_start_naming_the_flag() {
             "--conn-runtime",
         ),
         (vec![], vec![("LAMINA_IO_URING", "sometimes")], "--io-uring"),
+        (vec!["--cores", "0x0"], vec![], "--cores"),
+        // CPU 1000 exists on no machine this runs on: refused after parsing, still named.
+        (
+            vec![],
+            vec![("LAMINA_CORES", "1000")],
+            "--cores 1000: CPU 1000 is not available",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));
@@ -165,4 +172,96 @@ fn an_unknown_runtime_key_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("io_urign"), "{stderr}");
+}
+
+/// The CPU field of `/proc/<pid>[/task/<tid>]/status`.
+fn cpus_allowed(status_path: &std::path::Path) -> String {
+    std::fs::read_to_string(status_path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// `--cores` restricts the process and sizes its runtime; with per-core connection runtimes,
+/// the one that takes a connection is pinned to its CPU.
+#[test]
+fn cores_restrict_the_process_and_pin_connection_runtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_cpu = {
+        let s = cpus_allowed(std::path::Path::new("/proc/self/status"));
+        s.split([',', '-']).next().unwrap().to_owned()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-default"])
+        .args(["--log-format", "json", "--log-level", "info"])
+        .args(["--cores", &first_cpu, "--conn-runtime", "per-core"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("LAMINA_CORES")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(&line.unwrap()) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let (mut settings, mut listener) = (None, None);
+    while settings.is_none() || listener.is_none() {
+        let v = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        match v["message"].as_str() {
+            Some("process settings") => settings = Some(v),
+            Some("NVMe/TCP listener up") => {
+                listener = v["addr"].as_str().map(|a| a.parse::<SocketAddr>().unwrap());
+            }
+            _ => {}
+        }
+    }
+    let settings = settings.unwrap();
+    assert_eq!(settings["cores"], first_cpu.as_str(), "{settings}");
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+    assert_eq!(cpus_allowed(&proc_dir.join("status")), first_cpu);
+    let names = |dir: &std::path::Path| -> Vec<(String, std::path::PathBuf)> {
+        std::fs::read_dir(dir.join("task"))
+            .unwrap()
+            .filter_map(|t| {
+                let t = t.ok()?.path();
+                let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+                Some((comm.trim().to_owned(), t))
+            })
+            .collect()
+    };
+    // Every thread (runtime workers, blocking pool) inherited the set.
+    for (name, t) in names(&proc_dir) {
+        assert_eq!(cpus_allowed(&t.join("status")), first_cpu, "thread {name}");
+    }
+    // A connection starts the per-core runtimes.
+    let _conn = std::net::TcpStream::connect(listener.unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conn_rt = loop {
+        if let Some((_, t)) = names(&proc_dir)
+            .into_iter()
+            .find(|(n, _)| n == "lamina-conn-0")
+        {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no per-core runtime started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(cpus_allowed(&conn_rt.join("status")), first_cpu);
+    assert!(
+        names(&proc_dir).iter().all(|(n, _)| n != "lamina-conn-1"),
+        "one runtime per CPU of the set"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -154,6 +154,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "US", env = "LAMINA_BUSY_POLL_US",
         value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub busy_poll_us: Option<u32>,
+    /// CPUs to run on, as SPDK's `-m`: a mask (0x3) or a list (0-1,4). The runtime starts one
+    /// worker per CPU, and `--conn-runtime per-core` pins one runtime to each. Default: every
+    /// CPU the process may use. (Not in the TOML file: it applies before the runtime starts.)
+    #[arg(long, value_name = "MASK", env = "LAMINA_CORES", value_parser = crate::cores::parse)]
+    pub cores: Option<crate::cores::CoreList>,
 }
 
 /// NVMe/TCP connection limits of `lamina serve` (see `crate::transport::admission`).

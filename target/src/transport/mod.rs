@@ -99,15 +99,31 @@ fn per_core_runtimes(layout: ConnRuntime) -> Option<&'static [Handle]> {
     RUNTIMES.get_or_init(start_per_core).as_deref()
 }
 
-/// One current-thread runtime per usable CPU, each on its own thread, running forever.
+/// One current-thread runtime per usable CPU (see `crate::cores`), each on its own thread
+/// pinned to its CPU, running forever.
 fn start_per_core() -> Option<Vec<Handle>> {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut handles = Vec::with_capacity(cpus);
-    for i in 0..cpus {
+    // The CPU set (`--cores`, or the affinity given), cut to the parallelism a cgroup quota
+    // allows.
+    let limit = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut cpus = crate::cores::allowed();
+    cpus.truncate(limit.max(1));
+    // No affinity readable: one runtime, unpinned.
+    let slots: Vec<Option<usize>> = if cpus.is_empty() {
+        vec![None]
+    } else {
+        cpus.iter().copied().map(Some).collect()
+    };
+    let mut handles = Vec::with_capacity(slots.len());
+    for (i, cpu) in slots.into_iter().enumerate() {
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name(format!("lamina-conn-{i}"))
             .spawn(move || {
+                if let Some(cpu) = cpu
+                    && let Err(e) = crate::cores::pin_current_thread(cpu)
+                {
+                    tracing::warn!(cpu, error = %e, "cannot pin a connection runtime to its CPU");
+                }
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -124,8 +140,9 @@ fn start_per_core() -> Option<Vec<Handle>> {
         handles.push(rx.recv().ok()?);
     }
     tracing::info!(
-        runtimes = cpus,
-        "connections run on per-core current-thread runtimes"
+        runtimes = handles.len(),
+        cpus = %crate::cores::CoreList::describe(&cpus),
+        "connections run on per-core current-thread runtimes, one pinned to each CPU"
     );
     Some(handles)
 }
