@@ -207,6 +207,15 @@ fn cores_restrict_the_process_and_pin_connection_runtimes() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    // Killed however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Reap(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -228,7 +237,7 @@ fn cores_restrict_the_process_and_pin_connection_runtimes() {
     }
     let settings = settings.unwrap();
     assert_eq!(settings["cores"], first_cpu.as_str(), "{settings}");
-    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.0.id()));
     assert_eq!(cpus_allowed(&proc_dir.join("status")), first_cpu);
     let names = |dir: &std::path::Path| -> Vec<(String, std::path::PathBuf)> {
         std::fs::read_dir(dir.join("task"))
@@ -262,6 +271,4 @@ fn cores_restrict_the_process_and_pin_connection_runtimes() {
         names(&proc_dir).iter().all(|(n, _)| n != "lamina-conn-1"),
         "one runtime per CPU of the set"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
