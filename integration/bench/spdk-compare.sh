@@ -7,6 +7,7 @@
 # (SIGSTOP) meanwhile, since nvmf_tgt busy-polls its core even when idle. Needs root.
 #
 #   integration/bench/spdk-compare.sh [--time SECS] [--rounds N] [--rows LIST] [--digests]
+#                                     [--backend malloc|lvol]
 #                                     [--cores MASK] [--perf-cores MASK] [--out FILE]
 #
 #   --time        measured seconds per run (default 10; 1 more of warm-up, --warmup SECS)
@@ -14,6 +15,9 @@
 #   --rows        comma-separated subset of: randread-qd32,randwrite-qd32,read128k-qd8,
 #                 write128k-qd8,randread-qd1,randrw-4x8 (default: all)
 #   --digests     header and data digests on every connection (spdk_nvme_perf -H -I)
+#   --backend     what the namespace is: malloc (default: the RAM bdev itself) or lvol (a
+#                 thin 960 MiB lvol in an lvstore with 1 MiB clusters on that RAM bdev; the
+#                 fill allocates every cluster, so the rows measure allocated clusters)
 #   --cores       CPU mask of both targets (default 0x1: taskset for Lamina, -m for nvmf_tgt)
 #   --perf-cores  CPU mask of spdk_nvme_perf (default: the lowest core outside --cores)
 #   --out         JSON with every run and the summary (default build/bench/spdk-compare.json)
@@ -32,6 +36,7 @@ ROUNDS=2
 ALL_ROWS="randread-qd32,randwrite-qd32,read128k-qd8,write128k-qd8,randread-qd1,randrw-4x8"
 ROWS="$ALL_ROWS"
 DIGESTS=0
+BACKEND=malloc
 CORES=0x1
 PERF_CORES=""
 OUT=build/bench/spdk-compare.json
@@ -42,10 +47,11 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --rows) ROWS="$2"; shift 2 ;;
         --digests) DIGESTS=1; shift ;;
+        --backend) BACKEND="$2"; shift 2 ;;
         --cores) CORES="$2"; shift 2 ;;
         --perf-cores) PERF_CORES="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        *) sed -n '2,25p' "$0"; exit 2 ;;
+        *) sed -n '2,29p' "$0"; exit 2 ;;
     esac
 done
 
@@ -67,6 +73,7 @@ done
 if ! [[ "$TIME" =~ ^[1-9][0-9]*$ ]]; then echo "--time: whole seconds, 1 or more" >&2; exit 2; fi
 if ! [[ "$WARMUP" =~ ^[0-9]+$ ]]; then echo "--warmup: whole seconds" >&2; exit 2; fi
 if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "--rounds: 1 or more" >&2; exit 2; fi
+case "$BACKEND" in malloc|lvol) ;; *) echo "--backend: malloc or lvol" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "needs root (hugepages for nvmf_tgt)" >&2; exit 2; }
 
 SPDK_DIR="${SPDK_DIR:-/tmp/spdk}"
@@ -161,13 +168,19 @@ wait_rpc() {
     exit 1
 }
 
-# configure SOCKET NQN SERIAL MODEL PORT: a 1 GiB RAM bdev, 4 KiB blocks, exported on PORT.
+# configure SOCKET NQN SERIAL MODEL PORT: a 1 GiB RAM bdev, 4 KiB blocks (or a thin lvol on
+# it, --backend lvol), exported on PORT.
 configure() {
-    local sock="$1" nqn="$2" serial="$3" model="$4" port="$5"
+    local sock="$1" nqn="$2" serial="$3" model="$4" port="$5" bdev=Malloc0
     rpc "$sock" nvmf_create_transport -t TCP
     rpc "$sock" bdev_malloc_create -b Malloc0 1024 4096
+    if [ "$BACKEND" = lvol ]; then
+        rpc "$sock" bdev_lvol_create_lvstore Malloc0 lvs0 -c 1048576
+        rpc "$sock" bdev_lvol_create -l lvs0 -t lvol0 960
+        bdev=lvs0/lvol0
+    fi
     rpc "$sock" nvmf_create_subsystem "$nqn" -a -s "$serial" -d "$model"
-    rpc "$sock" nvmf_subsystem_add_ns "$nqn" Malloc0
+    rpc "$sock" nvmf_subsystem_add_ns "$nqn" "$bdev"
     rpc "$sock" nvmf_subsystem_add_listener "$nqn" -t tcp -f ipv4 -a 127.0.0.1 -s "$port"
 }
 
@@ -256,7 +269,7 @@ print(json.dumps({k: int(v) if v.isdigit() else v for k, v in zip(a[::2], a[1::2
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])' || true)" \
     target_cores "$CORES" perf_cores "$PERF_CORES" time_s "$TIME" warmup_s "$WARMUP" \
     rounds "$ROUNDS" digests "$DIGESTS" hugepages "$HP_NOW" \
-    namespace "1 GiB malloc, 4096-byte blocks" \
+    namespace "$([ "$BACKEND" = lvol ] && echo "thin 960 MiB lvol (1 MiB clusters, allocated by the fill) on a 1 GiB malloc" || echo "1 GiB malloc"), 4096-byte blocks" \
     note "the idle target is SIGSTOPped while the other is measured; CPU is the target process's utime+stime (softirq work not charged to it is not counted)")"
 python3 "$HELPER" report --raw "$RAW" --fill "$FILL" --out "$OUT" --meta "$META"
 if [ "$DIGESTS" = 1 ]; then
