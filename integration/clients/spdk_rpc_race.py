@@ -1,11 +1,15 @@
 """The seed race of Lamina's origin (an lvol deleted while another request lists lvols:
-spdk#3505), driven through SPDK's own client: processes creating, snapshotting, cloning and
-deleting lvols race processes listing lvols, lvstores, bdevs and subsystems; every answer must
-be well formed, the target must live, and the lvstore must check consistent afterwards."""
+spdk#3505), driven through SPDK's own client: processes creating, exporting, snapshotting,
+cloning, unexporting and deleting lvols race processes listing lvols, lvstores, bdevs and
+subsystems; every answer must be well formed, the target must live, and the lvstore must check
+consistent afterwards. An lvol must be deletable as soon as nvmf_subsystem_remove_ns has
+answered, even while a subsystem listing still holds its namespace."""
 
 import multiprocessing
 import os
 import time
+
+DEFAULT_NQN = "nqn.2026-11.io.lamina:default"
 
 from harness import LaminaTest, figure
 from spdk.rpc.client import JSONRPCClient, JSONRPCException
@@ -23,13 +27,16 @@ def mutate(sock, worker, until, out):
             try:
                 c.call("bdev_lvol_create", {"lvs_name": "lvs0", "lvol_name": base,
                                             "size_in_mib": 4, "thin_provision": True})
+                nsid = c.call("nvmf_subsystem_add_ns", {"nqn": DEFAULT_NQN,
+                                                        "namespace": {"bdev_name": f"lvs0/{base}"}})
                 c.call("bdev_lvol_snapshot", {"lvol_name": f"lvs0/{base}",
                                               "snapshot_name": f"{base}_s"})
                 c.call("bdev_lvol_clone", {"snapshot_name": f"lvs0/{base}_s",
                                            "clone_name": f"{base}_c"})
+                c.call("nvmf_subsystem_remove_ns", {"nqn": DEFAULT_NQN, "nsid": nsid})
                 for name in (f"{base}_c", base, f"{base}_s"):
                     c.call("bdev_lvol_delete", {"name": f"lvs0/{name}"})
-                made += 6
+                made += 8
             except JSONRPCException as e:
                 errors.append(f"{base}: {e.message}")
                 break
