@@ -90,13 +90,13 @@ struct Socket {
     poll: BusyPoll,
 }
 
-/// How a busy poll ended.
-enum Spin {
+/// What a read of the socket found (and, for a busy poll, how it ended).
+enum Read {
     /// Input came and was handled.
     Input,
     /// The host closed the connection.
     Closed,
-    /// The budget passed (or the queue's token fired) with no input.
+    /// Nothing to read (for a busy poll: the budget passed, or the queue's token fired).
     Nothing,
 }
 
@@ -147,19 +147,19 @@ impl Socket {
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
-    /// Reads and handles every PDU available; `Ok(true)` when the host closed.
-    fn read_and_dispatch<F>(&mut self, q: &mut Queue<F>) -> Result<bool, ConnError>
+    /// Reads and handles every PDU available.
+    fn read_and_dispatch<F>(&mut self, q: &mut Queue<F>) -> Result<Read, ConnError>
     where
         F: Future<Output = Completion> + Send + 'static,
     {
         match self.read_available() {
-            Ok(0) => return Ok(true),
+            Ok(0) => return Ok(Read::Closed),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::Nothing),
             Err(e) => return Err(e.into()),
         }
         self.decode_buffered(q)?;
-        Ok(false)
+        Ok(Read::Input)
     }
 
     /// Hands every complete PDU in the read buffer to the core (including any that arrived
@@ -205,24 +205,19 @@ impl Socket {
         q: &mut Queue<F>,
         token: &CancellationToken,
         budget: Duration,
-    ) -> Result<Spin, ConnError>
+    ) -> Result<Read, ConnError>
     where
         F: Future<Output = Completion> + Send + 'static,
     {
         let until = Instant::now() + budget;
         loop {
             tokio::task::yield_now().await;
-            match self.read_available() {
-                Ok(0) => return Ok(Spin::Closed),
-                Ok(_) => {
-                    self.decode_buffered(q)?;
-                    return Ok(Spin::Input);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+            match self.read_and_dispatch(q)? {
+                Read::Nothing => {}
+                found => return Ok(found),
             }
             if token.is_cancelled() || Instant::now() >= until {
-                return Ok(Spin::Nothing);
+                return Ok(Read::Nothing);
             }
         }
     }
@@ -268,12 +263,12 @@ impl Socket {
             {
                 match self.poll.before_wait() {
                     Some(budget) => match self.spin(q, &token, budget).await? {
-                        Spin::Input => {
+                        Read::Input => {
                             self.poll.hit();
                             continue;
                         }
-                        Spin::Closed => return Ok(QueueExit::HostClosed),
-                        Spin::Nothing => self.poll.miss(),
+                        Read::Closed => return Ok(QueueExit::HostClosed),
+                        Read::Nothing => self.poll.miss(),
                     },
                     None => parked_at = Some(Instant::now()),
                 }
@@ -296,7 +291,7 @@ impl Socket {
                     if let Some(t) = parked_at {
                         self.poll.parked(t.elapsed());
                     }
-                    if self.read_and_dispatch(q)? {
+                    if let Read::Closed = self.read_and_dispatch(q)? {
                         return Ok(QueueExit::HostClosed);
                     }
                 }

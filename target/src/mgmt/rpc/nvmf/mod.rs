@@ -46,7 +46,7 @@ use super::dispatch::Methods;
 use super::error::RpcError;
 use super::fields::{Described, Field, TGT_NAME, applied};
 use crate::mgmt::context::Target;
-use crate::plane::subsystem::{DISCOVERY_NQN, Namespace, Subsystem, SubsystemKind};
+use crate::plane::subsystem::{DISCOVERY_NQN, Subsystem, SubsystemKind};
 
 pub use listener::ListenAddress;
 pub use subsystem::subsystem_json;
@@ -147,11 +147,6 @@ fn nvm_subsystem(t: &Target, nqn: &str) -> Result<Arc<Subsystem>, RpcError> {
         return Err(RpcError::invalid("not allowed on the discovery subsystem"));
     }
     Ok(s)
-}
-
-/// Releases a raw bdev's claim once its namespace is gone (an lvol closes on drop).
-fn release_backend(ns: &Namespace) {
-    ns.backend().release();
 }
 
 /// Upper-case hexadecimal, as SPDK prints NGUIDs.

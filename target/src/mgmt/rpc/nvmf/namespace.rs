@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::super::dispatch::RpcResult;
 use super::super::error::RpcError;
 use super::super::fields::{Described, Field, Lit, TGT_NAME, applied, object, only};
-use super::{nvm_subsystem, release_backend};
+use super::nvm_subsystem;
 use crate::mgmt::context::Target;
 use crate::plane::bdev::Claim;
 use crate::plane::subsystem::{Backend, Namespace};
@@ -121,7 +121,8 @@ pub(super) async fn add_ns(t: Arc<Target>, p: AddNs) -> RpcResult {
         nguid,
     ));
     if let Err(e) = sub.add_namespace(ns.clone()) {
-        release_backend(&ns);
+        // Never published: give the backend back (the lvol's export, a bdev's claim).
+        ns.backend().release();
         return Err(e.into());
     }
     tracing::info!(nqn = %p.nqn, nsid, bdev = %name, "namespace added");
