@@ -48,6 +48,7 @@ fn args(data_dir: &Path, listen: SocketAddr) -> ServeArgs {
         conn_runtime: None,
         io_stats: None,
         busy_poll_us: None,
+        zero_copy_min: None,
         cores: None,
     }
 }
@@ -164,4 +165,19 @@ impl TestTarget {
     pub async fn stop(self) {
         server::shutdown(&self.running).await;
     }
+}
+
+/// Bytes of a reproducible pattern (xorshift), different for every seed: what a test writes
+/// and expects to read back.
+pub fn pattern(seed: u64, len: usize) -> bytes::Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    bytes::Bytes::from(v)
 }

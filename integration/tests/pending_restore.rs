@@ -11,25 +11,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use lamina_integration::fixtures::{DEFAULT_NQN, TestTarget};
+use lamina_integration::fixtures::{DEFAULT_NQN, TestTarget, pattern};
 use lamina_integration::host::Controller;
 use lamina_protocol::nvme::AsyncEvent;
 use lamina_protocol::nvme::features::{AsyncEventConfig, FeatureId};
 use serde_json::{Value, json};
-
-/// Bytes of a reproducible pattern.
-fn pattern(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
-}
 
 async fn pending(t: &TestTarget) -> Vec<Value> {
     let v = t

@@ -8,25 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use bytes::{Bytes, BytesMut};
-use lamina_integration::fixtures::TestTarget;
+use lamina_integration::fixtures::{TestTarget, pattern};
 use lamina_integration::host::{Controller, HostError, Namespace, Queue, RawHost};
 use lamina_protocol::nvme::{DsmRange, IoOpcode, ReadWrite, SglDescriptor, Status, StatusCode};
 use lamina_protocol::tcp::IcReq;
 use serde_json::json;
-
-/// Bytes of a reproducible pattern, different for every (seed, offset).
-fn pattern(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
-}
 
 async fn read(q: &Queue, ns: &Namespace, slba: u64, bytes: usize) -> BytesMut {
     let blocks = ns.blocks_of(bytes).unwrap();

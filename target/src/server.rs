@@ -359,6 +359,7 @@ fn resolve_settings(
         conn_runtime = ?settings.conn_runtime,
         io_stats = settings.io_stats,
         busy_poll = ?settings.busy_poll,
+        zero_copy_min = settings.zero_copy_min,
         cores = %crate::cores::CoreList::describe(&crate::cores::allowed()),
         "process settings"
     );

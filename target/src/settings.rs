@@ -1,9 +1,9 @@
 //! Process settings that code deep in the server reads: whether file bdevs use io_uring, how
 //! connection tasks are laid out on runtimes, whether per-command counters are kept, and how
-//! long a connection polls for its host's next command before parking. They are decided
-//! once, in [`Settings::resolve`], from the `lamina serve` flags (which also read
-//! `LAMINA_IO_URING`, `LAMINA_CONN_RUNTIME`, `LAMINA_IO_STATS` and `LAMINA_BUSY_POLL_US`),
-//! then the `[runtime]`
+//! long a connection polls for its host's next command before parking, and from what size
+//! payloads are sent without a copy. They are decided once, in [`Settings::resolve`], from
+//! the `lamina serve` flags (which also read `LAMINA_IO_URING`, `LAMINA_CONN_RUNTIME`,
+//! `LAMINA_IO_STATS`, `LAMINA_BUSY_POLL_US` and `LAMINA_ZERO_COPY_MIN`), then the `[runtime]`
 //! section of a TOML configuration file, then the defaults; nothing else reads the
 //! environment for them.
 
@@ -47,6 +47,8 @@ pub struct RuntimeSection {
     pub io_stats: Option<bool>,
     /// Microseconds a connection polls for the next command before parking (0: never).
     pub busy_poll_us: Option<u32>,
+    /// Smallest payload sent with `MSG_ZEROCOPY`, in bytes (0: never).
+    pub zero_copy_min: Option<u32>,
 }
 
 /// The settings in force.
@@ -61,10 +63,18 @@ pub struct Settings {
     /// How long an idle I/O queue polls for its host's next command before parking
     /// (`crate::transport::busy_poll`); zero: never.
     pub busy_poll: Duration,
+    /// Smallest payload (bytes) a write sends with `MSG_ZEROCOPY`
+    /// (`crate::transport::zero_copy`); zero: never.
+    pub zero_copy_min: usize,
 }
 
 /// The default busy-poll budget, in microseconds.
 pub const DEFAULT_BUSY_POLL_US: u32 = 50;
+/// The default smallest zero-copy payload, in bytes: off. Over loopback (and a veth pair)
+/// the kernel copies every zero-copy send anyway, so there it only costs; on a NIC with
+/// scatter-gather it saves the copy of large reads (32768 is a good start, and
+/// `lamina_zero_copy_sends_total{outcome}` says whether the kernel copied after all).
+pub const DEFAULT_ZERO_COPY_MIN: u32 = 0;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -73,6 +83,7 @@ impl Default for Settings {
             conn_runtime: ConnRuntime::Shared,
             io_stats: true,
             busy_poll: Duration::from_micros(u64::from(DEFAULT_BUSY_POLL_US)),
+            zero_copy_min: DEFAULT_ZERO_COPY_MIN as usize,
         }
     }
 }
@@ -88,6 +99,8 @@ pub struct Given {
     pub io_stats: Option<Switch>,
     /// `--busy-poll-us` / `LAMINA_BUSY_POLL_US`.
     pub busy_poll_us: Option<u32>,
+    /// `--zero-copy-min` / `LAMINA_ZERO_COPY_MIN`.
+    pub zero_copy_min: Option<u32>,
 }
 
 impl Settings {
@@ -113,6 +126,10 @@ impl Settings {
                 .busy_poll_us
                 .or(file.busy_poll_us)
                 .map_or(d.busy_poll, |us| Duration::from_micros(u64::from(us))),
+            zero_copy_min: given
+                .zero_copy_min
+                .or(file.zero_copy_min)
+                .map_or(d.zero_copy_min, |b| b as usize),
         }
     }
 }
@@ -139,6 +156,7 @@ mod tests {
             conn_runtime: Some(ConnRuntime::PerCore),
             io_stats: None,
             busy_poll_us: Some(20),
+            zero_copy_min: Some(0),
         };
         let us = Duration::from_micros;
         let s = Settings::resolve(Given::default(), file);
@@ -146,17 +164,20 @@ mod tests {
             (s.io_uring, s.conn_runtime, s.io_stats, s.busy_poll),
             (false, ConnRuntime::PerCore, true, us(20))
         );
+        assert_eq!(s.zero_copy_min, 0);
         let given = Given {
             io_uring: Some(Switch(true)),
             conn_runtime: None,
             io_stats: Some(Switch(false)),
             busy_poll_us: Some(0),
+            zero_copy_min: Some(65536),
         };
         let s = Settings::resolve(given, file);
         assert_eq!(
             (s.io_uring, s.conn_runtime, s.io_stats, s.busy_poll),
             (true, ConnRuntime::PerCore, false, Duration::ZERO)
         );
+        assert_eq!(s.zero_copy_min, 65536);
         assert_eq!(
             Settings::resolve(Given::default(), RuntimeSection::default()),
             Settings::default()

@@ -178,6 +178,7 @@ fn steady_state_io_allocates_nothing() {
         conn_runtime: None,
         io_stats: None,
         busy_poll_us: None,
+        zero_copy_min: None,
         cores: None,
     };
     let running = rt.block_on(server::start(&args)).expect("target starts");

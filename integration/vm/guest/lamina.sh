@@ -59,6 +59,17 @@ ls -ls "$DATA"
 run_common_checks
 nguid_before="$NS_NGUID"
 case "${LAMINA_SERVE_ARGS:-}" in
+*--zero-copy-min*)
+    # The fio verify above read its data back through MSG_ZEROCOPY sends; over the guest's
+    # loopback the kernel completes them by copying, and counts them all the same.
+    step "read payloads went out with MSG_ZEROCOPY (nvmf_get_stats counts their completions)"
+    zc_sends=$("$LAMINA" rpc --socket "$DATA/lamina.sock" nvmf_get_stats 2>/dev/null | tr -d '\n' |
+        grep -o '"zero_copy_sends": *{[^}]*}' | grep -o '[0-9][0-9]*' | awk '{ s += $1 } END { print s + 0 }')
+    echo "zero-copy sends completed: $zc_sends"
+    [ "${zc_sends:-0}" -gt 0 ] || fail "no zero-copy send completed with $LAMINA_SERVE_ARGS"
+    ;;
+esac
+case "${LAMINA_SERVE_ARGS:-}" in
 *debug*)
     # With CAP.CSS bit 6 the host enables with CC.CSS 110b and reads the I/O command set
     # structures; the debug log shows each admin command and its status.

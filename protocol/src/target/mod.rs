@@ -37,6 +37,7 @@ mod cids;
 mod completion;
 mod error;
 mod intake;
+mod lent;
 mod output;
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,7 @@ use bytes::BytesMut;
 
 pub use completion::{After, Command, Completion};
 pub use error::{Cause, Deadline, QueueError, Rule, Violation};
+pub use output::Sent;
 
 use crate::codec::{Framer, FramerConfig};
 use crate::nvme::{Cqe, Status};
@@ -245,9 +247,36 @@ impl<O: Observer> TargetQueue<O> {
     /// `write` would block (`Ok(false)`).
     pub fn poll_transmit(
         &mut self,
-        write: impl FnMut(&[std::io::IoSlice<'_>]) -> std::io::Result<usize>,
+        mut write: impl FnMut(&[std::io::IoSlice<'_>]) -> std::io::Result<usize>,
+    ) -> std::io::Result<bool> {
+        self.out.write_with(|iov| write(iov).map(Sent::copied))
+    }
+
+    /// As [`TargetQueue::poll_transmit`], for a writer that may take bytes without copying
+    /// them ([`Sent::zero_copy`], Linux `MSG_ZEROCOPY`): what such a write took is kept, and
+    /// its buffers are not recycled, until [`TargetQueue::zero_copy_complete`] reports it.
+    /// Zero-copy writes are numbered from 0 in the order made, as Linux numbers them.
+    pub fn poll_transmit_zero_copy(
+        &mut self,
+        write: impl FnMut(&[std::io::IoSlice<'_>]) -> std::io::Result<Sent>,
     ) -> std::io::Result<bool> {
         self.out.write_with(write)
+    }
+
+    /// Zero-copy writes `first..=last` (numbers wrap) completed: the socket no longer reads
+    /// what they took.
+    pub fn zero_copy_complete(&mut self, first: u32, last: u32) {
+        self.out.lent.complete(first, last);
+    }
+
+    /// Bytes zero-copy writes took that have not completed yet.
+    pub fn zero_copy_pending(&self) -> usize {
+        self.out.lent.bytes()
+    }
+
+    /// Zero-copy writes that have not completed yet.
+    pub fn zero_copy_outstanding(&self) -> usize {
+        self.out.lent.outstanding()
     }
 
     /// Expires the deadlines that passed by `now` (an error then ends the queue: the host did

@@ -2,13 +2,15 @@
 //! scratch buffer, payloads as the `Bytes` the backend produced), handed to the caller's
 //! vectored, non-blocking write, coalescing everything that is ready into as few syscalls as
 //! the kernel accepts. The scratch space comes from a [`Recycler`], so encoding a header (or a
-//! data digest) allocates nothing once the connection has warmed up.
+//! data digest) allocates nothing once the connection has warmed up. What a zero-copy write
+//! took moves to [`Lent`] until the caller reports that write complete.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
+use super::lent::Lent;
 use crate::nvme::Cqe;
 use crate::recycle::Recycler;
 use crate::tcp::{C2hData, CapsuleResp, DataTrailer, Pdu, R2t, TermReq, TxParams};
@@ -22,6 +24,26 @@ const SCRATCH_MIN: usize = 512;
 /// Scratch chunks kept for reuse (headers waiting in the queue pin theirs).
 const MAX_SCRATCH_CHUNKS: usize = 64;
 
+/// What one write did with the bytes it was handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// How many bytes, from the start of the slices, it took.
+    pub bytes: usize,
+    /// Whether it took them without copying (Linux `MSG_ZEROCOPY`): they stay alive, and
+    /// their buffers unrecycled, until the caller reports that write complete.
+    pub zero_copy: bool,
+}
+
+impl Sent {
+    /// A write that copied what it took.
+    pub fn copied(bytes: usize) -> Self {
+        Self {
+            bytes,
+            zero_copy: false,
+        }
+    }
+}
+
 /// The queue of bytes to send.
 #[derive(Debug)]
 pub(crate) struct Output {
@@ -29,6 +51,7 @@ pub(crate) struct Output {
     queued_bytes: usize,
     scratch: BytesMut,
     chunks: Recycler,
+    pub(crate) lent: Lent,
 }
 
 impl Output {
@@ -39,6 +62,7 @@ impl Output {
             queued_bytes: 0,
             scratch: BytesMut::new(),
             chunks: Recycler::new(SCRATCH_CHUNK, MAX_SCRATCH_CHUNKS),
+            lent: Lent::default(),
         }
     }
 
@@ -117,7 +141,7 @@ impl Output {
     /// sent (`Ok(true)`) or it would block (`Ok(false)`).
     pub(crate) fn write_with(
         &mut self,
-        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<Sent>,
     ) -> io::Result<bool> {
         while !self.segments.is_empty() {
             let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
@@ -126,30 +150,42 @@ impl Output {
                 *slot = IoSlice::new(seg);
                 n += 1;
             }
-            let written = match write(&iov[..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(w) => w,
+            let sent = match write(&iov[..n]) {
+                Ok(Sent { bytes: 0, .. }) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(sent) => sent,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             };
-            self.advance(written);
+            self.advance(sent);
         }
         Ok(true)
     }
 
-    fn advance(&mut self, mut written: usize) {
+    fn advance(&mut self, sent: Sent) {
+        let mut written = sent.bytes;
+        let send = self.lent.next_send();
         self.queued_bytes -= written;
         while written > 0 {
             let Some(front) = self.segments.front_mut() else {
-                return;
+                break;
             };
             if front.len() <= written {
                 written -= front.len();
-                self.segments.pop_front();
+                if let Some(done) = self.segments.pop_front()
+                    && sent.zero_copy
+                {
+                    self.lent.lend(send, done);
+                }
             } else {
-                front.advance(written);
+                let done = front.split_to(written);
+                if sent.zero_copy {
+                    self.lent.lend(send, done);
+                }
                 written = 0;
             }
+        }
+        if sent.zero_copy {
+            self.lent.sent();
         }
     }
 }

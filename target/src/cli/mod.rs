@@ -154,6 +154,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "US", env = "LAMINA_BUSY_POLL_US",
         value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub busy_poll_us: Option<u32>,
+    /// Smallest read payload, in bytes, sent with Linux `MSG_ZEROCOPY`: the socket sends from
+    /// the buffer itself instead of copying it, which pays for large reads through a NIC with
+    /// scatter-gather (try 32768); over loopback the kernel copies anyway. 0 turns it off.
+    /// Default: the configuration file's `[runtime]`, else 0 (off).
+    #[arg(long, value_name = "BYTES", env = "LAMINA_ZERO_COPY_MIN")]
+    pub zero_copy_min: Option<u32>,
     /// CPUs to run on, as SPDK's `-m`: a mask (0x3) or a list (0-1,4). The runtime starts one
     /// worker per CPU, and `--conn-runtime per-core` pins one runtime to each. Default: every
     /// CPU the process may use. (Not in the TOML file: it applies before the runtime starts.)
@@ -240,6 +246,7 @@ impl ServeArgs {
             conn_runtime: self.conn_runtime,
             io_stats: self.io_stats,
             busy_poll_us: self.busy_poll_us,
+            zero_copy_min: self.zero_copy_min,
         }
     }
 

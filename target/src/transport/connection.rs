@@ -10,13 +10,22 @@
 //! ICReq and Connect in time), when the controller is torn down (KATO, reset, admin queue
 //! gone), or at shutdown, when it stops reading and lets in-flight commands finish for up to
 //! [`DRAIN_TIMEOUT`] before closing.
+//!
+//! A write whose slices include a payload of at least the `zero_copy_min` setting goes with
+//! `MSG_ZEROCOPY` (see [`super::zero_copy`]): the core keeps what it took until the kernel
+//! reports it sent, which the task reads from the socket's error queue when the reactor
+//! signals it. Before the socket closes, the task waits briefly for the last completions and
+//! resets the connection if they do not come, so a recycled buffer is never sent as data.
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use lamina_protocol::target::{Input, QueueError};
+use lamina_protocol::target::{Input, QueueError, Sent};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +34,7 @@ use super::admission::Ticket;
 use super::busy_poll::BusyPoll;
 use super::pool::ReadBuffer;
 use super::queue::{Core, Queue, QueueEvent, new_queue};
+use super::zero_copy;
 use crate::plane::command::Completion;
 use crate::plane::stats::TransportStats;
 
@@ -41,6 +51,10 @@ const MIN_READ: usize = 4096;
 const MAX_READ_CHUNKS: usize = 64;
 /// Input handled between two writes of the completions ready (see `decode_buffered`).
 const ANSWER_EVERY: usize = 32 * 1024;
+/// Bytes lent to zero-copy sends past which a write first reads the completions waiting.
+const LENT_HIGH_WATER: usize = 16 * 1024 * 1024;
+/// How long a closing connection waits for its last zero-copy completions.
+const LENT_DRAIN: Duration = Duration::from_secs(2);
 
 /// Why a connection ended with an error.
 #[derive(Debug)]
@@ -83,6 +97,8 @@ pub enum QueueExit {
 #[derive(Debug)]
 struct Socket {
     stream: TcpStream,
+    /// How writes go out (zero-copy or not).
+    tx: Tx,
     rbuf: ReadBuffer,
     /// Decoding stopped with PDUs left in the read buffer because the output backed up.
     input_paused: bool,
@@ -100,10 +116,61 @@ enum Read {
     Nothing,
 }
 
+/// How a connection writes.
+#[derive(Debug, Clone)]
+struct Tx {
+    /// Smallest payload sent with `MSG_ZEROCOPY`; 0: never (off, or the socket refused it).
+    zero_copy_min: usize,
+    stats: Arc<TransportStats>,
+}
+
 /// Writes what `core` has queued, as much as the socket takes without blocking; `Ok(true)`
 /// when all of it was sent.
-fn write_out(stream: &TcpStream, core: &mut Core) -> io::Result<bool> {
-    core.poll_transmit(|iov| stream.try_write_vectored(iov))
+fn write_out(stream: &TcpStream, tx: &Tx, core: &mut Core) -> io::Result<bool> {
+    if tx.zero_copy_min == 0 {
+        return core.poll_transmit(|iov| stream.try_write_vectored(iov));
+    }
+    if core.zero_copy_pending() > LENT_HIGH_WATER {
+        reap(stream, tx, core)?;
+    }
+    core.poll_transmit_zero_copy(|iov| {
+        if iov.iter().any(|s| s.len() >= tx.zero_copy_min) {
+            match stream.try_io(Interest::WRITABLE, || zero_copy::send(stream.as_fd(), iov)) {
+                Ok(bytes) => {
+                    return Ok(Sent {
+                        bytes,
+                        zero_copy: true,
+                    });
+                }
+                // No option memory left for another pending completion: copy this one.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        stream.try_write_vectored(iov).map(Sent::copied)
+    })
+}
+
+/// Reads every zero-copy completion waiting on the socket's error queue and releases what
+/// those sends took.
+fn reap(stream: &TcpStream, tx: &Tx, core: &mut Core) -> io::Result<()> {
+    loop {
+        match zero_copy::completed(stream.as_fd()) {
+            Ok(Some(c)) => {
+                core.zero_copy_complete(c.first, c.last);
+                let sends = u64::from(c.last.wrapping_sub(c.first)) + 1;
+                let counter = if c.copied {
+                    &tx.stats.zero_copy_copied
+                } else {
+                    &tx.stats.zero_copy_sends
+                };
+                counter.fetch_add(sends, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn backlogged(core: &Core) -> bool {
@@ -135,16 +202,75 @@ impl Socket {
     }
 
     /// Writes until the output is all sent or `deadline` passes.
-    async fn flush_all(&self, core: &mut Core, deadline: Duration) -> io::Result<()> {
+    async fn flush_all(&mut self, core: &mut Core, deadline: Duration) -> io::Result<()> {
         let flush = async {
-            while !write_out(&self.stream, core)? {
-                self.stream.writable().await?;
+            while !write_out(&self.stream, &self.tx, core)? {
+                let ready = self.stream.ready(Interest::WRITABLE).await?;
+                self.after_write_wait(ready, core)?;
             }
             Ok(())
         };
         tokio::time::timeout(deadline, flush)
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// After a wait for the socket to take more output. A zero-copy completion raises
+    /// EPOLLERR, which the reactor reads as a closed write side and keeps for good, so every
+    /// later wait would return at once: read the completions and register the socket afresh
+    /// so the next wait is a real one. (A socket that really closed fails the next write.)
+    fn after_write_wait(&mut self, ready: tokio::io::Ready, core: &mut Core) -> io::Result<()> {
+        if self.tx.zero_copy_min == 0 || !ready.is_write_closed() {
+            return Ok(());
+        }
+        reap(&self.stream, &self.tx, core)?;
+        let fresh = self.stream.as_fd().try_clone_to_owned()?;
+        let fresh = TcpStream::from_std(std::net::TcpStream::from(fresh))?;
+        // Dropping the old handle deregisters and closes its descriptor; the socket stays
+        // open through the new one.
+        drop(std::mem::replace(&mut self.stream, fresh));
+        Ok(())
+    }
+
+    /// The reactor signalled the error queue: read the completions, and clear that signal.
+    fn on_error_queue(&self, core: &mut Core) -> io::Result<()> {
+        match self.stream.try_io(Interest::ERROR, || {
+            reap(&self.stream, &self.tx, core)?;
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Before the socket closes: waits up to [`LENT_DRAIN`] for the completions of the
+    /// zero-copy sends still out; if some do not come, the connection is reset rather than
+    /// closed, so the kernel drops their data instead of sending buffers that are about to be
+    /// reused.
+    async fn settle_lent(&mut self, core: &mut Core) {
+        let until = tokio::time::Instant::now() + LENT_DRAIN;
+        while core.zero_copy_outstanding() > 0 {
+            if reap(&self.stream, &self.tx, core).is_err() {
+                break;
+            }
+            if core.zero_copy_outstanding() == 0 {
+                return;
+            }
+            let wait = self.stream.ready(Interest::ERROR);
+            match tokio::time::timeout_at(until, wait).await {
+                Ok(Ok(_)) => {
+                    let _ = self.on_error_queue(core);
+                }
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        if core.zero_copy_outstanding() > 0 {
+            tracing::debug!(
+                sends = core.zero_copy_outstanding(),
+                "zero-copy sends still pending at close: resetting the connection"
+            );
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
     }
 
     /// Reads and handles every PDU available.
@@ -174,7 +300,7 @@ impl Socket {
         self.input_paused = false;
         loop {
             if backlogged(&q.core) {
-                write_out(&self.stream, &mut q.core)?;
+                write_out(&self.stream, &self.tx, &mut q.core)?;
                 if backlogged(&q.core) {
                     self.input_paused = true;
                     return Ok(());
@@ -193,7 +319,7 @@ impl Socket {
             // reads have queued enough.
             if q.on_input(input) || since_flush >= ANSWER_EVERY {
                 since_flush = 0;
-                write_out(&self.stream, &mut q.core)?;
+                write_out(&self.stream, &self.tx, &mut q.core)?;
             }
         }
     }
@@ -236,7 +362,7 @@ impl Socket {
             if q.is_bound() {
                 ticket.connected();
             }
-            write_out(&self.stream, &mut q.core)?;
+            write_out(&self.stream, &self.tx, &mut q.core)?;
             let closing = q.core.is_closing();
             if closing && !q.is_running() {
                 self.flush_all(&mut q.core, DRAIN_TIMEOUT).await?;
@@ -256,6 +382,7 @@ impl Socket {
             };
             let sleep = deadline.map(tokio::time::Instant::from_std);
             let has_output = q.core.has_output();
+            let lent = q.core.zero_copy_outstanding() > 0;
             // Everything answered and nothing running on an I/O queue: poll for the host's
             // next command a little before parking.
             let mut parked_at = None;
@@ -279,9 +406,9 @@ impl Socket {
                 () = sleep_until(sleep), if sleep.is_some() => {}
                 event = q.next_event() => match event {
                     QueueEvent::Woken => {
-                        let stream = &self.stream;
+                        let (stream, tx) = (&self.stream, &self.tx);
                         q.run_woken(|core| {
-                            let _ = write_out(stream, core);
+                            let _ = write_out(stream, tx, core);
                         });
                     }
                     QueueEvent::Oob(cqe) => q.on_oob(cqe),
@@ -295,7 +422,13 @@ impl Socket {
                         return Ok(QueueExit::HostClosed);
                     }
                 }
-                r = self.stream.writable(), if has_output => r?,
+                r = self.stream.ready(Interest::WRITABLE), if has_output => {
+                    self.after_write_wait(r?, &mut q.core)?;
+                }
+                r = self.stream.ready(Interest::ERROR), if lent => {
+                    r?;
+                    self.on_error_queue(&mut q.core)?;
+                }
             }
         }
     }
@@ -321,9 +454,9 @@ impl Socket {
             if tokio::time::timeout_at(until, q.woken()).await.is_err() {
                 break;
             }
-            let stream = &self.stream;
+            let (stream, tx) = (&self.stream, &self.tx);
             q.run_woken(|core| {
-                let _ = write_out(stream, core);
+                let _ = write_out(stream, tx, core);
             });
         }
         let _ = self.flush_all(&mut q.core, Duration::from_secs(2)).await;
@@ -383,8 +516,17 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         let mut queue = new_queue(target.plane.clone(), local, peer, ticket.connect_timeout());
         let max_pdu = usize::try_from(queue.max_pdu()).unwrap_or(READ_CHUNK);
         let chunk = READ_CHUNK.max(max_pdu.saturating_mul(4));
+        let zero_copy_min = match target.settings.zero_copy_min {
+            0 => 0,
+            min if zero_copy::enable(stream.as_fd()).is_ok() => min,
+            _ => 0,
+        };
         let mut socket = Socket {
             stream,
+            tx: Tx {
+                zero_copy_min,
+                stats: target.transport_stats.clone(),
+            },
             rbuf: ReadBuffer::new(chunk, MAX_READ_CHUNKS, MIN_READ, max_pdu),
             input_paused: false,
             poll: BusyPoll::new(target.settings.busy_poll),
@@ -393,13 +535,14 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         let result = socket.drive(&mut queue, &root, &mut ticket).await;
         if result.is_err() {
             // The TermReq the core queued, if it did.
-            let _ = write_out(&socket.stream, &mut queue.core);
+            let _ = write_out(&socket.stream, &socket.tx, &mut queue.core);
         }
         // Commands still running are not dropped: they run to completion first (their
         // completions go nowhere), and the controller is released only once nothing the
         // queue started is still writing.
         queue.finish_in_flight().await;
         queue.unbind();
+        socket.settle_lent(&mut queue.core).await;
         match result {
             Ok(exit) => tracing::debug!(?exit, "connection closed"),
             Err(e) => {

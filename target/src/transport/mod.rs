@@ -24,6 +24,7 @@ pub mod connection;
 pub mod pool;
 pub mod queue;
 pub mod slots;
+pub mod zero_copy;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

@@ -52,6 +52,7 @@ impl Metered {
             conn_runtime: None,
             io_stats: None,
             busy_poll_us: None,
+            zero_copy_min: None,
             cores: None,
         };
         let running = server::start(&args).await.unwrap();

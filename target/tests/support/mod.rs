@@ -43,6 +43,7 @@ pub fn args(data_dir: &Path, config: Option<PathBuf>) -> ServeArgs {
         conn_runtime: None,
         io_stats: None,
         busy_poll_us: None,
+        zero_copy_min: None,
         cores: None,
     }
 }

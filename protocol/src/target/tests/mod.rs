@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{After, Binding, Command, Completion, Input, QueueConfig, QueueError, TargetQueue};
+use super::{
+    After, Binding, Command, Completion, Input, QueueConfig, QueueError, Sent, TargetQueue,
+};
 use crate::fabrics::{ConnectCommand, Disconnect};
 use crate::nvme::{Cqe, IoOpcode, ReadWrite, SglDescriptor, Sqe, Status, StatusCode};
 use crate::tcp::{CapsuleCmd, Digests, H2cData, IcReq, Pda, Pdu, TxParams};
@@ -525,4 +527,46 @@ fn pdus_split_anywhere_decode_the_same() {
     }
     assert_eq!(commands, 1);
     assert!(h.wire.is_empty());
+}
+
+#[test]
+fn a_zero_copy_write_keeps_the_payload_until_the_socket_reports_it_sent() {
+    let mut h = Host::io_queue(32, true);
+    h.command(&read(4, 8));
+    let payload = Bytes::from(BytesMut::from(&[0x5a; 4096][..]));
+    h.queue.complete(Completion::data(4, payload.clone()));
+    // The first write takes 100 bytes (part of the header), the second the rest.
+    let mut writes = 0;
+    let all_sent = h
+        .queue
+        .poll_transmit_zero_copy(|iov| {
+            writes += 1;
+            let total: usize = iov.iter().map(|s| s.len()).sum();
+            let bytes = if writes == 1 { 10 } else { total };
+            Ok(Sent {
+                bytes,
+                zero_copy: true,
+            })
+        })
+        .unwrap();
+    assert!(all_sent);
+    assert_eq!(h.queue.zero_copy_outstanding(), 2);
+    assert_eq!(h.queue.zero_copy_pending(), 24 + 4096);
+    assert!(!payload.is_unique(), "the socket still reads the payload");
+    h.queue.zero_copy_complete(0, 0);
+    assert_eq!(h.queue.zero_copy_pending(), 24 + 4096 - 10);
+    h.queue.zero_copy_complete(1, 1);
+    assert_eq!(h.queue.zero_copy_outstanding(), 0);
+    assert!(payload.is_unique(), "released once its write completed");
+}
+
+#[test]
+fn a_copying_write_keeps_nothing() {
+    let mut h = Host::io_queue(32, true);
+    h.command(&read(4, 8));
+    let payload = Bytes::from(BytesMut::from(&[0x5a; 4096][..]));
+    h.queue.complete(Completion::data(4, payload.clone()));
+    assert!(h.received().len() == 1);
+    assert_eq!(h.queue.zero_copy_pending(), 0);
+    assert!(payload.is_unique());
 }

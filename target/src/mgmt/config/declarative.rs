@@ -24,6 +24,7 @@
 //! conn_runtime = "shared"  # or "per-core" (LAMINA_CONN_RUNTIME)
 //! io_stats = true          # per-command counters (LAMINA_IO_STATS)
 //! busy_poll_us = 50        # poll for the next command before parking (LAMINA_BUSY_POLL_US)
+//! zero_copy_min = 0        # MSG_ZEROCOPY for read payloads from this size; 0: off (LAMINA_ZERO_COPY_MIN)
 //!
 //! # NVMe/TCP transport options (nvmf_create_transport's names); all optional.
 //! [transport]

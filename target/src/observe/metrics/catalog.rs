@@ -126,6 +126,9 @@ metrics! {
     /// Panics caught.
     CONNECTION_PANICS: Counter "lamina_connection_panics_total" []
         "Connection tasks that panicked (the connection was closed, the target went on)";
+    /// Zero-copy sends completed.
+    ZERO_COPY_SENDS: Counter "lamina_zero_copy_sends_total" ["outcome"]
+        "MSG_ZEROCOPY sends the kernel completed, by outcome (zero_copy: sent from the buffer itself; copied: the kernel copied it after all, as over loopback)";
     /// Digest errors.
     DIGEST_ERRORS: Counter "lamina_digest_errors_total" ["type"]
         "PDUs received with a wrong CRC32C digest, by digest (header, data)";

@@ -54,6 +54,9 @@
 //!   (see `crate::transport::admission` for the limits).
 //! - `lamina_connection_panics_total` counter: connection tasks that panicked (caught; that
 //!   connection closed).
+//! - `lamina_zero_copy_sends_total{outcome}` counter: `MSG_ZEROCOPY` sends completed,
+//!   `zero_copy` (sent from the buffer itself) or `copied` (the kernel copied after all, as
+//!   over loopback; see `--zero-copy-min`).
 //! - `lamina_term_reqs_sent_total{fes}` counter: C2HTermReqs by Fatal Error Status
 //!   (`invalid_header_field`, `pdu_sequence_error`, `header_digest_error`,
 //!   `data_out_of_range`, `data_limit_exceeded`, `unsupported_parameter`, `other`).

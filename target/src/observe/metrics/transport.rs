@@ -30,6 +30,9 @@ pub fn collect(s: &TransportStats, admission: &Admission, out: &mut Vec<MetricFa
     unconnected.gauge(&[], admission.counts().1 as f64);
     let mut panics = Family::new(catalog::CONNECTION_PANICS);
     panics.counter(&[], load(&s.connection_panics));
+    let mut zero_copy = Family::new(catalog::ZERO_COPY_SENDS);
+    zero_copy.counter(&["zero_copy"], load(&s.zero_copy_sends));
+    zero_copy.counter(&["copied"], load(&s.zero_copy_copied));
     let mut digests = Family::new(catalog::DIGEST_ERRORS);
     digests.counter(&["header"], load(&s.header_digest_errors));
     digests.counter(&["data"], load(&s.data_digest_errors));
@@ -43,6 +46,7 @@ pub fn collect(s: &TransportStats, admission: &Admission, out: &mut Vec<MetricFa
         timeouts.finish(),
         unconnected.finish(),
         panics.finish(),
+        zero_copy.finish(),
         digests.finish(),
         labelled(catalog::TERM_REQS_SENT, &s.term_reqs()),
         labelled(catalog::PDUS_RECEIVED, &s.pdus_received()),

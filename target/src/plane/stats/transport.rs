@@ -79,6 +79,11 @@ pub struct TransportStats {
     pub data_digest_errors: AtomicU64,
     /// Connection tasks that panicked (caught; the connection closed).
     pub connection_panics: AtomicU64,
+    /// Zero-copy sends the kernel completed without copying.
+    pub zero_copy_sends: AtomicU64,
+    /// Zero-copy sends the kernel completed by copying after all (loopback, or a device
+    /// without scatter-gather).
+    pub zero_copy_copied: AtomicU64,
     term_reqs: [AtomicU64; FES_SLOTS],
     pdus: Sharded<PduCounts>,
 }

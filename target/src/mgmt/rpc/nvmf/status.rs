@@ -4,7 +4,8 @@
 //! Lamina has no SPDK poll groups: its connections run on a tokio runtime, so `nvmf_get_stats`
 //! reports one poll group named `lamina` holding the target-wide counts, and, under its TCP
 //! transport, the transport statistics the metrics endpoint exports (PDUs by type and
-//! direction, C2HTermReqs by FES, digest errors, keep-alive expiries, connections). SPDK's TCP
+//! direction, C2HTermReqs by FES, digest errors, keep-alive expiries, connections, zero-copy
+//! sends by outcome). SPDK's TCP
 //! transport reports only `trtype` there.
 
 use std::sync::Arc;
@@ -102,6 +103,10 @@ fn transport_stats(s: &TransportStats) -> Value {
         "header_digest_errors": s.header_digest_errors.load(Ordering::Relaxed),
         "data_digest_errors": s.data_digest_errors.load(Ordering::Relaxed),
         "connection_panics": s.connection_panics.load(Ordering::Relaxed),
+        "zero_copy_sends": labelled(vec![
+            ("zero_copy", s.zero_copy_sends.load(Ordering::Relaxed)),
+            ("copied", s.zero_copy_copied.load(Ordering::Relaxed)),
+        ]),
         "c2h_term_reqs": labelled(s.term_reqs()),
         "pdus_received": labelled(s.pdus_received()),
         "pdus_sent": labelled(s.pdus_sent()),
