@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The same-run comparison of issue 16: Lamina's target and SPDK's nvmf_tgt side by side, both
-# measured by SPDK's own initiator, spdk_nvme_perf, on a 1 GiB RAM namespace (4 KiB blocks).
-# Both targets are started once (Lamina without hugepages, nvmf_tgt with them), configured over
-# JSON-RPC with SPDK's rpc.py, filled once with sequential writes, then measured alternately
-# (Lamina, SPDK, Lamina, SPDK, ... for each row); the target not being measured is stopped
+# measured by SPDK's own initiator, spdk_nvme_perf, on a 1 GiB namespace (4 KiB blocks: a RAM
+# bdev, a thin lvol on one, or a file; --backend). Both targets are started once (Lamina
+# without hugepages, nvmf_tgt with them), configured over JSON-RPC with SPDK's rpc.py, filled
+# once with sequential writes, then measured alternately (Lamina, SPDK, Lamina, SPDK, ... for
+# each row); the target not being measured is stopped
 # (SIGSTOP) meanwhile, since nvmf_tgt busy-polls its core even when idle. Needs root.
 #
 #   integration/bench/spdk-compare.sh [--time SECS] [--rounds N] [--rows LIST] [--digests]
-#                                     [--backend malloc|lvol]
+#                                     [--backend malloc|lvol|file] [--spdk-zerocopy on|off]
 #                                     [--cores MASK] [--perf-cores MASK] [--out FILE]
 #
 #   --time        measured seconds per run (default 10; 1 more of warm-up, --warmup SECS)
@@ -17,7 +18,13 @@
 #   --digests     header and data digests on every connection (spdk_nvme_perf -H -I)
 #   --backend     what the namespace is: malloc (default: the RAM bdev itself) or lvol (a
 #                 thin 960 MiB lvol in an lvstore with 1 MiB clusters on that RAM bdev; the
-#                 fill allocates every cluster, so the rows measure allocated clusters)
+#                 fill allocates every cluster, so the rows measure allocated clusters) or
+#                 file (bdev_aio_create on a 1 GiB file of its own per target under the work
+#                 directory, 4 KiB blocks; both open it with O_DIRECT: Lamina's file device
+#                 with io_uring, SPDK's aio bdev with libaio)
+#   --spdk-zerocopy  nvmf_tgt's MSG_ZEROCOPY sends (sock_impl_set_options -i posix
+#                 --enable/--disable-zerocopy-send-server before framework_start_init;
+#                 default: SPDK's own default, on). Lamina's are LAMINA_ZERO_COPY_MIN=BYTES.
 #   --cores       CPU mask of both targets (default 0x1: taskset for Lamina, -m for nvmf_tgt)
 #   --perf-cores  CPU mask of spdk_nvme_perf (default: the lowest core outside --cores)
 #   --out         JSON with every run and the summary (default build/bench/spdk-compare.json)
@@ -36,6 +43,7 @@ ROUNDS=2
 ALL_ROWS="randread-qd32,randwrite-qd32,read128k-qd8,write128k-qd8,randread-qd1,randrw-4x8"
 ROWS="$ALL_ROWS"
 DIGESTS=0
+SPDK_ZEROCOPY=""
 BACKEND=malloc
 CORES=0x1
 PERF_CORES=""
@@ -47,6 +55,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --rows) ROWS="$2"; shift 2 ;;
         --digests) DIGESTS=1; shift ;;
+        --spdk-zerocopy) SPDK_ZEROCOPY="$2"; shift 2 ;;
         --backend) BACKEND="$2"; shift 2 ;;
         --cores) CORES="$2"; shift 2 ;;
         --perf-cores) PERF_CORES="$2"; shift 2 ;;
@@ -73,7 +82,8 @@ done
 if ! [[ "$TIME" =~ ^[1-9][0-9]*$ ]]; then echo "--time: whole seconds, 1 or more" >&2; exit 2; fi
 if ! [[ "$WARMUP" =~ ^[0-9]+$ ]]; then echo "--warmup: whole seconds" >&2; exit 2; fi
 if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "--rounds: 1 or more" >&2; exit 2; fi
-case "$BACKEND" in malloc|lvol) ;; *) echo "--backend: malloc or lvol" >&2; exit 2 ;; esac
+case "$SPDK_ZEROCOPY" in ""|on|off) ;; *) echo "--spdk-zerocopy: on or off" >&2; exit 2 ;; esac
+case "$BACKEND" in malloc|lvol|file) ;; *) echo "--backend: malloc, lvol or file" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "needs root (hugepages for nvmf_tgt)" >&2; exit 2; }
 
 SPDK_DIR="${SPDK_DIR:-/tmp/spdk}"
@@ -147,10 +157,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# rpc SOCKET METHOD ARGS...: SPDK's rpc.py, on either target.
+# rpc SOCKET METHOD ARGS...: SPDK's rpc.py, on either target (its error on stderr).
 rpc() {
     local sock="$1"; shift
-    python3 "$RPC_PY" -s "$sock" -t 30 "$@" > /dev/null
+    python3 "$RPC_PY" -s "$sock" -t 30 "$@" > /dev/null || { echo "rpc.py $* failed" >&2; return 1; }
 }
 
 # wait_rpc SOCKET PID LOG: waits (up to 60 s) for the target to answer on its RPC socket.
@@ -173,7 +183,13 @@ wait_rpc() {
 configure() {
     local sock="$1" nqn="$2" serial="$3" model="$4" port="$5" bdev=Malloc0
     rpc "$sock" nvmf_create_transport -t TCP
-    rpc "$sock" bdev_malloc_create -b Malloc0 1024 4096
+    if [ "$BACKEND" = file ]; then
+        truncate -s 1G "$WORK/$serial.img"
+        rpc "$sock" bdev_aio_create "$WORK/$serial.img" Aio0 4096
+        bdev=Aio0
+    else
+        rpc "$sock" bdev_malloc_create -b Malloc0 1024 4096
+    fi
     if [ "$BACKEND" = lvol ]; then
         rpc "$sock" bdev_lvol_create_lvstore Malloc0 lvs0 -c 1048576
         rpc "$sock" bdev_lvol_create -l lvs0 -t lvol0 960
@@ -198,17 +214,24 @@ fi
 
 echo "== Lamina ($LAMINA_BIN, cores $CORES, no hugepages) on 127.0.0.1:$LPORT" >&2
 taskset "$CORES" "$LAMINA_BIN" serve --no-default --data-dir "$WORK/lamina-data" \
-    --rpc-socket "$LSOCK" --listen "127.0.0.1:$((LPORT + 1))" --log-level warn \
+    --rpc-socket "$LSOCK" --listen "127.0.0.1:$((LPORT + 1))" --log-level warn --allow-path "$WORK" \
     > "$WORK/lamina.log" 2>&1 &
 LPID=$!
 wait_rpc "$LSOCK" "$LPID" "$WORK/lamina.log"
 configure "$LSOCK" "$NQN_L" LAMINA00000000000001 Lamina_Compare "$LPORT"
 
 echo "== SPDK nvmf_tgt ($NVMF_TGT, -m $CORES, hugepages) on 127.0.0.1:$SPORT" >&2
-"$NVMF_TGT" -m "$CORES" --no-pci -r "$SSOCK" > "$WORK/spdk.log" 2>&1 &
+WAIT_ARGS=()
+if [ -n "$SPDK_ZEROCOPY" ]; then WAIT_ARGS=(--wait-for-rpc); fi
+"$NVMF_TGT" -m "$CORES" --no-pci -r "$SSOCK" "${WAIT_ARGS[@]}" > "$WORK/spdk.log" 2>&1 &
 SPID=$!
 SPDK_PID_SEEN="$SPID"
 wait_rpc "$SSOCK" "$SPID" "$WORK/spdk.log"
+if [ -n "$SPDK_ZEROCOPY" ]; then
+    if [ "$SPDK_ZEROCOPY" = on ]; then zc=--enable-zerocopy-send-server; else zc=--disable-zerocopy-send-server; fi
+    rpc "$SSOCK" sock_impl_set_options -i posix "$zc"
+    rpc "$SSOCK" framework_start_init
+fi
 configure "$SSOCK" "$NQN_S" SPDK00000000000001 SPDK_Compare "$SPORT"
 
 DIGEST_ARGS=()
@@ -264,12 +287,16 @@ print(json.dumps({k: int(v) if v.isdigit() else v for k, v in zip(a[::2], a[1::2
     lamina_bin "$(realpath "$LAMINA_BIN")" lamina_version "$("$LAMINA_BIN" --version 2>/dev/null || true)" \
     checkout "$(git rev-parse --short HEAD 2>/dev/null || true)$(git status --porcelain -uno 2>/dev/null | grep -q . && echo ' (uncommitted changes)') (the tree this ran from; lamina_bin may be another build)" \
     lamina_env "$(env | grep '^LAMINA_' | grep -v '^LAMINA_BIN=' | sort | tr '\n' ' ' || true)" \
-    spdk_dir "$SPDK_DIR" \
+    spdk_dir "$SPDK_DIR" spdk_zerocopy "${SPDK_ZEROCOPY:-default}" \
     spdk_version "$(python3 "$RPC_PY" -s "$SSOCK" spdk_get_version 2>/dev/null \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])' || true)" \
     target_cores "$CORES" perf_cores "$PERF_CORES" time_s "$TIME" warmup_s "$WARMUP" \
     rounds "$ROUNDS" digests "$DIGESTS" hugepages "$HP_NOW" \
-    namespace "$([ "$BACKEND" = lvol ] && echo "thin 960 MiB lvol (1 MiB clusters, allocated by the fill) on a 1 GiB malloc" || echo "1 GiB malloc"), 4096-byte blocks" \
+    namespace "$(case "$BACKEND" in
+        lvol) echo "thin 960 MiB lvol (1 MiB clusters, allocated by the fill) on a 1 GiB malloc" ;;
+        file) echo "1 GiB file under $(dirname "$WORK") (O_DIRECT; $(df -T "$WORK" | awk 'NR == 2 { print $2 }'))" ;;
+        *) echo "1 GiB malloc" ;;
+    esac), 4096-byte blocks" \
     note "the idle target is SIGSTOPped while the other is measured; CPU is the target process's utime+stime (softirq work not charged to it is not counted)")"
 python3 "$HELPER" report --raw "$RAW" --fill "$FILL" --out "$OUT" --meta "$META"
 if [ "$DIGESTS" = 1 ]; then
