@@ -20,6 +20,15 @@ use support::{client, err, ok};
 const EBUSY: i32 = -16;
 const ENODEV: i32 = -19;
 
+/// Waits (up to 10 s) for `lamina.json` to hold `expected`, then checks that it does.
+async fn wait_state_file(data: &std::path::Path, expected: &Value) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while state_file(data) != *expected && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state_file(data), *expected);
+}
+
 /// The UUID of lvol `alias`.
 async fn uuid_of(c: &mut lamina_target::mgmt::rpc::client::RpcClient, alias: &str) -> String {
     let l = support::lvol(c, alias).await.unwrap();
@@ -93,7 +102,8 @@ async fn a_missing_device_is_kept_reported_retried_and_comes_back() {
     std::fs::rename(d.away(), &d.image).unwrap();
     wait_applied(&mut c, Duration::from_secs(10)).await;
     assert_eq!(ok(&mut c, "save_config", Value::Null).await, before);
-    assert_eq!(state_file(&d.data), before);
+    // The pass writes the file once it is done, just after the last entry leaves the list.
+    wait_state_file(&d.data, &before).await;
     assert_eq!(uuid_of(&mut c, "lvs0/v1").await, u1);
     let sub = ok(&mut c, "nvmf_get_subsystems", json!({"nqn": NQN})).await;
     let ns: Vec<(u64, String)> = sub[0]["namespaces"]

@@ -2,7 +2,7 @@
 //! [`ChangeHook`]: before the call, the guard that keeps pending entries' names and parents
 //! ([`super::guard`]); after a successful call, the persisted file is rewritten
 //! ([`super::persist`]) and the retry of pending entries is woken (the call may be what one
-//! waited for).
+//! waited for); a retry pass's own calls do neither (the pass persists when it is done).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,9 +29,14 @@ impl ChangeHook for Persistence {
         params: &'a Value,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
+            // A retry's own call (the pending entry itself) neither persists nor wakes the
+            // retry: until the pass removes the entry, the object would be in the file twice
+            // (live and pending), and the pass persists once it is done.
+            if t.pending.has_call(method, params) {
+                return;
+            }
             super::persist(t).await;
-            // A retry's own call (the pending entry itself) does not wake it again.
-            if !t.pending.is_empty() && !t.pending.has_call(method, params) {
+            if !t.pending.is_empty() {
                 t.pending.wake();
             }
         })
