@@ -1,7 +1,7 @@
 //! Regular files and block devices. Reads, writes and flushes go through io_uring when the
-//! kernel offers it (`lamina-uring`: the ring owns each buffer while the kernel uses it, and a
-//! completion thread per device wakes the waiting command, so nothing is copied or handed to a
-//! thread pool); otherwise, detected at open, and when `FileOptions::io_uring` is off (the
+//! kernel offers it (`lamina-uring`: the ring owns each buffer while the kernel uses it, and
+//! its completions are reaped on the runtime that opened the device, which wakes the waiting
+//! command, so nothing is copied or handed to a thread pool); otherwise, detected at open, and when `FileOptions::io_uring` is off (the
 //! target's `io_uring` setting), positioned I/O (`FileExt::read_exact_at`/`write_all_at`) on
 //! tokio's blocking pool, bounded by a semaphore so a burst cannot spawn hundreds of threads.
 //! `O_DIRECT` is used when the filesystem accepts it (probed at open, with one warning on

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use crate::error::{DeviceError, DeviceOp};
 
 /// Holds the lock while it lives, on a descriptor of its own: the device's descriptors may
-/// outlive the device for a moment (an io_uring completion thread exiting), and the lock must
+/// outlive the device for a moment (an io_uring reaper finishing), and the lock must
 /// not.
 #[derive(Debug)]
 pub(super) struct FileLock {

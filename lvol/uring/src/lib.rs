@@ -17,14 +17,16 @@
 //!
 //! # Threading
 //!
-//! Each [`UringFile`] owns one ring and one completion thread. Futures submit their request
-//! themselves (one `io_uring_enter` per request, from the task that polls them), so
-//! submission never hops threads; the completion thread blocks in `io_uring_enter` waiting for
-//! completions, records each result in its slot and wakes the waiting task. Operations live in
-//! a fixed slab of slots sized at creation (a request that finds no free slot waits for one),
-//! so steady-state I/O allocates nothing. No busy polling: an idle ring costs a sleeping
-//! thread. The slab and the submission queue are guarded by one short mutex (never held
-//! across a syscall).
+//! Futures submit their request themselves (one `io_uring_enter` per request, from the task
+//! that polls them), so submission never hops threads. Completions are reaped by
+//! `reaper`: created on a tokio runtime (the target's case), a task on that runtime, woken
+//! through an eventfd the ring signals and the runtime's reactor watches, so a completion
+//! wakes the runtime's own thread once and no other thread runs; without a runtime, a
+//! completion thread blocked in `io_uring_enter`. Either records each result in its slot and
+//! wakes the waiting task. Operations live in a fixed slab of slots sized at creation (a
+//! request that finds no free slot waits for one), so steady-state I/O allocates nothing. No
+//! busy polling: an idle ring costs nothing. The slab and the submission queue are guarded by
+//! one short mutex (never held across a syscall).
 //!
 //! [`UringFile::new`] fails when the kernel has no io_uring (or a sandbox forbids it, as
 //! Docker's default seccomp profile does): callers detect that at run time and keep a
@@ -43,7 +45,9 @@ use bytes::{Bytes, BytesMut};
 use io_uring::{IoUring, opcode, types};
 use parking_lot::Mutex;
 
-/// `user_data` of the no-op that wakes the completion thread to exit.
+mod reaper;
+
+/// `user_data` of the no-op that wakes the reaper to stop.
 const EXIT: u64 = u64::MAX;
 
 /// A buffer owned by an operation.
@@ -113,6 +117,8 @@ struct Shared {
     ring: IoUring,
     file: File,
     state: Mutex<State>,
+    /// The eventfd the ring signals on every completion, when a runtime task reaps them.
+    events: Option<File>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -138,12 +144,12 @@ struct Finished {
 }
 
 impl UringFile {
-    /// Puts `file` under a new ring with `depth` operation slots and starts its completion
-    /// thread.
+    /// Puts `file` under a new ring with `depth` operation slots and starts reaping its
+    /// completions: on the current tokio runtime when there is one, else on a thread.
     ///
     /// # Errors
     /// When io_uring is unavailable (old kernel, `kernel.io_uring_disabled`, a seccomp
-    /// filter), lacks the read, write or fsync operations, or the thread cannot start.
+    /// filter), lacks the read, write or fsync operations, or the reaper cannot start.
     pub fn new(file: File, depth: u32) -> io::Result<Self> {
         let depth = depth.clamp(1, 4096);
         // Twice the slots: an exit no-op always finds room.
@@ -158,6 +164,7 @@ impl UringFile {
                 ));
             }
         }
+        let events = reaper::events_for(&ring);
         let slots = usize::try_from(depth).unwrap_or(1);
         let shared = Arc::new(Shared {
             ring,
@@ -169,11 +176,9 @@ impl UringFile {
                 in_flight: 0,
                 closing: false,
             }),
+            events,
         });
-        let reaper = shared.clone();
-        std::thread::Builder::new()
-            .name("lamina-uring".into())
-            .spawn(move || reap(&reaper))?;
+        reaper::start(&shared)?;
         Ok(Self { shared })
     }
 
@@ -220,8 +225,8 @@ impl UringFile {
 impl Drop for UringFile {
     #[allow(unsafe_code)]
     fn drop(&mut self) {
-        // The completion thread exits once every operation in flight has completed; it holds
-        // the ring (and the file) until then, so no buffer is released under the kernel.
+        // The reaper stops once every operation in flight has completed; it holds the ring
+        // (and the file) until then, so no buffer is released under the kernel.
         let mut st = self.shared.state.lock();
         st.closing = true;
         let nop = opcode::Nop::new().build().user_data(EXIT);
@@ -272,51 +277,13 @@ fn push(shared: &Shared, st: &mut State, index: usize) -> io::Result<()> {
     // capacity or a `Bytes`' data, whose heap memory does not move when the handle moves),
     // which stays in the slot, untouched, until its completion is reaped: the future only
     // takes it back from a completed slot, and dropping the future abandons the slot instead
-    // of freeing it. The file descriptor lives in `Shared`, which the completion thread keeps
-    // alive until every operation has completed. The state lock serialises access to the
-    // submission queue (the completion thread pushes continuations under it too).
+    // of freeing it. The file descriptor lives in `Shared`, which the reaper keeps alive until
+    // every operation has completed. The state lock serialises access to the submission queue
+    // (the reaper pushes continuations under it too).
     let pushed = unsafe { shared.ring.submission_shared().push(&sqe) };
     pushed.map_err(|_| io::Error::other("io_uring submission queue full"))?;
     op.in_kernel = true;
     Ok(())
-}
-
-/// The completion thread: waits for completions and hands them to their slots.
-#[allow(unsafe_code)]
-fn reap(shared: &Shared) {
-    // Wakes up now and then even when idle, to submit an entry whose own submission failed
-    // (EAGAIN, EBUSY); the wait is a sleep, not a poll.
-    let ts = types::Timespec::new().sec(1);
-    let args = types::SubmitArgs::new().timespec(&ts);
-    loop {
-        match shared.ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY)
-                    || e.raw_os_error() == Some(libc::ETIME)
-                    || e.raw_os_error() == Some(libc::EAGAIN) => {}
-            Err(_) => {
-                fail_all(shared);
-                return;
-            }
-        }
-        // SAFETY: this thread is the only consumer of the completion queue.
-        let cq = unsafe { shared.ring.completion_shared() };
-        for cqe in cq {
-            if cqe.user_data() == EXIT {
-                continue;
-            }
-            let index = usize::try_from(cqe.user_data()).unwrap_or(usize::MAX);
-            if let Some(waker) = complete(shared, index, cqe.result()) {
-                waker.wake();
-            }
-        }
-        let st = shared.state.lock();
-        if st.closing && st.in_flight == 0 {
-            return;
-        }
-    }
 }
 
 /// Records the completion of slot `index`; returns the waker to wake.
@@ -339,7 +306,7 @@ fn complete(shared: &Shared, index: usize, res: i32) -> Option<Waker> {
         }
     };
     let Some(result) = outcome else {
-        // A short read or write: continue it; the next `submit_and_wait` submits it.
+        // A short read or write: continue it; the reaper submits it after this round.
         if let Err(e) = push(shared, &mut st, index) {
             return finish(&mut st, index, Err(e));
         }
@@ -456,8 +423,10 @@ impl<'a> OpFuture<'a> {
         st.in_flight += 1;
         self.slot = Some(index);
         drop(st);
-        // On failure the entry stays queued and the completion thread submits it.
-        let _ = shared.ring.submitter().submit();
+        // On failure the entry stays queued and the reaper submits it.
+        if shared.ring.submitter().submit().is_err() {
+            reaper::kick(shared);
+        }
         Poll::Pending
     }
 }

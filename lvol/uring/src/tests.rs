@@ -106,3 +106,52 @@ async fn futures_poll_once<F: Future>(f: F) {
     })
     .await;
 }
+
+/// Writes a block and reads it back through `u` on `rt` (a completion nobody reaps fails
+/// after 10 s).
+fn round_trip_on(rt: &tokio::runtime::Runtime, u: &UringFile, seed: u8) {
+    rt.block_on(async {
+        let data = Bytes::from(vec![seed; 4096]);
+        let io = async {
+            u.write_at(8192, data.clone()).await.unwrap();
+            u.read_at(8192, BytesMut::new(), 4096).await
+        };
+        let (b, r) = tokio::time::timeout(std::time::Duration::from_secs(10), io)
+            .await
+            .expect("the completions were reaped");
+        r.unwrap();
+        assert_eq!(b, data);
+    });
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_ring_made_off_any_runtime_is_reaped_by_a_thread() {
+    let (_dir, f) = file(1 << 20);
+    let Ok(u) = UringFile::new(f, 4) else { return };
+    assert!(u.shared.events.is_none(), "no runtime: no eventfd");
+    round_trip_on(&runtime(), &u, 3);
+}
+
+#[test]
+fn a_ring_outlives_the_runtime_that_reaped_it() {
+    let (_dir, f) = file(1 << 20);
+    let first = runtime();
+    let u = first.block_on(async { UringFile::new(f, 4) });
+    let Ok(u) = u else { return };
+    assert!(
+        u.shared.events.is_some(),
+        "made on a runtime: reaped through its eventfd"
+    );
+    round_trip_on(&first, &u, 5);
+    // The runtime goes; its reaper task hands the ring to a thread, and another runtime's
+    // tasks go on using the file.
+    drop(first);
+    round_trip_on(&runtime(), &u, 7);
+}

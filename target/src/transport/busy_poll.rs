@@ -4,12 +4,14 @@
 //! A host that runs one command at a time (queue depth 1) sends its next command a few
 //! microseconds after it reads the last completion. A connection task that parks in the
 //! meantime pays for two sleeps and wake-ups on that round trip (its own, and the runtime
-//! thread's in `epoll_wait`), which on a virtual machine is most of the latency. So after it
-//! has answered everything and nothing else runs, the connection first yields to its runtime
-//! for up to a budget (`busy_poll_us`, SPDK's interrupt-mode poller and Linux's
+//! thread's in `epoll_wait`), which on a virtual machine is most of the latency. The same
+//! holds for a command waiting on a file: io_uring completions are reaped on the runtime's
+//! own thread (`lamina-uring`), so a runtime that does not sleep sees them at once. So after
+//! it has answered everything it can (what still runs waits for its device), the connection
+//! first yields to its runtime for up to a budget (`busy_poll_us`, SPDK's interrupt-mode poller and Linux's
 //! `SO_BUSY_POLL` are the references): each yield lets every other ready task run and polls
 //! the reactor without blocking, so the runtime never sleeps while the budget lasts and other
-//! connections lose nothing. Input within the budget is a hit; a budget spent in vain is a
+//! connections lose nothing. Input, or a running command woken, within the budget is a hit; a budget spent in vain is a
 //! miss, after which the connection parks at once for the next 1, 2, 4 … up to
 //! [`MAX_SKIP`] waits, so a host that sends seldom, or not at all, costs no CPU beyond one
 //! budget per burst; a park that ended within the budget (a spin would have caught it) ends

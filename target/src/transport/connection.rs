@@ -114,6 +114,8 @@ enum Read {
     Closed,
     /// Nothing to read (for a busy poll: the budget passed, or the queue's token fired).
     Nothing,
+    /// (Busy poll only.) A running command was woken: its completion may be ready.
+    Woken,
 }
 
 /// How a connection writes.
@@ -325,7 +327,8 @@ impl Socket {
     }
 
     /// Yields to the runtime (which runs every other ready task and polls the reactor without
-    /// sleeping) and reads again, until input comes or `budget` passes.
+    /// sleeping) and reads again, until input comes, a running command is woken (a file
+    /// read's completion reaped on this runtime), or `budget` passes.
     async fn spin<F>(
         &mut self,
         q: &mut Queue<F>,
@@ -341,6 +344,9 @@ impl Socket {
             match self.read_and_dispatch(q)? {
                 Read::Nothing => {}
                 found => return Ok(found),
+            }
+            if q.has_woken() {
+                return Ok(Read::Woken);
             }
             if token.is_cancelled() || Instant::now() >= until {
                 return Ok(Read::Nothing);
@@ -383,15 +389,23 @@ impl Socket {
             let sleep = deadline.map(tokio::time::Instant::from_std);
             let has_output = q.core.has_output();
             let lent = q.core.zero_copy_outstanding() > 0;
-            // Everything answered and nothing running on an I/O queue: poll for the host's
-            // next command a little before parking.
+            // Everything answered on an I/O queue (and what runs, if anything, waits for its
+            // device): poll for the host's next command, or the device's completion, a little
+            // before parking.
             let mut parked_at = None;
-            if want_read && !has_output && !self.input_paused && q.is_io_queue() && !q.is_running()
-            {
+            if want_read && !has_output && !self.input_paused && q.is_io_queue() {
                 match self.poll.before_wait() {
                     Some(budget) => match self.spin(q, &token, budget).await? {
                         Read::Input => {
                             self.poll.hit();
+                            continue;
+                        }
+                        Read::Woken => {
+                            self.poll.hit();
+                            let (stream, tx) = (&self.stream, &self.tx);
+                            q.run_woken(|core| {
+                                let _ = write_out(stream, tx, core);
+                            });
                             continue;
                         }
                         Read::Closed => return Ok(QueueExit::HostClosed),

@@ -180,6 +180,11 @@ impl<F: Future<Output = Completion>> Slots<F> {
         }
     }
 
+    /// Whether some command has been woken and waits to be polled.
+    pub fn has_woken(&self) -> bool {
+        self.ready.any()
+    }
+
     /// Waits until some command has been woken (call it only while commands run).
     pub fn woken(&self) -> impl Future<Output = ()> + Send + use<'_, F> {
         // Borrows only the atomic ready set, so the connection future stays `Send`.

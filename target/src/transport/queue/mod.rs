@@ -189,6 +189,11 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             .map_or_else(|| root.clone(), |b| b.token.clone())
     }
 
+    /// Whether a running command has been woken (its completion may be ready).
+    pub fn has_woken(&self) -> bool {
+        self.slots.has_woken()
+    }
+
     /// Waits until a running command has been woken.
     pub fn woken(&self) -> impl Future<Output = ()> + Send + use<'_, F> {
         self.slots.woken()
