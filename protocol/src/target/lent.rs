@@ -25,26 +25,22 @@ pub(crate) struct Lent {
 }
 
 impl Lent {
-    /// The number the next zero-copy send gets.
-    pub(crate) fn next_send(&self) -> u32 {
-        self.next_send
-    }
-
-    /// Counts a zero-copy send that took bytes (the kernel numbers only those).
-    pub(crate) fn sent(&mut self) {
-        self.next_send = self.next_send.wrapping_add(1);
-    }
-
-    /// Keeps `bytes`, which send number `send` took, until that send completes.
-    pub(crate) fn lend(&mut self, send: u32, bytes: Bytes) {
+    /// Keeps `bytes`, which the zero-copy send being made took, until that send completes.
+    pub(crate) fn lend(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.bytes += bytes.len();
             self.loans.push_back(Loan {
-                send,
+                send: self.next_send,
                 bytes,
                 returned: false,
             });
         }
+    }
+
+    /// Ends the zero-copy send being made (one that took bytes: the kernel numbers only
+    /// those); the next one gets the next number.
+    pub(crate) fn sent(&mut self) {
+        self.next_send = self.next_send.wrapping_add(1);
     }
 
     /// Sends `first..=last` (wrapping) completed: what they took is released as soon as every
@@ -82,9 +78,9 @@ mod tests {
     use super::*;
 
     fn lend(lent: &mut Lent, segments: &[&'static [u8]]) -> u32 {
-        let send = lent.next_send();
+        let send = lent.next_send;
         for s in segments {
-            lent.lend(send, Bytes::from_static(s));
+            lent.lend(Bytes::from_static(s));
         }
         lent.sent();
         send

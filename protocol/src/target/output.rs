@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::lent::Lent;
 use crate::nvme::Cqe;
@@ -163,7 +163,6 @@ impl Output {
 
     fn advance(&mut self, sent: Sent) {
         let mut written = sent.bytes;
-        let send = self.lent.next_send();
         self.queued_bytes -= written;
         while written > 0 {
             let Some(front) = self.segments.front_mut() else {
@@ -174,12 +173,13 @@ impl Output {
                 if let Some(done) = self.segments.pop_front()
                     && sent.zero_copy
                 {
-                    self.lent.lend(send, done);
+                    self.lent.lend(done);
                 }
             } else {
-                let done = front.split_to(written);
                 if sent.zero_copy {
-                    self.lent.lend(send, done);
+                    self.lent.lend(front.split_to(written));
+                } else {
+                    front.advance(written);
                 }
                 written = 0;
             }

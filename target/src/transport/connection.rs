@@ -119,7 +119,7 @@ enum Read {
 }
 
 /// How a connection writes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Tx {
     /// Smallest payload sent with `MSG_ZEROCOPY`; 0: never (off, or the socket refused it).
     zero_copy_min: usize,
@@ -275,6 +275,16 @@ impl Socket {
         }
     }
 
+    /// Polls the commands that were woken and writes the completions they produced.
+    fn answer_woken<F>(&self, q: &mut Queue<F>)
+    where
+        F: Future<Output = Completion> + Send + 'static,
+    {
+        q.run_woken(|core| {
+            let _ = write_out(&self.stream, &self.tx, core);
+        });
+    }
+
     /// Reads and handles every PDU available.
     fn read_and_dispatch<F>(&mut self, q: &mut Queue<F>) -> Result<Read, ConnError>
     where
@@ -402,10 +412,7 @@ impl Socket {
                         }
                         Read::Woken => {
                             self.poll.hit();
-                            let (stream, tx) = (&self.stream, &self.tx);
-                            q.run_woken(|core| {
-                                let _ = write_out(stream, tx, core);
-                            });
+                            self.answer_woken(q);
                             continue;
                         }
                         Read::Closed => return Ok(QueueExit::HostClosed),
@@ -419,12 +426,7 @@ impl Socket {
                 () = token.cancelled() => return self.on_cancel(q, root).await,
                 () = sleep_until(sleep), if sleep.is_some() => {}
                 event = q.next_event() => match event {
-                    QueueEvent::Woken => {
-                        let (stream, tx) = (&self.stream, &self.tx);
-                        q.run_woken(|core| {
-                            let _ = write_out(stream, tx, core);
-                        });
-                    }
+                    QueueEvent::Woken => self.answer_woken(q),
                     QueueEvent::Oob(cqe) => q.on_oob(cqe),
                 },
                 r = self.stream.readable(), if want_read => {
@@ -468,10 +470,7 @@ impl Socket {
             if tokio::time::timeout_at(until, q.woken()).await.is_err() {
                 break;
             }
-            let (stream, tx) = (&self.stream, &self.tx);
-            q.run_woken(|core| {
-                let _ = write_out(stream, tx, core);
-            });
+            self.answer_woken(q);
         }
         let _ = self.flush_all(&mut q.core, Duration::from_secs(2)).await;
         Ok(QueueExit::Shutdown)
