@@ -83,6 +83,13 @@ fn refuse(cid: u16, code: StatusCode, param: Option<ConnectInvalidParameter>) ->
     cqe
 }
 
+/// Connect Controller Busy: a condition that passes (no CNTLID free, the target shutting
+/// down or restarting, an old controller of this host still going away), so never with DNR:
+/// Linux from 6.10 takes a DNR refusal as final and stops reconnecting.
+fn busy(cid: u16) -> Cqe {
+    Cqe::new(cid, Status::new(StatusCode::CONNECT_CONTROLLER_BUSY))
+}
+
 fn invalid(cid: u16, param: ConnectInvalidParameter) -> Cqe {
     refuse(cid, StatusCode::CONNECT_INVALID_PARAMETERS, Some(param))
 }
@@ -165,11 +172,11 @@ pub fn connect(
             })
         });
         let Some((ctrl, oob)) = registered else {
-            return Err(refuse(cid, StatusCode::CONNECT_CONTROLLER_BUSY, None));
+            return Err(busy(cid));
         };
         let Some(hold) = ctrl.enter_queue() else {
             // Torn down already (the target is shutting down): no queue joins it.
-            return Err(refuse(cid, StatusCode::CONNECT_CONTROLLER_BUSY, None));
+            return Err(busy(cid));
         };
         ctrl.set_admin_queue_size(cmd.sqsize.saturating_add(1));
         ctrl.touch();
@@ -269,10 +276,7 @@ fn fence(
         "connect refused (retry later): this host ID still has a controller on this listener \
          (dup_host_policy restrict_per_listener)"
     );
-    Err(Cqe::new(
-        cid,
-        Status::new(StatusCode::CONNECT_CONTROLLER_BUSY),
-    ))
+    Err(busy(cid))
 }
 
 /// SQSIZE is 0's based: at least 1 (two entries), at most what the queue type allows.
