@@ -31,8 +31,10 @@
 #
 # Environment: SPDK_DIR (default /tmp/spdk: an SPDK build, see shared/spdk/README.md),
 # LAMINA_BIN (default CARGO_TARGET_DIR or build/, release profile; built if missing),
-# HUGEPAGES (2 MiB pages reserved for nvmf_tgt, default 1024), BENCH_DIR (work directory's
-# parent, default /var/tmp). The hugepage reservation and mount are undone on exit.
+# LAMINA_SOCK_OPTS (rpc.py options of a `sock_impl_set_options -i posix` sent to Lamina before
+# its transport exists, e.g. "--send-buf-size 2097152 --recv-buf-size 2097152", SPDK's own
+# socket buffer sizes), HUGEPAGES (2 MiB pages reserved for nvmf_tgt, default 1024),
+# BENCH_DIR (work directory's parent, default /var/tmp). The hugepage reservation and mount are undone on exit.
 # Needs: taskset, stdbuf, python3. Results on a busy machine are meaningless: check `uptime`.
 set -euo pipefail
 
@@ -182,6 +184,10 @@ wait_rpc() {
 # it, --backend lvol), exported on PORT.
 configure() {
     local sock="$1" nqn="$2" serial="$3" model="$4" port="$5" bdev=Malloc0
+    if [ "$sock" = "$LSOCK" ] && [ -n "${LAMINA_SOCK_OPTS:-}" ]; then
+        # shellcheck disable=SC2086 # a list of rpc.py options, split on purpose
+        rpc "$sock" sock_impl_set_options -i posix $LAMINA_SOCK_OPTS
+    fi
     rpc "$sock" nvmf_create_transport -t TCP
     if [ "$BACKEND" = file ]; then
         truncate -s 1G "$WORK/$serial.img"

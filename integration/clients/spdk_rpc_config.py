@@ -23,7 +23,12 @@ class ConfigTests(LaminaTest):
         img = os.path.join(t.data, "aio1.img")
         with open(img, "wb") as f:
             f.truncate(64 << 20)
+        key = os.path.join(t.tmp, "key0")
+        with open(key, "w") as f:
+            f.write("NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:\n")
+        os.chmod(key, 0o600)
         for cmd in [
+            ["keyring_file_add_key", "key0", key],
             ["nvmf_set_max_subsystems", "-x", "64"],
             ["nvmf_set_config", "--dup-host-policy", "allow"],
             ["nvmf_create_transport", "-t", "TCP", "-c", "4096", "-m", "4"],
@@ -50,7 +55,10 @@ class ConfigTests(LaminaTest):
         self.provision(a)
         saved = a.cli("save_config").stdout
         cfg = normalized(saved)
-        self.assertEqual(sorted(cfg), ["bdev", "nvmf", "sock"])
+        self.assertEqual(sorted(cfg), ["bdev", "keyring", "nvmf", "sock"])
+        self.assertEqual(cfg["keyring"], [{"method": "keyring_file_add_key",
+                                           "params": {"name": "key0",
+                                                      "path": os.path.join(a.tmp, "key0")}}])
         self.assertIn("nvmf_discovery_add_referral", [c["method"] for c in cfg["nvmf"]])
         set_config = [c for c in cfg["nvmf"] if c["method"] == "nvmf_set_config"][0]
         self.assertEqual(set_config["params"]["dup_host_policy"], "allow")

@@ -306,6 +306,7 @@ async fn long_inflate_draws_progress() {
             "600G",
             "--block-size",
             "4096",
+            "--sparse",
         ],
     )
     .await

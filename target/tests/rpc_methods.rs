@@ -61,6 +61,7 @@ async fn every_method_with_its_errors() {
     nvmf::exported(&mut r).await;
     nvmf::settings(&mut r).await;
     daily::daily(&mut r).await;
+    keyring(&mut r).await;
     let methods = r.ok("rpc_get_methods", Value::Null).await;
     let missing: Vec<&str> = methods
         .as_array()
@@ -78,6 +79,23 @@ async fn every_method_with_its_errors() {
     assert_eq!(unique.len(), methods.as_array().unwrap().len(), "{methods}");
     assert!(missing.is_empty(), "methods without a test: {missing:?}");
     s.stop().await;
+}
+
+/// The keyring's errors (the whole flow, with files and a restart, is tests/keyring.rs).
+async fn keyring(r: &mut Rpc) {
+    assert_eq!(r.ok("keyring_get_keys", Value::Null).await, json!([]));
+    let msg = r
+        .err(
+            "keyring_file_add_key",
+            json!({"name": "k", "path": "rel/key"}),
+            -1,
+        )
+        .await;
+    assert!(msg.contains("absolute"), "{msg}");
+    r.err("keyring_file_add_key", json!({"name": "k"}), INVALID_PARAMS)
+        .await;
+    r.err("keyring_file_remove_key", json!({"name": "k"}), -2)
+        .await;
 }
 
 async fn framework(r: &mut Rpc) {
@@ -115,11 +133,11 @@ async fn framework(r: &mut Rpc) {
     // their own methods, exercised with a missing device in tests/pending_config.rs.
     let subs = r.ok("framework_get_subsystems", Value::Null).await;
     assert_eq!(
-        subs[2],
-        json!({"subsystem": "nvmf", "depends_on": ["bdev", "sock"]})
+        subs[3],
+        json!({"subsystem": "nvmf", "depends_on": ["bdev", "sock", "keyring"]})
     );
     let nvmf = r.ok("framework_get_config", json!({"name": "nvmf"})).await;
-    assert_eq!(nvmf, cfg["subsystems"][2]["config"]);
+    assert_eq!(nvmf, cfg["subsystems"][3]["config"]);
     r.err(
         "framework_get_config",
         json!({"name": "iscsi"}),
@@ -158,12 +176,20 @@ async fn bdevs(r: &mut Rpc, s: &TestServer) {
         EEXIST,
     )
     .await;
-    // Sized past the machine: refused, the target unharmed (it used to abort sizing a table).
+    // Sized past the machine's memory: refused, the target unharmed.
     for blocks in [1u64 << 40, u64::MAX / 4096] {
         let msg = r
             .err(
                 "bdev_malloc_create",
                 json!({"name": "huge", "num_blocks": blocks, "block_size": 4096}),
+                ENOMEM,
+            )
+            .await;
+        assert!(msg.contains("bytes available"), "{msg}");
+        let msg = r
+            .err(
+                "bdev_malloc_create",
+                json!({"name": "huge", "num_blocks": blocks, "block_size": 4096, "sparse": true}),
                 ENOMEM,
             )
             .await;

@@ -14,6 +14,7 @@ mod file;
 mod file_lock;
 mod null;
 mod ram;
+mod ram_mem;
 
 #[cfg(any(test, feature = "test-utils"))]
 mod fault;

@@ -1,7 +1,10 @@
-//! The RAM device: memory in 1 MiB chunks allocated on first write and released by
-//! write-zeroes/deallocate of whole chunks, so a large sparse device (the target's
-//! `bdev_malloc_create`, benchmarks with 10,000 thin lvols) costs only what is written. No heap
-//! allocation per I/O once a chunk exists.
+//! The RAM device: memory in 2 MiB chunks, one huge page each where the kernel gives them (see
+//! `ram_mem`). Two kinds: *allocated* ([`RamDevice::allocated`], the target's
+//! `bdev_malloc_create`, as SPDK's malloc bdev) holds all its memory from creation, faulted in
+//! there, so no I/O ever waits for the kernel to find memory and no write can run out of it;
+//! *sparse* ([`RamDevice::new`]: tests, benchmarks with 10,000 thin lvols) allocates a chunk on
+//! its first write and frees it when write-zeroes/deallocate leaves it all zeros, so it costs
+//! only what is written. No heap allocation per I/O once a chunk exists.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +15,11 @@ use parking_lot::RwLock;
 use super::{BlockDevice, check_geometry, check_range, to_usize};
 use crate::error::{DeviceError, DeviceOp};
 
-const CHUNK_BYTES: usize = 1 << 20;
-const CHUNK_BYTES_U64: u64 = 1 << 20;
+use super::ram_mem::{self, CHUNK_BYTES, ChunkMem};
 
-type Chunk = RwLock<Option<Box<[u8]>>>;
+const CHUNK_BYTES_U64: u64 = CHUNK_BYTES as u64;
+
+type Chunk = RwLock<Option<ChunkMem>>;
 
 /// A memory-backed block device. Clones share the memory.
 #[derive(Debug, Clone)]
@@ -24,6 +28,8 @@ pub struct RamDevice(Arc<RamInner>);
 struct RamInner {
     block_size: u32,
     size: AtomicU64,
+    /// Memory held from creation, never freed by zeroing ([`RamDevice::allocated`]).
+    allocated: bool,
     chunks: RwLock<Vec<Chunk>>,
 }
 
@@ -66,8 +72,23 @@ fn segments(offset: u64, len: usize) -> impl Iterator<Item = Segment> {
 }
 
 impl RamDevice {
-    /// A zero-filled device of `size_bytes` with `block_size`-byte blocks (512 or 4096).
+    /// A sparse zero-filled device of `size_bytes` with `block_size`-byte blocks (512 or 4096):
+    /// memory is taken as it is written.
     pub fn new(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
+        Self::build(size_bytes, block_size, false)
+    }
+
+    /// A zero-filled device whose memory is all allocated and faulted in now (slow: about a
+    /// tenth of a second per GiB; call it off the I/O path). Fails if the kernel refuses the
+    /// memory; the caller checks first that the machine has it, since past that the kernel
+    /// may overcommit and kill the process later instead.
+    pub fn allocated(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
+        let dev = Self::build(size_bytes, block_size, true)?;
+        dev.fill_chunks()?;
+        Ok(dev)
+    }
+
+    fn build(size_bytes: u64, block_size: u32, allocated: bool) -> Result<Self, DeviceError> {
         check_geometry(size_bytes, block_size)?;
         let n = chunk_count(size_bytes)?;
         // The chunk table is the one allocation sized by the request: fail, do not abort.
@@ -79,11 +100,28 @@ impl RamDevice {
         Ok(Self(Arc::new(RamInner {
             block_size,
             size: AtomicU64::new(size_bytes),
+            allocated,
             chunks: RwLock::new(chunks),
         })))
     }
 
-    /// Grows the device to `size_bytes` (new space reads as zeros).
+    /// Gives every chunk without memory its memory (an allocated device's creation and growth).
+    fn fill_chunks(&self) -> Result<(), DeviceError> {
+        let chunks = self.0.chunks.read();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut guard = chunk.write();
+            if guard.is_none() {
+                let offset = (i as u64).saturating_mul(CHUNK_BYTES_U64);
+                let mem = ChunkMem::mapped()
+                    .map_err(|e| DeviceError::from_io(DeviceOp::Write, offset, &e))?;
+                *guard = Some(mem);
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows the device to `size_bytes` (new space reads as zeros; an allocated device
+    /// allocates it now).
     pub fn grow(&self, size_bytes: u64) -> Result<(), DeviceError> {
         check_geometry(size_bytes, self.0.block_size)?;
         if size_bytes < self.size_bytes() {
@@ -91,8 +129,17 @@ impl RamDevice {
         }
         let n = chunk_count(size_bytes)?;
         self.0.chunks.write().resize_with(n, || RwLock::new(None));
+        if self.0.allocated {
+            self.fill_chunks()?;
+        }
         self.0.size.store(size_bytes, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether the device holds all its memory from creation ([`RamDevice::allocated`]) rather
+    /// than taking it as written.
+    pub fn is_allocated(&self) -> bool {
+        self.0.allocated
     }
 
     /// Bytes of memory currently allocated.
@@ -115,7 +162,7 @@ impl RamDevice {
         for seg in segments(offset, len) {
             let guard = chunks.get(seg.chunk).map(RwLock::read);
             match guard.as_ref().and_then(|g| g.as_ref()) {
-                Some(mem) => match mem.get(seg.start..seg.start + seg.len) {
+                Some(mem) => match mem.bytes().get(seg.start..seg.start + seg.len) {
                     Some(src) => buf.extend_from_slice(src),
                     None => buf.put_bytes(0, seg.len),
                 },
@@ -142,9 +189,9 @@ impl RamDevice {
                 return;
             };
             let mut guard = chunk.write();
-            let mem = guard.get_or_insert_with(|| vec![0u8; CHUNK_BYTES].into_boxed_slice());
+            let mem = guard.get_or_insert_with(ram_mem::take);
             if let (Some(dst), Some(src)) = (
-                mem.get_mut(seg.start..seg.start + seg.len),
+                mem.bytes_mut().get_mut(seg.start..seg.start + seg.len),
                 data.get(done..done + seg.len),
             ) {
                 dst.copy_from_slice(src);
@@ -153,7 +200,8 @@ impl RamDevice {
         }
     }
 
-    /// Zeroes a checked range, dropping chunks that become entirely zero.
+    /// Zeroes a checked range, dropping chunks that become entirely zero (a chunk zeroed in
+    /// pieces, as 1 MiB clusters are, is dropped by the piece that zeroes its last byte).
     fn zero(&self, offset: u64, len: usize) {
         let chunks = self.0.chunks.read();
         for seg in segments(offset, len) {
@@ -161,13 +209,16 @@ impl RamDevice {
                 return;
             };
             let mut guard = chunk.write();
-            if seg.start == 0 && seg.len == CHUNK_BYTES {
+            let all_zero = guard.as_mut().is_none_or(|mem| {
+                let bytes = mem.bytes_mut();
+                if let Some(dst) = bytes.get_mut(seg.start..seg.start + seg.len) {
+                    dst.fill(0);
+                }
+                // Stops at the first byte written: cheap for a chunk in use.
+                bytes.iter().all(|&b| b == 0)
+            });
+            if all_zero && !self.0.allocated {
                 *guard = None;
-            } else if let Some(dst) = guard
-                .as_mut()
-                .and_then(|m| m.get_mut(seg.start..seg.start + seg.len))
-            {
-                dst.fill(0);
             }
         }
     }
@@ -239,6 +290,57 @@ mod tests {
         d.deallocate(0, CHUNK_BYTES_U64).await.unwrap();
         assert_eq!(d.allocated_bytes(), 0);
         assert_eq!(read(&d, 0, 4096).await, vec![0; 4096]);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_zeroed_in_pieces_is_freed_by_the_last_piece() {
+        let d = RamDevice::new(2 * CHUNK_BYTES_U64, 4096).unwrap();
+        let half = CHUNK_BYTES_U64 / 2;
+        d.write(0, Bytes::from(vec![1u8; 4096])).await.unwrap();
+        d.write(half, Bytes::from(vec![2u8; 4096])).await.unwrap();
+        d.deallocate(0, half).await.unwrap();
+        assert_eq!(
+            d.allocated_bytes(),
+            CHUNK_BYTES_U64,
+            "the second half still holds data"
+        );
+        assert_eq!(read(&d, half, 4096).await, vec![2u8; 4096]);
+        d.write_zeroes(half, half).await.unwrap();
+        assert_eq!(d.allocated_bytes(), 0);
+        assert_eq!(read(&d, 0, 8192).await, vec![0; 8192]);
+    }
+
+    #[test]
+    fn reserve_chunks_are_zeroed_aligned_and_writable() {
+        assert!(
+            ram_mem::wait_ready(),
+            "the reserve made no chunk within a second"
+        );
+        let mut c = ram_mem::take();
+        assert!(c.is_mapped());
+        assert_eq!(c.bytes().as_ptr().addr() % CHUNK_BYTES, 0);
+        assert_eq!(c.bytes().len(), CHUNK_BYTES);
+        assert!(c.bytes().iter().all(|&b| b == 0));
+        c.bytes_mut()[CHUNK_BYTES - 1] = 9;
+        assert_eq!(c.bytes()[CHUNK_BYTES - 1], 9);
+    }
+
+    #[tokio::test]
+    async fn an_allocated_device_holds_its_memory_through_zeroing_and_growth() {
+        let d = RamDevice::allocated(2 * CHUNK_BYTES_U64, 4096).unwrap();
+        assert_eq!(d.allocated_bytes(), 2 * CHUNK_BYTES_U64);
+        assert_eq!(read(&d, CHUNK_BYTES_U64, 4096).await, vec![0; 4096]);
+        d.write(4096, Bytes::from(vec![5u8; 4096])).await.unwrap();
+        assert_eq!(read(&d, 4096, 4096).await, vec![5u8; 4096]);
+        d.deallocate(0, 2 * CHUNK_BYTES_U64).await.unwrap();
+        assert_eq!(read(&d, 4096, 4096).await, vec![0; 4096]);
+        assert_eq!(
+            d.allocated_bytes(),
+            2 * CHUNK_BYTES_U64,
+            "zeroing frees nothing"
+        );
+        d.grow(3 * CHUNK_BYTES_U64).unwrap();
+        assert_eq!(d.allocated_bytes(), 3 * CHUNK_BYTES_U64);
     }
 
     #[tokio::test]

@@ -47,6 +47,10 @@ enum BdevAction {
         /// Block size in bytes.
         #[arg(long, value_parser = parse_size, default_value = "512")]
         block_size: u64,
+        /// Take memory as it is written instead of all at creation (a bdev larger than
+        /// memory, for tests and benchmarks that never fill it).
+        #[arg(long)]
+        sparse: bool,
     },
     /// List bdevs: base devices and lvols.
     List,
@@ -94,6 +98,7 @@ async fn exec(args: &BdevArgs) -> Result<(), CliError> {
             name,
             size,
             block_size: bs,
+            sparse,
         } => {
             let bs = block_size(*bs)?;
             if *size == 0 || size % u64::from(bs) != 0 {
@@ -101,7 +106,10 @@ async fn exec(args: &BdevArgs) -> Result<(), CliError> {
                     "size {size} must be a positive multiple of the block size {bs}"
                 )));
             }
-            let p = json!({"name": name, "num_blocks": size / u64::from(bs), "block_size": bs});
+            let mut p = json!({"name": name, "num_blocks": size / u64::from(bs), "block_size": bs});
+            if *sparse {
+                p["sparse"] = json!(true);
+            }
             let r = s.call("bdev_malloc_create", p).await?;
             s.emit(
                 &r,

@@ -45,6 +45,8 @@ pub struct Target {
     pub pending: crate::mgmt::config::pending::PendingConfig,
     /// Bdevs registered and unregistered, for `notify_get_notifications`.
     pub notifier: crate::mgmt::notify::Notifier,
+    /// Named keys (`keyring_file_add_key`).
+    pub keyring: crate::plane::keyring::Keyring,
     /// What runs around every RPC that changes state (installed once, by
     /// `crate::mgmt::methods`: the configuration's guard and persistence).
     changes: OnceLock<Arc<dyn ChangeHook>>,
@@ -98,6 +100,7 @@ impl Target {
             paths: RwLock::new(crate::mgmt::path_policy::PathPolicy::default()),
             pending: crate::mgmt::config::pending::PendingConfig::new(),
             notifier: crate::mgmt::notify::Notifier::default(),
+            keyring: crate::plane::keyring::Keyring::default(),
             changes: OnceLock::new(),
         })
     }

@@ -16,6 +16,7 @@ pub mod controller;
 pub mod discovery;
 pub mod dispatch;
 pub mod io;
+pub mod keyring;
 pub mod ports;
 pub mod stats;
 pub mod subsystem;

@@ -135,7 +135,7 @@ pub async fn settings(r: &mut Rpc) {
         .iter()
         .map(|s| s["subsystem"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["sock", "bdev", "nvmf"], "{subs}");
+    assert_eq!(names, ["keyring", "sock", "bdev", "nvmf"], "{subs}");
     r.err(
         "framework_get_config",
         json!({"name": "iscsi"}),

@@ -125,12 +125,13 @@ pub async fn err(c: &mut RpcClient, method: &str, params: Value, code: i32) -> S
     }
 }
 
-/// Creates a malloc bdev of `mib` MiB with 4 KiB blocks and an lvstore with 1 MiB clusters.
+/// Creates a sparse malloc bdev of `mib` MiB with 4 KiB blocks and an lvstore with 1 MiB
+/// clusters.
 pub async fn malloc_lvstore(c: &mut RpcClient, bdev: &str, lvs: &str, mib: u64) -> String {
     ok(
         c,
         "bdev_malloc_create",
-        json!({"name": bdev, "num_blocks": mib * 256, "block_size": 4096}),
+        json!({"name": bdev, "num_blocks": mib * 256, "block_size": 4096, "sparse": true}),
     )
     .await;
     let uuid = ok(

@@ -1,7 +1,7 @@
 //! Persisted configuration, in SPDK's `save_config` JSON shape.
 //!
-//! What an operator creates over RPC (base devices, the transport, subsystems, their listeners,
-//! hosts and namespaces) is written to `DATA_DIR/lamina.json` after every change, atomically
+//! What an operator creates over RPC (keys, base devices, the transport, subsystems, their
+//! listeners, hosts and namespaces) is written to `DATA_DIR/lamina.json` after every change, atomically
 //! (temporary file, fsync, rename, fsync of the directory), and replayed through the same RPC
 //! methods at start-up ([`replay()`]). Lvstores and lvols are not in it: they live on their own
 //! devices and come back when their base bdev is created again (examine). The same replay loads
@@ -48,6 +48,7 @@ use crate::mgmt::rpc::dispatch::Methods;
 use crate::mgmt::rpc::nvmf::ListenAddress;
 use crate::plane::bdev::BdevKind;
 use crate::plane::subsystem::{Backend, SubsystemKind};
+use lamina_lvol::device::Device;
 
 mod apply;
 pub mod declarative;
@@ -65,14 +66,19 @@ pub const STATE_FILE: &str = "lamina.json";
 
 /// The framework subsystems whose configuration Lamina saves, each with the ones it depends
 /// on (SPDK's `framework_get_subsystems`), in the order they load.
-pub const SUBSYSTEMS: [(&str, &[&str]); 3] =
-    [("sock", &[]), ("bdev", &[]), ("nvmf", &["bdev", "sock"])];
+pub const SUBSYSTEMS: [(&str, &[&str]); 4] = [
+    ("keyring", &[]),
+    ("sock", &["keyring"]),
+    ("bdev", &[]),
+    ("nvmf", &["bdev", "sock", "keyring"]),
+];
 
 /// The configuration of framework subsystem `name` (SPDK's `framework_get_config`): its live
 /// objects, then its pending entries; `None` for a subsystem Lamina neither has nor holds
 /// pending entries of.
 pub fn subsystem_config(t: &Target, name: &str) -> Option<Vec<Value>> {
     let mut calls = match name {
+        "keyring" => keyring_config(t),
         "sock" => sock_config(t),
         "bdev" => bdev_config(t),
         "nvmf" => nvmf_config(t),
@@ -106,6 +112,18 @@ pub fn save_config(t: &Target) -> Value {
     json!({ "subsystems": subsystems })
 }
 
+/// The keys: names and paths, never secrets.
+fn keyring_config(t: &Target) -> Vec<Value> {
+    t.keyring
+        .list()
+        .iter()
+        .map(|k| {
+            json!({"method": "keyring_file_add_key", "params": {"name": k.name(),
+                "path": k.path().display().to_string()}})
+        })
+        .collect()
+}
+
 /// The socket options that differ from Lamina's defaults (the kernel's).
 fn sock_config(t: &Target) -> Vec<Value> {
     let all = *t.sock_options.read();
@@ -125,9 +143,15 @@ fn bdev_config(t: &Target) -> Vec<Value> {
         .list()
         .iter()
         .map(|b| match b.kind() {
-            BdevKind::Malloc => json!({"method": "bdev_malloc_create", "params": {
-                "name": b.name(), "num_blocks": b.num_blocks(), "block_size": b.block_size(),
-                "uuid": b.uuid().to_string()}}),
+            BdevKind::Malloc => {
+                let mut p = json!({"name": b.name(), "num_blocks": b.num_blocks(),
+                    "block_size": b.block_size(), "uuid": b.uuid().to_string()});
+                // Lamina's own parameter, written only when set, so an SPDK-shaped file stays so.
+                if matches!(b.device(), Device::Ram(r) if !r.is_allocated()) {
+                    p["sparse"] = json!(true);
+                }
+                json!({"method": "bdev_malloc_create", "params": p})
+            }
             BdevKind::Aio { filename } => json!({"method": "bdev_aio_create", "params": {
                 "name": b.name(), "filename": filename.display().to_string(),
                 "block_size": b.block_size(), "uuid": b.uuid().to_string()}}),

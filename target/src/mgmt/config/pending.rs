@@ -118,14 +118,15 @@ fn same_params(a: &Value, b: &Value) -> bool {
     a == b || (empty(a) && empty(b))
 }
 
-/// The order of sections in a replay: `sock` (options of the connections the listeners
-/// accept), `bdev`, then `nvmf`, then the rest.
+/// The order of sections in a replay: `keyring` (what hosts and listeners name), `sock`
+/// (options of the connections the listeners accept), `bdev`, then `nvmf`, then the rest.
 pub fn section_rank(section: &str) -> u8 {
     match section {
-        "sock" => 0,
-        "bdev" => 1,
-        "nvmf" => 2,
-        _ => 3,
+        "keyring" => 0,
+        "sock" => 1,
+        "bdev" => 2,
+        "nvmf" => 3,
+        _ => 4,
     }
 }
 
@@ -142,6 +143,7 @@ pub fn describe(method: &str, p: &Value) -> String {
     match method {
         "bdev_aio_create" => format!("bdev {} ({})", param(p, "/name"), param(p, "/filename")),
         "bdev_malloc_create" | "bdev_null_create" => format!("bdev {}", param(p, "/name")),
+        "keyring_file_add_key" => format!("key {} ({})", param(p, "/name"), param(p, "/path")),
         "bdev_lvol_create_lvstore" => format!(
             "lvstore {} on bdev {}",
             param(p, "/lvs_name"),
@@ -306,7 +308,7 @@ impl PendingConfig {
     pub fn other_sections(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for e in self.entries.lock().iter() {
-            if section_rank(&e.section) == 3 && !out.contains(&e.section) {
+            if section_rank(&e.section) == section_rank("") && !out.contains(&e.section) {
                 out.push(e.section.clone());
             }
         }

@@ -5,7 +5,7 @@
 //! connections, [`error`] is the only place where error codes are chosen, and [`client`] is
 //! the other end used by the CLI and tests. The methods live in one file per resource:
 //! [`bdev`] (create and delete), [`bdev_info`] (`bdev_get_bdevs`), [`bdev_resize`],
-//! [`iostat`] (I/O statistics and histograms), [`lvol`] (lvstores, lvol create/list/delete),
+//! [`iostat`] (I/O statistics and histograms), [`keyring`] (named keys in files), [`lvol`] (lvstores, lvol create/list/delete),
 //! [`lvol_ops`] (the other lvol methods), [`lvol_check`] (the lvstore consistency check),
 //! [`nvmf`], [`logging`] (the log filter at run time), [`notify`] (bdev events), [`runtime`]
 //! (reactors and threads), [`framework`].
@@ -36,6 +36,7 @@ pub mod fields;
 pub mod framework;
 pub mod framing;
 pub mod iostat;
+pub mod keyring;
 pub mod logging;
 pub mod lvol;
 pub mod lvol_check;
@@ -62,6 +63,7 @@ pub fn register(m: &mut Methods, target: &Arc<Target>) {
     bdev_info::register(m, target);
     bdev_resize::register(m, target);
     iostat::register(m, target);
+    keyring::register(m, target);
     logging::register(m, target);
     notify::register(m, target);
     runtime::register(m, target);

@@ -1,0 +1,58 @@
+"""The keyring through SPDK's client: `spdk-rpc keyring_file_add_key`, `keyring_get_keys` and
+`keyring_file_remove_key` as SPDK's NVMe/TCP TLS guide uses them, SPDK's file rules enforced
+with errors that name the problem, and the key's names (never its secret) kept across a
+restart."""
+
+import json
+import os
+
+from harness import LaminaTest
+
+# libnvme's SHA-256 TLS PSK test vector (interchange format, CRC included).
+TLS_KEY = "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"
+
+
+def key_file(directory, name, text, mode):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+class KeyringTests(LaminaTest):
+    def test_keys_with_spdk_rpc(self):
+        t = self.start("--no-default")
+        keys = os.path.join(t.tmp, "keys")
+        os.mkdir(keys)
+        good = key_file(keys, "key0", TLS_KEY, 0o600)
+        loose = key_file(keys, "loose", TLS_KEY, 0o644)
+        typo = key_file(keys, "typo", TLS_KEY.replace("LrZ:", "LrY:"), 0o600)
+
+        t.cli("keyring_file_add_key", "key0", good)
+        for path, words in [(loose, ["0644", "0600"]), (typo, ["CRC"]),
+                            ("relative/key", ["absolute"])]:
+            r = t.cli("keyring_file_add_key", "bad", path, check=False)
+            self.assertNotEqual(r.returncode, 0, path)
+            out = r.stdout + r.stderr
+            for w in words:
+                self.assertIn(w, out)
+            self.assertNotIn("VRLbtn", out)
+        r = t.cli("keyring_file_add_key", "key0", good, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already exists", r.stdout + r.stderr)
+
+        listed = json.loads(t.cli("keyring_get_keys").stdout)
+        self.assertEqual(listed, [{"name": "key0", "module": "keyring_file", "removed": False,
+                                   "probed": False, "refcnt": 1, "path": good}])
+        self.assertNotIn("VRLbtn", json.dumps(json.loads(t.cli("save_config").stdout)))
+
+        t.stop()
+        t2 = self.start("--no-default", data=t.data)
+        self.assertEqual([k["name"] for k in json.loads(t2.cli("keyring_get_keys").stdout)],
+                         ["key0"])
+        t2.cli("keyring_file_remove_key", "key0")
+        self.assertEqual(json.loads(t2.cli("keyring_get_keys").stdout), [])
+        r = t2.cli("keyring_file_remove_key", "key0", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        t2.stop()
