@@ -56,3 +56,33 @@ class KeyringTests(LaminaTest):
         r = t2.cli("keyring_file_remove_key", "key0", check=False)
         self.assertNotEqual(r.returncode, 0)
         t2.stop()
+
+
+class MaskingTests(LaminaTest):
+    def test_namespace_masking_with_spdk_rpc(self):
+        """`nvmf_subsystem_add_ns -i` (no_auto_visible), `nvmf_ns_add_host` and
+        `nvmf_ns_remove_host` as SPDK's client sends them."""
+        t = self.start()
+        nqn = "nqn.2026-11.io.lamina:default"
+        t.cli("bdev_lvol_create", "-l", "lvs0", "masked", "16", "-t")
+        t.cli("nvmf_subsystem_add_ns", nqn, "lvs0/masked", "-i")
+
+        def ns2():
+            sub = [s for s in json.loads(t.cli("nvmf_get_subsystems").stdout)
+                   if s["nqn"] == nqn][0]
+            return [n for n in sub["namespaces"] if n["nsid"] == 2][0]
+
+        self.assertEqual((ns2()["no_auto_visible"], ns2()["hosts"]), (True, []))
+        host = "nqn.2014-08.org.nvmexpress:uuid:0a0a0a0a-0000-4000-8000-00000000000a"
+        t.cli("nvmf_ns_add_host", nqn, "2", host)
+        self.assertEqual(ns2()["hosts"], [host])
+        saved = json.loads(t.cli("save_config").stdout)
+        calls = [c for s in saved["subsystems"] if s["subsystem"] == "nvmf" for c in s["config"]]
+        self.assertIn({"method": "nvmf_ns_add_host",
+                       "params": {"nqn": nqn, "nsid": 2, "host": host}}, calls)
+        t.cli("nvmf_ns_remove_host", nqn, "2", host)
+        self.assertEqual(ns2()["hosts"], [])
+        r = t.cli("nvmf_ns_add_host", nqn, "1", host, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("visible to every host", r.stdout + r.stderr)
+        t.stop()

@@ -68,8 +68,6 @@ class ProvisioningTests(LaminaTest):
             (["nvmf_create_transport", "-t", "TCP", "-z"], "zcopy"),
             (["nvmf_create_transport", "-t", "TCP", "-f"], "dif_insert_or_strip"),
             (["nvmf_create_subsystem", "nqn.2016-06.io.spdk:x", "-r"], "ana_reporting"),
-            (["nvmf_subsystem_add_ns", "nqn.2026-11.io.lamina:default", "lvs0/vol0", "-i"],
-             "no_auto_visible"),
             (["nvmf_subsystem_add_ns", "nqn.2026-11.io.lamina:default", "lvs0/vol0", "-a", "7"],
              "anagrpid"),
             (["nvmf_subsystem_add_listener", "nqn.2026-11.io.lamina:default", "-t", "tcp", "-a",

@@ -81,7 +81,8 @@ async fn every_method_with_its_errors() {
     s.stop().await;
 }
 
-/// The keyring's errors (the whole flow, with files and a restart, is tests/keyring.rs).
+/// The keyring's and namespace masking's errors (the whole flows: tests/keyring.rs and
+/// integration/tests/ns_masking.rs).
 async fn keyring(r: &mut Rpc) {
     assert_eq!(r.ok("keyring_get_keys", Value::Null).await, json!([]));
     let msg = r
@@ -96,6 +97,17 @@ async fn keyring(r: &mut Rpc) {
         .await;
     r.err("keyring_file_remove_key", json!({"name": "k"}), -2)
         .await;
+    // Namespace masking's refusals (its behaviour with hosts is integration/tests/ns_masking.rs).
+    for m in ["nvmf_ns_add_host", "nvmf_ns_remove_host"] {
+        let msg = r
+            .err(
+                m,
+                json!({"nqn": "nqn.2016-06.io.spdk:x", "nsid": 1, "host": "not an nqn"}),
+                INVALID_PARAMS,
+            )
+            .await;
+        assert!(msg.contains("host"), "{msg}");
+    }
 }
 
 async fn framework(r: &mut Rpc) {

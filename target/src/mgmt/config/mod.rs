@@ -204,11 +204,20 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
                 Backend::Lvol(d) => d.lvol().uuid().to_string(),
                 Backend::Bdev(b) => b.name().to_owned(),
             };
-            out.push(
-                json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": nqn,
-                "namespace": {"nsid": ns.nsid(), "bdev_name": bdev_name,
-                    "uuid": ns.uuid().to_string(), "nguid": nguid}}}),
-            );
+            let mut namespace = json!({"nsid": ns.nsid(), "bdev_name": bdev_name,
+                "uuid": ns.uuid().to_string(), "nguid": nguid});
+            let v = ns.visibility();
+            if !v.is_auto() {
+                namespace["no_auto_visible"] = json!(true);
+            }
+            out.push(json!({"method": "nvmf_subsystem_add_ns",
+                "params": {"nqn": nqn, "namespace": namespace}}));
+            if !v.is_auto() {
+                out.extend(v.hosts().into_iter().map(|host| {
+                    json!({"method": "nvmf_ns_add_host",
+                        "params": {"nqn": nqn, "nsid": ns.nsid(), "host": host}})
+                }));
+            }
         }
     }
     out.extend(settings.referrals().iter().map(|r| {

@@ -144,6 +144,12 @@ pub fn describe(method: &str, p: &Value) -> String {
         "bdev_aio_create" => format!("bdev {} ({})", param(p, "/name"), param(p, "/filename")),
         "bdev_malloc_create" | "bdev_null_create" => format!("bdev {}", param(p, "/name")),
         "keyring_file_add_key" => format!("key {} ({})", param(p, "/name"), param(p, "/path")),
+        "nvmf_ns_add_host" => format!(
+            "host {} of namespace {} of {}",
+            param(p, "/host"),
+            p.get("nsid").and_then(Value::as_u64).unwrap_or(0),
+            param(p, "/nqn")
+        ),
         "bdev_lvol_create_lvstore" => format!(
             "lvstore {} on bdev {}",
             param(p, "/lvs_name"),

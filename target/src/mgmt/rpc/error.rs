@@ -195,6 +195,7 @@ impl From<crate::plane::subsystem::SubsystemError> for RpcError {
             SubsystemError::Lifecycle(_) => EBUSY,
             SubsystemError::Full(_) => ENOSPC,
             SubsystemError::NoNamespace(_) => ENODEV,
+            SubsystemError::AutoVisible(_) => EPERM,
         };
         Self::new(code, e.to_string())
     }

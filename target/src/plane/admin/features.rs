@@ -145,7 +145,8 @@ fn check_nsid(ctx: &QueueCtx, f: &Feature, nsid: u32, set: bool) -> Result<(), S
         return Err(StatusCode::INVALID_NAMESPACE_OR_FORMAT);
     }
     if f.per_namespace {
-        return sub
+        return ctx
+            .ctrl
             .namespace(nsid)
             .map(|_| ())
             .ok_or(StatusCode::INVALID_NAMESPACE_OR_FORMAT);

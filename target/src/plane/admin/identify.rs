@@ -193,7 +193,7 @@ fn lookup(ctx: &QueueCtx, nsid: u32) -> Result<Option<std::sync::Arc<Namespace>>
     if nsid == 0 || nsid > sub.max_namespaces() {
         return Err(StatusCode::INVALID_NAMESPACE_OR_FORMAT);
     }
-    Ok(sub.namespace(nsid))
+    Ok(ctx.ctrl.namespace(nsid))
 }
 
 fn namespace(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
@@ -220,7 +220,6 @@ fn active_list(ctx: &QueueCtx, after: u32, csi: Option<u8>) -> Result<Bytes, Sta
     // Every namespace Lamina serves belongs to the NVM Command Set.
     let ids: Vec<u32> = ctx
         .ctrl
-        .subsystem()
         .nsids()
         .into_iter()
         .filter(|n| *n > after)
@@ -289,7 +288,6 @@ fn command_sets(ctx: &QueueCtx, cntid: u16) -> Result<Bytes, StatusCode> {
 fn descriptors(ctx: &QueueCtx, nsid: u32) -> Result<Bytes, StatusCode> {
     let ns = ctx
         .ctrl
-        .subsystem()
         .namespace(nsid)
         .ok_or(StatusCode::INVALID_NAMESPACE_OR_FORMAT)?;
     let list = [

@@ -50,7 +50,13 @@ pub async fn supervise(ctrl: Arc<Controller>, target: Arc<DataPlane>) {
             }
             ev = ns_events.recv(), if ns_open => match ev {
                 Ok(SubsystemEvent::NamespaceChanged(nsid)) => ctrl.on_namespace_changed(nsid),
+                Ok(SubsystemEvent::VisibilityChanged { nsid, host }) => {
+                    if *host == *ctrl.host().hostnqn {
+                        ctrl.on_namespace_changed(nsid);
+                    }
+                }
                 Err(RecvError::Lagged(_)) => {
+                    // Every NSID it may have missed a change of, visible to it now or not.
                     for nsid in ctrl.subsystem().nsids() {
                         ctrl.on_namespace_changed(nsid);
                     }

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use registry::Controllers;
 
-use crate::plane::subsystem::Subsystem;
+use crate::plane::subsystem::{Namespace, Subsystem};
 use aer::AerState;
 use stats::ControllerStats;
 
@@ -214,6 +214,26 @@ impl Controller {
     /// Who connected.
     pub fn host(&self) -> &HostIdentity {
         &self.host
+    }
+
+    /// Namespace `nsid` if this controller's host sees it (masked namespaces are inactive to
+    /// other hosts: see `crate::plane::subsystem::visibility`).
+    pub fn namespace(&self, nsid: u32) -> Option<Arc<Namespace>> {
+        self.subsystem
+            .namespace(nsid)
+            .filter(|ns| ns.visibility().visible_to(&self.host.hostnqn))
+    }
+
+    /// Every namespace this controller's host sees, by NSID.
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        let mut all = self.subsystem.namespaces();
+        all.retain(|ns| ns.visibility().visible_to(&self.host.hostnqn));
+        all
+    }
+
+    /// The NSIDs active for this controller's host, ascending.
+    pub fn nsids(&self) -> Vec<u32> {
+        self.namespaces().iter().map(|ns| ns.nsid()).collect()
     }
 
     /// Keep Alive Timeout in ms (0: none).

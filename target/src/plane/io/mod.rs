@@ -123,7 +123,7 @@ fn start(ctx: &QueueCtx, req: Request) -> Start {
     if op == IoOpcode::FLUSH && req.sqe.nsid == NSID_ALL {
         return Start::FlushAll(ctx.ctrl.clone(), cid);
     }
-    let Some(ns) = ctx.ctrl.subsystem().namespace(req.sqe.nsid) else {
+    let Some(ns) = ctx.ctrl.namespace(req.sqe.nsid) else {
         return Start::Done(Completion::error(
             cid,
             StatusCode::INVALID_NAMESPACE_OR_FORMAT,
@@ -337,9 +337,9 @@ async fn flush(io: &Io) -> Completion {
     io.finish(result.map_err(|e| lvol_err(&e)), 0)
 }
 
-/// Flush with NSID FFFFFFFFh: every namespace of the subsystem.
+/// Flush with NSID FFFFFFFFh: every namespace of the subsystem this host sees.
 async fn flush_all(ctrl: &Controller, cid: u16) -> Completion {
-    for ns in ctrl.subsystem().namespaces() {
+    for ns in ctrl.namespaces() {
         let Some(_guard) = ns.enter() else { continue };
         if let Err(e) = ns.backend().flush().await {
             return Completion::with_status(cid, lvol_err(&e));

@@ -11,6 +11,7 @@
 pub mod namespace;
 pub mod registry;
 pub mod settings;
+pub mod visibility;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -42,10 +43,18 @@ pub enum SubsystemKind {
 }
 
 /// Something controllers of a subsystem must hear about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubsystemEvent {
     /// A namespace was added, removed or changed size.
     NamespaceChanged(u32),
+    /// Namespace `nsid` became visible to, or hidden from, host `host` (only that host's
+    /// controllers hear of it).
+    VisibilityChanged {
+        /// The namespace.
+        nsid: u32,
+        /// The host NQN.
+        host: Arc<str>,
+    },
 }
 
 /// Why a subsystem change was refused.
@@ -71,6 +80,11 @@ pub enum SubsystemError {
     /// The discovery subsystem has no namespaces.
     #[error("the discovery subsystem cannot have namespaces")]
     Discovery,
+    /// Host visibility applies only to a namespace added with `no_auto_visible`.
+    #[error(
+        "namespace {0} is visible to every host (added without no_auto_visible): no host list applies"
+    )]
+    AutoVisible(u32),
     /// The namespace's lifecycle refused the step (published twice, removed twice).
     #[error("{0}")]
     Lifecycle(#[from] Illegal<NamespaceState>),
@@ -289,6 +303,35 @@ impl Subsystem {
         ns.backend().release();
         self.notify(SubsystemEvent::NamespaceChanged(nsid));
         Ok(ns)
+    }
+
+    /// Makes namespace `nsid` visible to `hostnqn` or hides it; tells that host's controllers
+    /// when it changed. Returns whether it changed.
+    pub fn set_visible(
+        &self,
+        nsid: u32,
+        hostnqn: &str,
+        visible: bool,
+    ) -> Result<bool, SubsystemError> {
+        let ns = self
+            .namespace(nsid)
+            .ok_or(SubsystemError::NoNamespace(nsid))?;
+        let v = ns.visibility();
+        if v.is_auto() {
+            return Err(SubsystemError::AutoVisible(nsid));
+        }
+        let changed = if visible {
+            v.add_host(hostnqn)
+        } else {
+            v.remove_host(hostnqn)
+        };
+        if changed {
+            self.notify(SubsystemEvent::VisibilityChanged {
+                nsid,
+                host: Arc::from(hostnqn),
+            });
+        }
+        Ok(changed)
     }
 
     /// Changes a copy of the namespace map and publishes it if `f` succeeds; changes are

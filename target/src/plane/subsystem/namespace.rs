@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::plane::bdev::Bdev;
 use crate::plane::stats::NsStats;
+use crate::plane::subsystem::visibility::Visibility;
 use lamina_lvol::drain::{Drain, DrainRef};
 use lamina_lvol::lifecycle::{Illegal, StateCell};
 
@@ -222,6 +223,7 @@ pub struct Namespace {
     life: StateCell<NamespaceState>,
     commands: Drain,
     stats: NsStats,
+    visibility: Visibility,
 }
 
 impl Namespace {
@@ -247,7 +249,21 @@ impl Namespace {
             life: StateCell::new(),
             commands: Drain::new(),
             stats: NsStats::default(),
+            visibility: Visibility::default(),
         }
+    }
+
+    /// The same namespace visible only to the hosts later listed for it (`no_auto_visible`);
+    /// called before it is published.
+    #[must_use]
+    pub fn masked(mut self) -> Self {
+        self.visibility = Visibility::masked();
+        self
+    }
+
+    /// Which hosts see it.
+    pub fn visibility(&self) -> &Visibility {
+        &self.visibility
     }
 
     /// The namespace ID.

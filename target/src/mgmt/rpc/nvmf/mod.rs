@@ -33,6 +33,7 @@ pub mod config;
 pub mod host;
 pub mod listener;
 pub mod namespace;
+pub mod ns_host;
 pub mod referral;
 pub mod status;
 pub mod subsystem;
@@ -79,6 +80,8 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     );
     super::reg(m, t, "nvmf_subsystem_add_ns", namespace::add_ns);
     super::reg(m, t, "nvmf_subsystem_remove_ns", namespace::remove_ns);
+    super::reg(m, t, "nvmf_ns_add_host", ns_host::add_host);
+    super::reg(m, t, "nvmf_ns_remove_host", ns_host::remove_host);
     super::reg(m, t, "nvmf_subsystem_add_host", host::add_host);
     super::reg(m, t, "nvmf_subsystem_remove_host", host::remove_host);
     super::reg(

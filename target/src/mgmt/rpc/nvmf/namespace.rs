@@ -3,7 +3,8 @@
 //!
 //! A namespace exports an lvol (named by UUID or `lvs/name` alias) or a bdev. Its NSID, NGUID
 //! and UUID are applied. Each namespace is its own ANA group, numbered as its NSID (SPDK's
-//! default), so `anagrpid` is accepted at that number only; per-host visibility, reservations
+//! default), so `anagrpid` is accepted at that number only. `no_auto_visible` makes a namespace
+//! visible only to the hosts `nvmf_ns_add_host` lists ([`super::ns_host`]). Reservations
 //! persisted to a file, EUI-64 identifiers and metadata hiding are not implemented and are
 //! accepted only off.
 
@@ -31,6 +32,8 @@ pub(super) struct NsParams {
     nguid: Option<String>,
     uuid: Option<Uuid>,
     anagrpid: Option<u32>,
+    #[serde(default)]
+    no_auto_visible: bool,
 }
 
 impl Described for NsParams {
@@ -51,12 +54,7 @@ impl Described for NsParams {
             "reservations (and their persistence) are not implemented yet",
         ),
         applied("anagrpid"),
-        only(
-            "no_auto_visible",
-            &[Lit::Bool(false)],
-            "per-host namespace visibility is not implemented yet: every allowed host sees \
-             every namespace",
-        ),
+        applied("no_auto_visible"),
         only(
             "hide_metadata",
             &[Lit::Bool(false)],
@@ -113,19 +111,18 @@ pub(super) async fn add_ns(t: Arc<Target>, p: AddNs) -> RpcResult {
         Backend::Lvol(d) => d.lvol().uuid().to_string(),
         Backend::Bdev(b) => b.name().to_owned(),
     };
-    let ns = Arc::new(Namespace::new(
-        nsid,
-        name.clone(),
-        backend,
-        p.namespace.uuid,
-        nguid,
-    ));
+    let mut ns = Namespace::new(nsid, name.clone(), backend, p.namespace.uuid, nguid);
+    if p.namespace.no_auto_visible {
+        ns = ns.masked();
+    }
+    let ns = Arc::new(ns);
     if let Err(e) = sub.add_namespace(ns.clone()) {
         // Never published: give the backend back (the lvol's export, a bdev's claim).
         ns.backend().release();
         return Err(e.into());
     }
-    tracing::info!(nqn = %p.nqn, nsid, bdev = %name, "namespace added");
+    tracing::info!(nqn = %p.nqn, nsid, bdev = %name, no_auto_visible = p.namespace.no_auto_visible,
+        "namespace added");
     Ok(json!(nsid))
 }
 

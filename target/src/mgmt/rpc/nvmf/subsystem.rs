@@ -220,13 +220,19 @@ pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
 
 fn namespace_json(ns: &Namespace) -> Value {
     let nguid = super::hex_upper(&ns.nguid());
-    json!({
+    let v = ns.visibility();
+    let mut j = json!({
         "nsid": ns.nsid(),
         "bdev_name": ns.bdev_name(),
         "name": ns.bdev_name(),
         "nguid": nguid,
         "uuid": ns.uuid().to_string(),
         "anagrpid": ns.nsid(),
-        "no_auto_visible": false,
-    })
+        "no_auto_visible": !v.is_auto(),
+    });
+    // Lamina's own: which hosts see a masked namespace.
+    if !v.is_auto() {
+        j["hosts"] = json!(v.hosts());
+    }
+    j
 }
