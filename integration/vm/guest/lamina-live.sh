@@ -149,6 +149,49 @@ check_hot_namespace() {
     same_controller "$cntlid"
 }
 
+# Namespace masking with the Linux host: a namespace added with no_auto_visible gets no block
+# device; listed for this host's NQN with nvmf_ns_add_host, the host hears of it (Namespace
+# Attribute Changed) and the device appears; nvmf_ns_remove_host makes it go again.
+check_masked_namespace() {
+    step "namespace 3, added with no_auto_visible, appears only once listed for this host"
+    cntlid=$(cat "/sys/class/nvme/$CTRL/cntlid")
+    hostnqn=$(cat "/sys/class/nvme/$CTRL/hostnqn")
+    lamina_rpc bdev_lvol_create '{"lvs_name":"lvs0","lvol_name":"masked","size_in_mib":32,"thin_provision":true}'
+    lamina_rpc nvmf_subsystem_add_ns "{\"nqn\":\"$TARGET_NQN\",\"namespace\":{\"bdev_name\":\"lvs0/masked\",\"nsid\":3,\"no_auto_visible\":true}}"
+    # The add notifies every host; this one rescans and must find nothing to attach.
+    sleep 3
+    [ -z "$(ns_dev 3)" ] || fail "namespace 3 has a block device before it was listed for $hostnqn"
+    run nvme list-ns "/dev/$CTRL"
+    case "$OUT" in *0x3*) fail "namespace 3 is in the active list before it was listed: $OUT" ;; esac
+    echo "ok: namespace 3 is inactive for this host"
+    lamina_rpc nvmf_ns_add_host "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3,\"host\":\"$hostnqn\"}"
+    i=0
+    until [ -n "$(ns_dev 3)" ]; do
+        [ "$i" -lt 30 ] || fail "no block device for namespace 3 30s after listing $hostnqn"
+        sleep 1
+        i=$((i + 1))
+    done
+    dev1=$DEV
+    DEV=$(ns_dev 3)
+    echo "ok: namespace 3 is $DEV after ${i}s"
+    expect "size of $DEV" "$(blockdev --getsize64 "$DEV")" $((32 * MIB))
+    write_check "namespace-3" 2 0 "$MIB" oflag=direct iflag=direct
+    masked=$DEV
+    DEV=$dev1
+
+    step "namespace 3 goes once this host is taken off its list"
+    lamina_rpc nvmf_ns_remove_host "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3,\"host\":\"$hostnqn\"}"
+    i=0
+    while [ -n "$(ns_dev 3)" ] || [ -b "$masked" ]; do
+        [ "$i" -lt 30 ] || fail "$masked still present 30s after nvmf_ns_remove_host"
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "ok: $masked is gone after ${i}s"
+    lamina_rpc nvmf_subsystem_remove_ns "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3}"
+    same_controller "$cntlid"
+}
+
 # A discovery referral added over RPC is an entry of the host's discovery log page (subtype 1,
 # another discovery subsystem), and is gone once removed.
 check_referral() {

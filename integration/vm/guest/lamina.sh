@@ -6,7 +6,8 @@
 # SIGTERM (exit 0 expected), restarts it on the same data dir and checks that the namespace
 # identity and the filesystem written before the restart are intact; then, on that one
 # connection, restarts by SIGTERM and SIGKILL with the host reconnecting by itself, a resize
-# and a namespace hot add and remove over RPC (lamina-live.sh).
+# a namespace hot add and remove over RPC, and a masked namespace shown to and hidden from
+# this host (lamina-live.sh).
 # Run from the host with:
 #   integration/vm/run.sh [--suite trixie] --binary build/release/lamina \
 #       --script integration/vm/guest/lamina.sh
@@ -98,6 +99,7 @@ check_reconnect TERM
 check_reconnect KILL
 check_resize
 check_hot_namespace
+check_masked_namespace
 check_referral
 disconnect_target
 stop_lamina TERM 0
