@@ -49,5 +49,6 @@ fn main() -> ExitCode {
         Command::Subsystem(args) => runtime.block_on(lamina_target::cli::subsystem::run(args)),
         Command::Bdev(args) => runtime.block_on(lamina_target::cli::bdev::run(args)),
         Command::Config(args) => runtime.block_on(lamina_target::cli::config::run(args)),
+        Command::Keyring(args) => runtime.block_on(lamina_target::cli::keyring::run(args)),
     }
 }

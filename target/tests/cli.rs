@@ -408,3 +408,73 @@ async fn lvstore_check_online_offline_and_repair() {
         .fails(2);
     assert!(usage.contains("--backup"), "{usage}");
 }
+
+/// `lamina keyring` and namespace masking (`subsystem add-ns --hidden`, `ns-add-host`,
+/// `ns-remove-host`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_hidden_namespaces() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = TestServer::start().await;
+    let sock = s.running.rpc_socket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key0");
+    std::fs::write(
+        &key,
+        "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = lamina(&sock, &["keyring", "add", "k0", key.to_str().unwrap()])
+        .await
+        .fails(1);
+    assert!(err.contains("0644"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = lamina(&sock, &["keyring", "add", "k0", key.to_str().unwrap()])
+        .await
+        .ok();
+    assert!(out.starts_with("Added key k0"), "{out}");
+    let table = lamina(&sock, &["keyring", "list"]).await.ok();
+    assert!(
+        table.contains("k0") && table.contains(key.to_str().unwrap()),
+        "{table}"
+    );
+    assert!(!table.contains("VRLbtn"), "{table}");
+    lamina(&sock, &["keyring", "remove", "k0"]).await.ok();
+    assert_eq!(
+        lamina(&sock, &["keyring", "list"]).await.ok().trim(),
+        "No keys."
+    );
+
+    let nqn = "nqn.2026-11.io.lamina:masked";
+    let host = "nqn.2014-08.org.nvmexpress:uuid:0a0a0a0a-0000-4000-8000-00000000000a";
+    for m in ["m1", "m2"] {
+        lamina(&sock, &["bdev", "create-malloc", m, "16M"])
+            .await
+            .ok();
+    }
+    lamina(&sock, &["subsystem", "create", nqn, "--allow-any-host"])
+        .await
+        .ok();
+    lamina(&sock, &["subsystem", "add-ns", nqn, "m1"])
+        .await
+        .ok();
+    lamina(&sock, &["subsystem", "add-ns", nqn, "m2", "--hidden"])
+        .await
+        .ok();
+    let out = lamina(&sock, &["subsystem", "ns-add-host", nqn, "2", host])
+        .await
+        .ok();
+    assert!(out.contains("now sees namespace 2"), "{out}");
+    let subs = lamina(&sock, &["subsystem", "list", nqn, "--json"])
+        .await
+        .json();
+    assert_eq!(subs[0]["namespaces"][1]["hosts"][0], host);
+    lamina(&sock, &["subsystem", "ns-remove-host", nqn, "2", host])
+        .await
+        .ok();
+    let err = lamina(&sock, &["subsystem", "ns-add-host", nqn, "1", host])
+        .await
+        .fails(1);
+    assert!(err.contains("visible to every host"), "{err}");
+    s.stop().await;
+}

@@ -4,7 +4,8 @@
 //! Every `serve` flag can also come from an environment variable `LAMINA_<FLAG>` (containers,
 //! systemd drop-ins); a flag on the command line wins over the variable.
 //!
-//! The management subcommands (`lvstore`, `lvol`, `subsystem`, `bdev`, `config`) talk to a running server
+//! The management subcommands (`lvstore`, `lvol`, `subsystem`, `bdev`, `config`, `keyring`)
+//! talk to a running server
 //! over its JSON-RPC socket (`--socket PATH`, env `LAMINA_RPC_SOCKET`, default
 //! `./lamina-data/lamina.sock`), print a table or a sentence, or the JSON-RPC result with
 //! `--json`, and exit with a stable code: 0 success, 1 the server refused (JSON-RPC error),
@@ -12,7 +13,8 @@
 //!
 //! # Layout
 //! - [`rpc`]: `lamina rpc METHOD [PARAMS]`, any method.
-//! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`]: the readable subcommands; [`config`]:
+//! - [`lvstore`], [`lvol`], [`subsystem`], [`bdev`], [`keyring`]: the readable subcommands;
+//!   [`config`]:
 //!   pending configuration (what start-up could not apply).
 //! - [`session`]: flags, connection, errors and exit codes they share; [`table`]: text tables;
 //!   [`progress`]: progress bars for long operations (human sizes are [`crate::units`]).
@@ -27,6 +29,7 @@ use crate::logs::telemetry::LogFormat;
 
 pub mod bdev;
 pub mod config;
+pub mod keyring;
 pub mod lvol;
 pub mod lvstore;
 pub mod lvstore_check;
@@ -67,6 +70,8 @@ pub enum Command {
     Bdev(bdev::BdevArgs),
     /// Configuration that could not be applied at start-up: list, retry, drop.
     Config(config::ConfigArgs),
+    /// Manage named keys (TLS PSKs, DH-HMAC-CHAP secrets) kept in files: add, list, remove.
+    Keyring(keyring::KeyringArgs),
 }
 
 /// Flags of `lamina serve`.

@@ -1,5 +1,7 @@
-//! `lamina subsystem create|list|delete|add-ns|remove-ns|add-listener|remove-listener|add-host|
-//! remove-host|allow-any-host`: NVMe-oF subsystems, over the `nvmf_*` methods. Listeners are
+//! `lamina subsystem create|list|delete|add-ns|remove-ns|ns-add-host|ns-remove-host|
+//! add-listener|remove-listener|add-host|remove-host|allow-any-host`: NVMe-oF subsystems, over
+//! the `nvmf_*` methods. A namespace added with `add-ns --hidden` is seen only by the hosts
+//! `ns-add-host` lists. Listeners are
 //! `ADDR:PORT` (`[::1]:4420` for IPv6); namespaces name an lvol (`lvstore/name` or UUID) or a
 //! bdev.
 
@@ -66,6 +68,9 @@ struct AddNsArgs {
     /// The namespace NGUID, 32 hex digits (default: from the UUID).
     #[arg(long)]
     nguid: Option<String>,
+    /// Visible only to the hosts added with ns-add-host (SPDK's no_auto_visible).
+    #[arg(long)]
+    hidden: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -93,6 +98,24 @@ enum SubsystemAction {
         nqn: String,
         /// The namespace ID.
         nsid: u32,
+    },
+    /// Let a host see a namespace added with --hidden.
+    NsAddHost {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The namespace ID.
+        nsid: u32,
+        /// The host NQN.
+        host: String,
+    },
+    /// Hide a namespace added with --hidden from a host again.
+    NsRemoveHost {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The namespace ID.
+        nsid: u32,
+        /// The host NQN.
+        host: String,
     },
     /// Make the subsystem reachable on an address.
     AddListener {
@@ -159,6 +182,16 @@ async fn exec(args: &SubsystemArgs) -> Result<(), CliError> {
             json!({"nqn": nqn, "nsid": nsid}),
             format!("Removed namespace {nsid} from {nqn}"),
         ),
+        SubsystemAction::NsAddHost { nqn, nsid, host } => (
+            "nvmf_ns_add_host",
+            json!({"nqn": nqn, "nsid": nsid, "host": host}),
+            format!("Host {host} now sees namespace {nsid} of {nqn}"),
+        ),
+        SubsystemAction::NsRemoveHost { nqn, nsid, host } => (
+            "nvmf_ns_remove_host",
+            json!({"nqn": nqn, "nsid": nsid, "host": host}),
+            format!("Host {host} no longer sees namespace {nsid} of {nqn}"),
+        ),
         SubsystemAction::AddListener { nqn, address } => (
             "nvmf_subsystem_add_listener",
             json!({"nqn": nqn, "listen_address": listen_address(*address)}),
@@ -223,6 +256,9 @@ async fn add_ns(s: &mut Session, a: &AddNsArgs) -> Result<(), CliError> {
     }
     if let Some(g) = &a.nguid {
         ns["nguid"] = json!(g);
+    }
+    if a.hidden {
+        ns["no_auto_visible"] = json!(true);
     }
     let r = s
         .call(
