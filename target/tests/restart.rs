@@ -161,6 +161,17 @@ const TOML: &str = r#"
 [transport]
 max_io_size = "128K"
 
+[[key]]
+name = "tls0"
+path = "@DIR@/tls0.key"
+
+[[bdev]]
+name = "m0"
+type = "malloc"
+size = "64M"
+block_size = 4096
+sparse = true
+
 [[bdev]]
 name = "data0"
 type = "aio"
@@ -188,6 +199,11 @@ hosts = ["nqn.2014-08.org.nvmexpress:uuid:5f2a1c3e-9d7b-4e1a-8c6f-1b2d3e4f5a6b"]
 [[subsystem.namespace]]
 bdev = "lvs0/vol0"
 nsid = 1
+
+[[subsystem.namespace]]
+bdev = "m0"
+nsid = 2
+hosts = ["nqn.2014-08.org.nvmexpress:uuid:5f2a1c3e-9d7b-4e1a-8c6f-1b2d3e4f5a6b"]
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +215,13 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
         .replace("@DIR@", &dir.path().display().to_string())
         .replace("@PORT@", &free_port().to_string());
     std::fs::write(&cfg, text).unwrap();
+    let key = dir.path().join("tls0.key");
+    std::fs::write(
+        &key,
+        "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let running = server::start(&args(&data, Some(cfg.clone())))
         .await
         .unwrap();
@@ -214,6 +237,17 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
     let vol = support::lvol(&mut c, "lvs0/vol0").await.unwrap();
     assert_eq!(sub[0]["namespaces"][0]["bdev_name"], vol["uuid"]);
     assert_eq!(sub[0]["hosts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            sub[0]["namespaces"][1]["no_auto_visible"].clone(),
+            sub[0]["namespaces"][1]["hosts"].clone()
+        ),
+        (json!(true), json!([sub[0]["hosts"][0]["nqn"]]))
+    );
+    let keys = ok(&mut c, "keyring_get_keys", Value::Null).await;
+    assert_eq!(keys[0]["name"], "tls0");
+    let saved = ok(&mut c, "save_config", Value::Null).await.to_string();
+    assert!(saved.contains(r#""sparse":true"#), "{saved}");
     // Changed over RPC after the start: must survive the next start with the same file.
     let p = json!({"lvs_name": "lvs0", "lvol_name": "extra", "size_in_mib": 4});
     ok(&mut c, "bdev_lvol_create", p).await;
@@ -225,7 +259,7 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
         .await
         .unwrap();
     assert_eq!((r.created, r.failed), (0, 0), "{r:?}");
-    assert_eq!(r.existing, 8, "{r:?}");
+    assert_eq!(r.existing, 12, "{r:?}");
     drop(c);
     server::shutdown(&running).await;
     let running = server::start(&args(&data, Some(cfg))).await.unwrap();

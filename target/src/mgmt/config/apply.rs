@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::declarative::{
-    BdevEntry, BdevType, LaminaConfig, LvolEntry, LvstoreEntry, NamespaceEntry, Size,
+    BdevEntry, BdevType, KeyEntry, LaminaConfig, LvolEntry, LvstoreEntry, NamespaceEntry, Size,
     SubsystemEntry, TransportSection,
 };
 use super::pending::{NotApplied, param};
@@ -73,6 +73,8 @@ impl Applied {
 fn section_of(method: &str) -> &'static str {
     if method.starts_with("nvmf_") {
         "nvmf"
+    } else if method.starts_with("keyring_") {
+        "keyring"
     } else {
         "bdev"
     }
@@ -121,6 +123,10 @@ pub async fn apply(t: &Arc<Target>, methods: &Methods, cfg: &LaminaConfig) -> Ap
     let mut done = Applied::default();
     if let Some(tr) = &cfg.transport {
         done.record("[transport]", apply_transport(t, methods, tr).await);
+    }
+    for k in &cfg.keys {
+        let what = format!("[[key]] {}", k.name);
+        done.record(&what, apply_key(t, methods, k).await);
     }
     for b in &cfg.bdevs {
         let what = format!("[[bdev]] {}", b.name);
@@ -221,6 +227,15 @@ fn ensure_file(path: &Path, size: Option<Size>) -> Result<(), String> {
     Ok(())
 }
 
+async fn apply_key(t: &Arc<Target>, methods: &Methods, k: &KeyEntry) -> Result<bool, Failed> {
+    if t.keyring.get(&k.name).is_ok() {
+        return Ok(false);
+    }
+    already_pending(t, "keyring_file_add_key", &[("/name", &k.name)])?;
+    let p = json!({"name": k.name, "path": k.path.display().to_string()});
+    call(t, methods, "keyring_file_add_key", p).await
+}
+
 async fn apply_bdev(t: &Arc<Target>, methods: &Methods, b: &BdevEntry) -> Result<bool, Failed> {
     if let Ok(existing) = t.bdevs.get(&b.name) {
         let same = match (existing.kind(), b.kind) {
@@ -246,6 +261,9 @@ async fn apply_bdev(t: &Arc<Target>, methods: &Methods, b: &BdevEntry) -> Result
     }
     if let Some(bs) = b.block_size {
         p["block_size"] = json!(bs);
+    }
+    if b.sparse {
+        p["sparse"] = json!(true);
     }
     let method = match b.kind {
         BdevType::Aio => {
@@ -373,7 +391,41 @@ async fn apply_subsystem(
         let what = format!("[[subsystem]] {} namespace {}", s.nqn, ns.bdev);
         let outcome = add_namespace(t, methods, &sub, ns).await;
         done.record(&what, outcome);
+        for host in ns.hosts.iter().flatten() {
+            let what = format!("[[subsystem]] {} namespace {} host {host}", s.nqn, ns.bdev);
+            let outcome = add_ns_host(t, methods, &sub, ns, host).await;
+            done.record(&what, outcome);
+        }
     }
+}
+
+/// Lists `host` for a masked namespace of the file: already listed is "existing"; a namespace
+/// that every host sees (made without `hosts`, say over RPC) is left as it is, with an error;
+/// a namespace still pending gets its host call pending behind it.
+async fn add_ns_host(
+    t: &Arc<Target>,
+    methods: &Methods,
+    sub: &Subsystem,
+    ns: &NamespaceEntry,
+    host: &str,
+) -> Result<bool, Failed> {
+    let Some(nsid) = ns.nsid else {
+        return Err("hosts needs nsid".to_owned().into());
+    };
+    if let Some(live) = sub.namespace(nsid) {
+        let v = live.visibility();
+        if v.is_auto() {
+            return Err(format!(
+                "namespace {nsid} exists and every host sees it; its hosts are left as they are"
+            )
+            .into());
+        }
+        if v.hosts().iter().any(|h| h == host) {
+            return Ok(false);
+        }
+    }
+    let p = json!({"nqn": sub.nqn(), "nsid": nsid, "host": host});
+    call(t, methods, "nvmf_ns_add_host", p).await
 }
 
 async fn create(t: &Arc<Target>, methods: &Methods, s: &SubsystemEntry) -> Result<bool, Failed> {
@@ -449,6 +501,9 @@ async fn add_namespace(
     }
     if let Some(g) = &ns.nguid {
         spec["nguid"] = json!(g);
+    }
+    if ns.hosts.is_some() {
+        spec["no_auto_visible"] = json!(true);
     }
     let p = json!({"nqn": sub.nqn(), "namespace": spec});
     call(t, methods, "nvmf_subsystem_add_ns", p).await

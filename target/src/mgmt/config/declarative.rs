@@ -35,6 +35,11 @@
 //! max_io_size = "128K"
 //! io_unit_size = 131072
 //!
+//! # Named keys kept in files (keyring_file_add_key): absolute path, mode 0600.
+//! [[key]]
+//! name = "tls0"
+//! path = "/etc/lamina/keys/tls0"
+//!
 //! # Base devices. type = "aio" (a file or block device), "malloc" (memory) or "null".
 //! [[bdev]]
 //! name = "data0"
@@ -42,6 +47,7 @@
 //! filename = "/var/lib/lamina/data0.img"
 //! size = "256G"          # aio: creates a sparse file of this size if it does not exist
 //! block_size = 4096      # optional
+//! # sparse = true        # malloc only: memory taken as written, not all at creation
 //!
 //! # Lvstores: created on their bdev unless one of that name is loaded.
 //! [[lvstore]]
@@ -70,7 +76,8 @@
 //!
 //! [[subsystem.namespace]]
 //! bdev = "lvs0/vol0"     # an lvol (lvstore/name or UUID) or a bdev
-//! nsid = 1               # optional: the lowest free NSID
+//! nsid = 1               # optional: the lowest free NSID (required with hosts)
+//! # hosts = ["nqn..."]   # optional: visible only to these hosts (SPDK's no_auto_visible)
 //! # uuid = "...", nguid = "..." (32 hex digits): optional, default from the lvol's UUID
 //! ```
 //!
@@ -125,6 +132,9 @@ pub struct LaminaConfig {
     /// `[transport]`.
     #[serde(default)]
     pub transport: Option<TransportSection>,
+    /// `[[key]]` entries.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<KeyEntry>,
     /// `[[bdev]]` entries.
     #[serde(default, rename = "bdev")]
     pub bdevs: Vec<BdevEntry>,
@@ -190,6 +200,19 @@ pub struct BdevEntry {
     pub block_size: Option<u32>,
     /// The bdev UUID (default: random).
     pub uuid: Option<Uuid>,
+    /// malloc: memory taken as it is written instead of all at creation.
+    #[serde(default)]
+    pub sparse: bool,
+}
+
+/// `[[key]]`: `keyring_file_add_key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// The key's name.
+    pub name: String,
+    /// The absolute path of the file holding it.
+    pub path: PathBuf,
 }
 
 /// `[[lvstore]]`.
@@ -261,6 +284,9 @@ pub struct NamespaceEntry {
     pub uuid: Option<Uuid>,
     /// The namespace NGUID (32 hex digits).
     pub nguid: Option<String>,
+    /// Visible only to these hosts (`no_auto_visible` and `nvmf_ns_add_host`); absent:
+    /// every host of the subsystem sees it.
+    pub hosts: Option<Vec<String>>,
 }
 
 impl LaminaConfig {
@@ -285,6 +311,22 @@ impl LaminaConfig {
                     return Err(format!("[[bdev]] '{}': filename is for aio only", b.name));
                 }
                 _ => {}
+            }
+            if b.sparse && b.kind != BdevType::Malloc {
+                return Err(format!("[[bdev]] '{}': sparse is for malloc only", b.name));
+            }
+        }
+        for s in &self.subsystems {
+            if let Some(ns) = s
+                .namespaces
+                .iter()
+                .find(|n| n.hosts.is_some() && n.nsid.is_none())
+            {
+                return Err(format!(
+                    "[[subsystem]] '{}' namespace '{}': hosts needs nsid (the host lists name \
+                     the namespace by NSID)",
+                    s.nqn, ns.bdev
+                ));
             }
         }
         if let Some(tr) = self.transport.as_ref().and_then(|t| t.trtype.as_deref())
@@ -382,6 +424,16 @@ nsid = 1
         let e = LaminaConfig::parse("[[subsystem]]\nnqn = \"n\"\nlisteners = [\"nowhere\"]\n")
             .unwrap_err();
         assert!(e.contains("listeners"), "{e}");
+        let e = LaminaConfig::parse(
+            "[[bdev]]\nname = \"a\"\ntype = \"aio\"\nfilename = \"/x\"\nsparse = true\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("malloc only"), "{e}");
+        let e = LaminaConfig::parse(
+            "[[subsystem]]\nnqn = \"n\"\n[[subsystem.namespace]]\nbdev = \"b\"\nhosts = []\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("hosts needs nsid"), "{e}");
     }
 
     /// The example in this module's documentation must stay valid.
