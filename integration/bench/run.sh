@@ -59,7 +59,9 @@ start() {
         --config "$WORK/$name.toml" --listen "127.0.0.1:$((PORT + 1))" \
         --log-level warn > "$WORK/$name.log" 2>&1 &
     PID=$!
-    if wait_port "$PORT"; then return 0; fi
+    # Up to 3 minutes: a malloc bdev faults all its memory in before the listener exists, and
+    # memory a fresh VM never touched can take seconds per GiB the first time.
+    if wait_port "$PORT" 1800; then return 0; fi
     echo "lamina did not start; its log:" >&2
     cat "$WORK/$name.log" >&2
     exit 1

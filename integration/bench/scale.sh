@@ -53,7 +53,8 @@ TOML
 taskset -c "$TARGET_CPU" "$LAMINA_BIN" serve --data-dir "$WORK/data" --config "$WORK/scale.toml" \
     --listen "127.0.0.1:$((PORT + 1))" --log-level warn > "$WORK/lamina.log" 2>&1 &
 PID=$!
-wait_port "$PORT" || { echo "lamina did not start:" >&2; cat "$WORK/lamina.log" >&2; exit 1; }
+# Up to 3 minutes: the 2 GiB malloc bdev is faulted in before the listener exists (see run.sh).
+wait_port "$PORT" 1800 || { echo "lamina did not start:" >&2; cat "$WORK/lamina.log" >&2; exit 1; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$PID/status"; }
 echo "== 64 connections x QD128, 4 KiB randrw 70/30, ${TIME} s (RSS before: $(rss) KiB)"
 taskset -c "$PERF_CPU" "$PERF_BIN" -a "127.0.0.1:$PORT" -n "$NQN" -c 64 -q 128 -o 4k \

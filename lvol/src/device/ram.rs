@@ -78,8 +78,9 @@ impl RamDevice {
         Self::build(size_bytes, block_size, false)
     }
 
-    /// A zero-filled device whose memory is all allocated and faulted in now (slow: about a
-    /// tenth of a second per GiB; call it off the I/O path). Fails if the kernel refuses the
+    /// A zero-filled device whose memory is all allocated and faulted in now (slow: a few
+    /// tenths of a second per GiB, and several seconds per GiB on memory a fresh VM never
+    /// touched; call it off the I/O path). Fails if the kernel refuses the
     /// memory; the caller checks first that the machine has it, since past that the kernel
     /// may overcommit and kill the process later instead.
     pub fn allocated(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
