@@ -72,6 +72,10 @@ fn segments(offset: u64, len: usize) -> impl Iterator<Item = Segment> {
 }
 
 impl RamDevice {
+    /// Bytes of memory per chunk, the unit a sparse device allocates and its chunk table
+    /// counts (one huge page).
+    pub const CHUNK_BYTES: u64 = CHUNK_BYTES_U64;
+
     /// A sparse zero-filled device of `size_bytes` with `block_size`-byte blocks (512 or 4096):
     /// memory is taken as it is written.
     pub fn new(size_bytes: u64, block_size: u32) -> Result<Self, DeviceError> {
@@ -210,15 +214,14 @@ impl RamDevice {
                 return;
             };
             let mut guard = chunk.write();
-            let all_zero = guard.as_mut().is_none_or(|mem| {
-                let bytes = mem.bytes_mut();
-                if let Some(dst) = bytes.get_mut(seg.start..seg.start + seg.len) {
-                    dst.fill(0);
-                }
-                // Stops at the first byte written: cheap for a chunk in use.
-                bytes.iter().all(|&b| b == 0)
-            });
-            if all_zero && !self.0.allocated {
+            let Some(mem) = guard.as_mut() else { continue };
+            let bytes = mem.bytes_mut();
+            if let Some(dst) = bytes.get_mut(seg.start..seg.start + seg.len) {
+                dst.fill(0);
+            }
+            // An allocated device keeps its memory: no need to look at the rest. The scan stops
+            // at the first byte written, so it is cheap for a chunk in use.
+            if !self.0.allocated && bytes.iter().all(|&b| b == 0) {
                 *guard = None;
             }
         }

@@ -207,12 +207,13 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
             let mut namespace = json!({"nsid": ns.nsid(), "bdev_name": bdev_name,
                 "uuid": ns.uuid().to_string(), "nguid": nguid});
             let v = ns.visibility();
-            if !v.is_auto() {
+            let masked = !v.is_auto();
+            if masked {
                 namespace["no_auto_visible"] = json!(true);
             }
             out.push(json!({"method": "nvmf_subsystem_add_ns",
                 "params": {"nqn": nqn, "namespace": namespace}}));
-            if !v.is_auto() {
+            if masked {
                 out.extend(v.hosts().into_iter().map(|host| {
                     json!({"method": "nvmf_ns_add_host",
                         "params": {"nqn": nqn, "nsid": ns.nsid(), "host": host}})

@@ -127,18 +127,31 @@ fn check_physical(physical: Option<u32>, block_size: u32) -> Result<(), RpcError
 fn check_memory(size: u64, sparse: bool) -> Result<(), RpcError> {
     if sparse {
         const ENTRY_BYTES: u64 = 32;
-        let table = size.div_ceil(2 << 20).saturating_mul(ENTRY_BYTES);
-        return match meminfo("MemTotal:") {
-            Some(total) if table > total / 64 => Err(RpcError::new(
+        let table = size
+            .div_ceil(RamDevice::CHUNK_BYTES)
+            .saturating_mul(ENTRY_BYTES);
+        let Some(total) = meminfo("MemTotal:") else {
+            return Ok(());
+        };
+        if table > total / 64 {
+            return Err(RpcError::new(
                 super::error::ENOMEM,
                 format!(
                     "num_blocks * block_size is {size} bytes: a sparse malloc bdev's chunk \
                      table alone needs {table} bytes, more than this machine's {total} bytes \
                      of memory allow"
                 ),
-            )),
-            _ => Ok(()),
-        };
+            ));
+        }
+        if size > total {
+            tracing::warn!(
+                size,
+                memory = total,
+                "sparse malloc bdev larger than memory: it is allocated as written, and \
+                 writing more than the memory holds will fail"
+            );
+        }
+        return Ok(());
     }
     match meminfo("MemAvailable:") {
         Some(available) if size > available => Err(RpcError::new(
