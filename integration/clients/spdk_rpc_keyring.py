@@ -1,10 +1,13 @@
 """The keyring through SPDK's client: `spdk-rpc keyring_file_add_key`, `keyring_get_keys` and
 `keyring_file_remove_key` as SPDK's NVMe/TCP TLS guide uses them, SPDK's file rules enforced
 with errors that name the problem, and the key's names (never its secret) kept across a
-restart."""
+restart; DH-HMAC-CHAP keys on allow-list entries (`nvmf_subsystem_add_host --dhchap-key`,
+`nvmf_subsystem_set_keys`) and the digests and groups allowed (`nvmf_set_config`)."""
 
+import base64
 import json
 import os
+import zlib
 
 from harness import LaminaTest
 
@@ -56,6 +59,49 @@ class KeyringTests(LaminaTest):
         r = t2.cli("keyring_file_remove_key", "key0", check=False)
         self.assertNotEqual(r.returncode, 0)
         t2.stop()
+
+
+def dhchap_key(seed):
+    """A DH-HMAC-CHAP secret in its interchange format (CRC-32 of the key, little-endian)."""
+    key = bytes((seed + i) % 256 for i in range(32))
+    crc = zlib.crc32(key).to_bytes(4, "little")
+    return "DHHC-1:00:" + base64.b64encode(key + crc).decode() + ":"
+
+
+class DhchapKeyTests(LaminaTest):
+    def test_host_keys_with_spdk_rpc(self):
+        t = self.start("--no-default")
+        nqn = "nqn.2016-06.io.spdk:chap"
+        host = "nqn.2014-08.org.nvmexpress:uuid:7c8a9e1e-2f0b-4b0e-9a55-0e2b54a1c3d4"
+        keys = os.path.join(t.tmp, "keys")
+        os.mkdir(keys)
+        for name, seed in [("chap0", 1), ("chap1", 2)]:
+            t.cli("keyring_file_add_key", name, key_file(keys, name, dhchap_key(seed), 0o600))
+        t.cli("nvmf_create_subsystem", nqn)
+        r = t.cli("nvmf_subsystem_add_host", nqn, host, "--dhchap-key", "missing", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("missing", r.stdout + r.stderr)
+        t.cli("nvmf_subsystem_add_host", nqn, host, "--dhchap-key", "chap0",
+              "--dhchap-ctrlr-key", "chap1")
+        subs = json.loads(t.cli("nvmf_get_subsystems").stdout)
+        entry = [s for s in subs if s["nqn"] == nqn][0]["hosts"]
+        self.assertEqual(entry, [{"nqn": host, "dhchap_key": "chap0", "dhchap_ctrlr_key": "chap1"}])
+        t.cli("nvmf_subsystem_set_keys", nqn, host, "--dhchap-key", "chap1")
+        subs = json.loads(t.cli("nvmf_get_subsystems").stdout)
+        entry = [s for s in subs if s["nqn"] == nqn][0]["hosts"]
+        self.assertEqual(entry, [{"nqn": host, "dhchap_key": "chap1"}])
+        t.cli("nvmf_set_config", "--dhchap-digests", "sha384,sha512",
+              "--dhchap-dhgroups", "null,ffdhe3072")
+        saved = json.loads(t.cli("save_config").stdout)
+        nvmf = [s for s in saved["subsystems"] if s["subsystem"] == "nvmf"][0]["config"]
+        cfg = [c for c in nvmf if c["method"] == "nvmf_set_config"][0]["params"]
+        self.assertEqual(cfg["dhchap_digests"], ["sha384", "sha512"])
+        self.assertEqual(cfg["dhchap_dhgroups"], ["null", "ffdhe3072"])
+        self.assertNotIn("DHHC-1", json.dumps(saved))
+        r = t.cli("nvmf_set_config", "--dhchap-digests", "md5", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("dhchap_digests", r.stdout + r.stderr)
+        t.stop()
 
 
 class MaskingTests(LaminaTest):

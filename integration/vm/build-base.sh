@@ -56,6 +56,10 @@ if [[ $SUITE == trixie ]]; then
     GUEST_BINS+=(usr/bin/python3.13 usr/bin/tcpdump)
     GUEST_LINKS+=(usr/bin/python3=python3.13)
     GUEST_TREES+=(usr/lib/python3.13 usr/lib/python3/dist-packages/libnvme)
+    # In-band authentication (DH-HMAC-CHAP): 6.12's host library and the crypto it asks for
+    # by name at run time (the DH groups, HMAC and the SHA-2 hashes), which no module
+    # dependency pulls in. Debian 12's 6.1 has no NVMe authentication at all.
+    MODULES+=(nvme-auth dh_generic hmac sha256_generic sha512_generic)
 fi
 # virtio-blk carries files back to the host (run.sh --export).
 MODULES+=(virtio_pci virtio_blk)

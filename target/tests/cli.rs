@@ -476,5 +476,50 @@ async fn keys_and_hidden_namespaces() {
         .await
         .fails(1);
     assert!(err.contains("visible to every host"), "{err}");
+
+    // A host that must authenticate, then its keys replaced.
+    let chap = dir.path().join("chap0");
+    std::fs::write(
+        &chap,
+        "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&chap, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lamina(&sock, &["keyring", "add", "chap0", chap.to_str().unwrap()])
+        .await
+        .ok();
+    let out = lamina(
+        &sock,
+        &["subsystem", "add-host", nqn, host, "--dhchap-key", "chap0"],
+    )
+    .await
+    .ok();
+    assert!(out.contains("authenticating (DH-HMAC-CHAP)"), "{out}");
+    let subs = lamina(&sock, &["subsystem", "list", nqn, "--json"])
+        .await
+        .json();
+    assert_eq!(subs[0]["hosts"][0]["dhchap_key"], "chap0");
+    let out = lamina(&sock, &["subsystem", "set-keys", nqn, host])
+        .await
+        .ok();
+    assert!(out.contains("replaced"), "{out}");
+    let subs = lamina(&sock, &["subsystem", "list", nqn, "--json"])
+        .await
+        .json();
+    assert_eq!(subs[0]["hosts"][0], serde_json::json!({"nqn": host}));
+    let usage = lamina(
+        &sock,
+        &[
+            "subsystem",
+            "set-keys",
+            nqn,
+            host,
+            "--dhchap-ctrlr-key",
+            "chap0",
+        ],
+    )
+    .await
+    .fails(2);
+    assert!(usage.contains("--dhchap-key"), "{usage}");
     s.stop().await;
 }

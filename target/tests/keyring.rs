@@ -177,3 +177,117 @@ async fn keys_are_checked_listed_removed_and_survive_a_restart() {
     server::shutdown(&r).await;
     drop(dir);
 }
+
+const INVALID_PARAMS: i32 = -32602;
+const ENODEV: i32 = -19;
+
+/// DH-HMAC-CHAP keys go on allow-list entries by name: checked to exist and to be DHHC-1
+/// secrets, listed by name in `nvmf_get_subsystems`, replaced and cleared by
+/// `nvmf_subsystem_set_keys`, held (refcnt) while in use, and saved by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhchap_keys_go_on_hosts_by_name() {
+    let s = TestServer::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let mut c = s.client().await;
+    let nqn = "nqn.2016-06.io.lamina:chap";
+    let host = "nqn.2014-08.org.nvmexpress:uuid:4b0e7f0c-6f7e-4a67-9d43-8c7f6ad2c1a1";
+    ok(&mut c, "nvmf_create_subsystem", json!({"nqn": nqn})).await;
+    for (name, text) in [
+        ("tls0", TLS_KEY.to_owned()),
+        ("chap0", dhchap_key()),
+        ("chap1", dhchap_key()),
+    ] {
+        let p = key_file(keys.path(), name, &text, 0o600);
+        ok(
+            &mut c,
+            "keyring_file_add_key",
+            json!({"name": name, "path": p}),
+        )
+        .await;
+    }
+    let add = |extra: Value| {
+        let mut p = json!({"nqn": nqn, "host": host});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    let msg = err(
+        &mut c,
+        "nvmf_subsystem_add_host",
+        add(json!({"dhchap_key": "nope"})),
+        ENOENT,
+    )
+    .await;
+    assert!(msg.contains("dhchap_key") && msg.contains("nope"), "{msg}");
+    let msg = err(
+        &mut c,
+        "nvmf_subsystem_add_host",
+        add(json!({"dhchap_key": "tls0"})),
+        INVALID_PARAMS,
+    )
+    .await;
+    assert!(msg.contains("not a DH-HMAC-CHAP secret"), "{msg}");
+    let msg = err(
+        &mut c,
+        "nvmf_subsystem_add_host",
+        add(json!({"dhchap_ctrlr_key": "chap1"})),
+        INVALID_PARAMS,
+    )
+    .await;
+    assert!(msg.contains("dhchap_ctrlr_key needs dhchap_key"), "{msg}");
+    let msg = err(
+        &mut c,
+        "nvmf_subsystem_add_host",
+        add(json!({"psk": "tls0"})),
+        INVALID_PARAMS,
+    )
+    .await;
+    assert!(msg.contains("psk"), "{msg}");
+
+    ok(
+        &mut c,
+        "nvmf_subsystem_add_host",
+        add(json!({"dhchap_key": "chap0", "dhchap_ctrlr_key": "chap1"})),
+    )
+    .await;
+    let hosts = |subs: Value| subs[0]["hosts"].clone();
+    let listed = ok(&mut c, "nvmf_get_subsystems", json!({"nqn": nqn})).await;
+    assert_eq!(
+        hosts(listed),
+        json!([{"nqn": host, "dhchap_key": "chap0", "dhchap_ctrlr_key": "chap1"}])
+    );
+    let refcnt = |keys: &Value, name: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap()["refcnt"]
+            .clone()
+    };
+    let ring = ok(&mut c, "keyring_get_keys", Value::Null).await;
+    assert_eq!(refcnt(&ring, "chap0"), 2, "the host entry holds it: {ring}");
+
+    ok(
+        &mut c,
+        "nvmf_subsystem_set_keys",
+        add(json!({"dhchap_key": "chap1"})),
+    )
+    .await;
+    let listed = ok(&mut c, "nvmf_get_subsystems", json!({"nqn": nqn})).await;
+    assert_eq!(hosts(listed), json!([{"nqn": host, "dhchap_key": "chap1"}]));
+    let ring = ok(&mut c, "keyring_get_keys", Value::Null).await;
+    assert_eq!(refcnt(&ring, "chap0"), 1, "released: {ring}");
+    let other = json!({"nqn": nqn, "host": "nqn.2014-08.org.nvmexpress:uuid:other"});
+    err(&mut c, "nvmf_subsystem_set_keys", other, ENODEV).await;
+
+    let saved = ok(&mut c, "save_config", Value::Null).await;
+    let text = saved.to_string();
+    assert!(
+        text.contains(r#""dhchap_key":"chap1""#) && !text.contains("DHHC-1"),
+        "saved by name, never the secret: {text}"
+    );
+    ok(&mut c, "nvmf_subsystem_set_keys", add(json!({}))).await;
+    let listed = ok(&mut c, "nvmf_get_subsystems", json!({"nqn": nqn})).await;
+    assert_eq!(hosts(listed), json!([{"nqn": host}]));
+}

@@ -165,6 +165,10 @@ max_io_size = "128K"
 name = "tls0"
 path = "@DIR@/tls0.key"
 
+[[key]]
+name = "chap0"
+path = "@DIR@/chap0.key"
+
 [[bdev]]
 name = "m0"
 type = "malloc"
@@ -194,7 +198,8 @@ thin = true
 nqn = "nqn.2026-11.io.lamina:toml"
 serial_number = "TOML0001"
 listeners = ["127.0.0.1:@PORT@"]
-hosts = ["nqn.2014-08.org.nvmexpress:uuid:5f2a1c3e-9d7b-4e1a-8c6f-1b2d3e4f5a6b"]
+hosts = ["nqn.2014-08.org.nvmexpress:uuid:5f2a1c3e-9d7b-4e1a-8c6f-1b2d3e4f5a6b",
+    { nqn = "nqn.2014-08.org.nvmexpress:uuid:9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a", dhchap_key = "chap0" }]
 
 [[subsystem.namespace]]
 bdev = "lvs0/vol0"
@@ -222,6 +227,13 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
     )
     .unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let chap = dir.path().join("chap0.key");
+    std::fs::write(
+        &chap,
+        "DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&chap, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let running = server::start(&args(&data, Some(cfg.clone())))
         .await
         .unwrap();
@@ -236,7 +248,8 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
     .await;
     let vol = support::lvol(&mut c, "lvs0/vol0").await.unwrap();
     assert_eq!(sub[0]["namespaces"][0]["bdev_name"], vol["uuid"]);
-    assert_eq!(sub[0]["hosts"].as_array().unwrap().len(), 1);
+    assert_eq!(sub[0]["hosts"].as_array().unwrap().len(), 2);
+    assert_eq!(sub[0]["hosts"][1]["dhchap_key"], "chap0");
     assert_eq!(
         (
             sub[0]["namespaces"][1]["no_auto_visible"].clone(),
@@ -245,7 +258,10 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
         (json!(true), json!([sub[0]["hosts"][0]["nqn"]]))
     );
     let keys = ok(&mut c, "keyring_get_keys", Value::Null).await;
-    assert_eq!(keys[0]["name"], "tls0");
+    assert_eq!(
+        (&keys[0]["name"], &keys[1]["name"]),
+        (&json!("chap0"), &json!("tls0"))
+    );
     let saved = ok(&mut c, "save_config", Value::Null).await.to_string();
     assert!(saved.contains(r#""sparse":true"#), "{saved}");
     // Changed over RPC after the start: must survive the next start with the same file.
@@ -259,7 +275,7 @@ async fn toml_config_creates_what_is_missing_and_leaves_what_exists() {
         .await
         .unwrap();
     assert_eq!((r.created, r.failed), (0, 0), "{r:?}");
-    assert_eq!(r.existing, 12, "{r:?}");
+    assert_eq!(r.existing, 14, "{r:?}");
     drop(c);
     server::shutdown(&running).await;
     let running = server::start(&args(&data, Some(cfg))).await.unwrap();

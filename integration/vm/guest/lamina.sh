@@ -7,7 +7,8 @@
 # identity and the filesystem written before the restart are intact; then, on that one
 # connection, restarts by SIGTERM and SIGKILL with the host reconnecting by itself, a resize
 # a namespace hot add and remove over RPC, and a masked namespace shown to and hidden from
-# this host (lamina-live.sh).
+# this host (lamina-live.sh); then DH-HMAC-CHAP on a second subsystem (lamina-auth.sh, where
+# the kernel has in-band authentication).
 # Run from the host with:
 #   integration/vm/run.sh [--suite trixie] --binary build/release/lamina \
 #       --script integration/vm/guest/lamina.sh
@@ -19,6 +20,8 @@
 . /test/lamina-ctl.sh
 # shellcheck source=lamina-live.sh
 . /test/lamina-live.sh
+# shellcheck source=lamina-auth.sh
+. /test/lamina-auth.sh
 
 TARGET_NQN=nqn.2026-11.io.lamina:default
 # Lamina advertises Compare on top of Write Zeroes and Dataset Management (issue 4, section 4),
@@ -101,5 +104,6 @@ check_resize
 check_hot_namespace
 check_masked_namespace
 check_referral
+check_dhchap
 disconnect_target
 stop_lamina TERM 0

@@ -153,6 +153,12 @@ pub struct ConnectSuccess {
 }
 
 impl ConnectSuccess {
+    /// AUTHREQ bit 1, ATR: the host must authenticate (an authentication transaction is
+    /// required) before the queue takes other commands. Linux: NVME_CONNECT_AUTHREQ_ATR.
+    pub const AUTHREQ_ATR: u16 = 1 << 1;
+    /// AUTHREQ bit 2, ASCR: secure channel concatenation required.
+    pub const AUTHREQ_ASCR: u16 = 1 << 2;
+
     /// Completion DW0.
     pub fn dw0(self) -> u32 {
         u32::from(self.cntlid) | (u32::from(self.authreq) << 16)

@@ -1,9 +1,11 @@
 //! NVMe over Fabrics structures (NVMe-oF 1.1, NVMe Base 2.0): Fabrics command types, Connect
 //! and its data and response, Property Get/Set and the controller properties (CAP, VS, CC,
-//! CSTS), Disconnect, Authentication Send/Receive, and the Discovery log page.
+//! CSTS), Disconnect, Authentication Send/Receive with the DH-HMAC-CHAP messages, and the
+//! Discovery log page.
 
 mod auth;
 mod connect;
+pub mod dhchap;
 mod disconnect;
 pub mod discovery;
 mod property;

@@ -1,5 +1,5 @@
 //! `lamina subsystem create|list|delete|add-ns|remove-ns|ns-add-host|ns-remove-host|
-//! add-listener|remove-listener|add-host|remove-host|allow-any-host`: NVMe-oF subsystems, over
+//! add-listener|remove-listener|add-host|set-keys|remove-host|allow-any-host`: NVMe-oF subsystems, over
 //! the `nvmf_*` methods. A namespace added with `add-ns --hidden` is seen only by the hosts
 //! `ns-add-host` lists. Listeners are
 //! `ADDR:PORT` (`[::1]:4420` for IPv6); namespaces name an lvol (`lvstore/name` or UUID) or a
@@ -137,6 +137,17 @@ enum SubsystemAction {
         nqn: String,
         /// The host NQN (see /etc/nvme/hostnqn on the host).
         host: String,
+        #[command(flatten)]
+        keys: ChapKeys,
+    },
+    /// Replace an allowed host's DH-HMAC-CHAP keys (none: it connects without them).
+    SetKeys {
+        /// The subsystem NQN.
+        nqn: String,
+        /// The host NQN.
+        host: String,
+        #[command(flatten)]
+        keys: ChapKeys,
     },
     /// Remove a host NQN from the allow-list (its connections are closed).
     RemoveHost {
@@ -153,6 +164,30 @@ enum SubsystemAction {
         #[arg(value_enum)]
         state: Toggle,
     },
+}
+
+/// A host's DH-HMAC-CHAP keys, by keyring name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChapKeys {
+    /// Keyring key (DHHC-1) the host must authenticate with (DH-HMAC-CHAP).
+    #[arg(long)]
+    dhchap_key: Option<String>,
+    /// Keyring key (DHHC-1) the controller authenticates to the host with.
+    #[arg(long, requires = "dhchap_key")]
+    dhchap_ctrlr_key: Option<String>,
+}
+
+impl ChapKeys {
+    /// `params` with the keys given.
+    fn with(&self, mut params: serde_json::Value) -> serde_json::Value {
+        if let Some(k) = &self.dhchap_key {
+            params["dhchap_key"] = json!(k);
+        }
+        if let Some(k) = &self.dhchap_ctrlr_key {
+            params["dhchap_ctrlr_key"] = json!(k);
+        }
+        params
+    }
 }
 
 /// Runs `lamina subsystem`.
@@ -202,10 +237,19 @@ async fn exec(args: &SubsystemArgs) -> Result<(), CliError> {
             json!({"nqn": nqn, "listen_address": listen_address(*address)}),
             format!("{nqn} no longer listens on {address}"),
         ),
-        SubsystemAction::AddHost { nqn, host } => (
+        SubsystemAction::AddHost { nqn, host, keys } => (
             "nvmf_subsystem_add_host",
-            json!({"nqn": nqn, "host": host}),
-            format!("Host {host} may now connect to {nqn}"),
+            keys.with(json!({"nqn": nqn, "host": host})),
+            if keys.dhchap_key.is_some() {
+                format!("Host {host} may now connect to {nqn}, authenticating (DH-HMAC-CHAP)")
+            } else {
+                format!("Host {host} may now connect to {nqn}")
+            },
+        ),
+        SubsystemAction::SetKeys { nqn, host, keys } => (
+            "nvmf_subsystem_set_keys",
+            keys.with(json!({"nqn": nqn, "host": host})),
+            format!("Keys of host {host} on {nqn} replaced"),
         ),
         SubsystemAction::RemoveHost { nqn, host } => (
             "nvmf_subsystem_remove_host",

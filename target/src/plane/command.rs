@@ -46,6 +46,8 @@ pub struct QueueCtx {
     pub qid: u16,
     /// The largest transfer (`max_io_size`) when the queue connected.
     pub max_io_size: u32,
+    /// The queue's in-band authentication.
+    pub auth: Arc<crate::plane::auth::QueueAuth>,
 }
 
 /// A completed future for handlers that finish at once.

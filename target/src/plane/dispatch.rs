@@ -1,5 +1,6 @@
 //! Routing a command to its handler: Fabrics commands on any queue (Disconnect only on an I/O
-//! queue), admin commands on the admin queue, NVM I/O commands on I/O queues. Everything but
+//! queue), admin commands on the admin queue, NVM I/O commands on I/O queues. A queue that
+//! must authenticate takes only Authentication Send/Receive and Disconnect until it has. Everything but
 //! Fabrics commands waits for the host to enable the controller (CC.EN = 1, CSTS.RDY = 1):
 //! before, Command Sequence Error. Fused commands are Invalid Field: Identify Controller FUSES
 //! is 0 (no Compare and Write).
@@ -14,7 +15,7 @@ use std::future::Future;
 use lamina_protocol::fabrics::{
     Disconnect, FabricsCommandType, PropertyGet, PropertySet, fabrics_command_type,
 };
-use lamina_protocol::nvme::{AdminOpcode, Fuse, StatusCode};
+use lamina_protocol::nvme::{AdminOpcode, Fuse, Status, StatusCode};
 
 use crate::plane::command::{
     After, CommandFuture, Completion, IoStarted, QueueCtx, Request, ready,
@@ -50,6 +51,14 @@ pub fn execute(
     if req.sqe.opcode == AdminOpcode::FABRICS.0 {
         return Dispatched::Other(Started::Running(fabrics(ctx, &req)));
     }
+    // Until the queue has authenticated, only the authentication commands run (as SPDK
+    // gates a queue); with Do Not Retry, as nvmet answers, so a host does not loop.
+    if !ctx.auth.admits() {
+        return Dispatched::Done(Completion::with_status(
+            req.sqe.cid,
+            Status::dnr(StatusCode::AUTHENTICATION_REQUIRED),
+        ));
+    }
     if !ctx.ctrl.is_ready() {
         return Dispatched::Done(Completion::error(
             req.sqe.cid,
@@ -76,7 +85,22 @@ pub fn execute(
 fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
     let cid = req.sqe.cid;
     let invalid = Completion::error(cid, StatusCode::INVALID_FIELD);
-    match fabrics_command_type(&req.sqe) {
+    let fctype = fabrics_command_type(&req.sqe);
+    match fctype {
+        Some(FabricsCommandType::AUTHENTICATION_SEND) => return crate::plane::auth::send(ctx, req),
+        Some(FabricsCommandType::AUTHENTICATION_RECEIVE) => {
+            return crate::plane::auth::receive(ctx, req);
+        }
+        Some(FabricsCommandType::DISCONNECT) => return ready(disconnect(ctx, req)),
+        _ if !ctx.auth.admits() => {
+            return ready(Completion::with_status(
+                cid,
+                Status::dnr(StatusCode::AUTHENTICATION_REQUIRED),
+            ));
+        }
+        _ => {}
+    }
+    match fctype {
         Some(FabricsCommandType::PROPERTY_GET) if ctx.qid == 0 => {
             let Ok(cmd) = PropertyGet::try_from(&req.sqe) else {
                 return ready(invalid);
@@ -103,12 +127,10 @@ fn fabrics(ctx: &QueueCtx, req: &Request) -> CommandFuture {
                 }
             })
         }
-        Some(FabricsCommandType::DISCONNECT) => ready(disconnect(ctx, req)),
         Some(FabricsCommandType::CONNECT) => {
             ready(Completion::error(cid, StatusCode::COMMAND_SEQUENCE_ERROR))
         }
-        // Property commands on an I/O queue, authentication (never required by Lamina: the
-        // Connect response does not ask for it) and unknown types.
+        // Property commands on an I/O queue and unknown types.
         _ => ready(Completion::error(cid, StatusCode::INVALID_OPCODE)),
     }
 }

@@ -9,6 +9,7 @@
 //! listener, connection and controller holds a child token and runs in the tracker.
 
 pub mod admin;
+pub mod auth;
 pub mod bdev;
 pub mod command;
 pub mod connect;

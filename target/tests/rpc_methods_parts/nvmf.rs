@@ -51,6 +51,10 @@ pub async fn nvmf(r: &mut Rpc) {
     let h = json!({"nqn": NQN, "host": host});
     assert_eq!(r.ok("nvmf_subsystem_add_host", h.clone()).await, true);
     r.err("nvmf_subsystem_add_host", h.clone(), EEXIST).await;
+    // No keys: the host connects without authenticating (keyring.rs covers keys).
+    assert_eq!(r.ok("nvmf_subsystem_set_keys", h.clone()).await, true);
+    let stranger = json!({"nqn": NQN, "host": "nqn.2014-08.org.nvmexpress:uuid:stranger"});
+    r.err("nvmf_subsystem_set_keys", stranger, ENODEV).await;
     let any = json!({"nqn": NQN, "allow_any_host": true});
     assert_eq!(r.ok("nvmf_subsystem_allow_any_host", any).await, true);
     let lv =
@@ -179,6 +183,18 @@ pub async fn settings(r: &mut Rpc) {
         )
         .await;
     assert!(msg.contains("dup_host_policy"), "{msg}");
+    r.ok(
+        "nvmf_set_config",
+        json!({"dhchap_digests": ["sha512", "sha384"], "dhchap_dhgroups": ["ffdhe4096"]}),
+    )
+    .await;
+    for bad in [
+        json!({"dhchap_digests": ["md5"]}),
+        json!({"dhchap_dhgroups": []}),
+    ] {
+        let msg = r.err("nvmf_set_config", bad, INVALID_PARAMS).await;
+        assert!(msg.contains("dhchap_"), "{msg}");
+    }
     let nvmf = r.ok("framework_get_config", json!({"name": "nvmf"})).await;
     let call = |m: &str| {
         nvmf.as_array()
@@ -194,6 +210,14 @@ pub async fn settings(r: &mut Rpc) {
         json!({"crdt1": 5, "crdt2": 10, "crdt3": 0})
     );
     assert_eq!(call("nvmf_set_config")["discovery_filter"], "address,svcid");
+    assert_eq!(
+        call("nvmf_set_config")["dhchap_digests"],
+        json!(["sha384", "sha512"])
+    );
+    assert_eq!(
+        call("nvmf_set_config")["dhchap_dhgroups"],
+        json!(["ffdhe4096"])
+    );
 
     // Referrals: added once, listed, removed once.
     let la = json!({"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.9", "trsvcid": "8009"});

@@ -378,11 +378,18 @@ async fn apply_subsystem(
         done.record(&what, outcome);
     }
     for host in &s.hosts {
-        let what = format!("[[subsystem]] {} host {host}", s.nqn);
-        let outcome = if sub.hosts().contains(host) {
+        let what = format!("[[subsystem]] {} host {}", s.nqn, host.nqn);
+        // A host already listed keeps its keys (nvmf_subsystem_set_keys changes them).
+        let outcome = if sub.hosts().contains(&host.nqn) {
             Ok(false)
         } else {
-            let p = json!({"nqn": s.nqn, "host": host});
+            let mut p = json!({"nqn": s.nqn, "host": host.nqn});
+            if let Some(k) = &host.dhchap_key {
+                p["dhchap_key"] = json!(k);
+            }
+            if let Some(k) = &host.dhchap_ctrlr_key {
+                p["dhchap_ctrlr_key"] = json!(k);
+            }
             call(t, methods, "nvmf_subsystem_add_host", p).await
         };
         done.record(&what, outcome);

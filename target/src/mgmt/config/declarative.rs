@@ -73,6 +73,8 @@
 //! max_namespaces = 32                # optional
 //! listeners = ["0.0.0.0:4420"]       # ADDR:PORT, "[::]:4420" for IPv6
 //! hosts = ["nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"]
+//! # A host that must authenticate (DH-HMAC-CHAP, keys by [[key]] name), as a table:
+//! # hosts = [{ nqn = "nqn...", dhchap_key = "host0", dhchap_ctrlr_key = "ctrl0" }]
 //!
 //! [[subsystem.namespace]]
 //! bdev = "lvs0/vol0"     # an lvol (lvstore/name or UUID) or a bdev
@@ -120,6 +122,58 @@ impl<'de> Deserialize<'de> for Size {
         }
         d.deserialize_any(V)
     }
+}
+
+/// An allowed host: its NQN alone (`"nqn..."`), or a table with the keyring names of its
+/// DH-HMAC-CHAP keys (`{ nqn = "...", dhchap_key = "k0", dhchap_ctrlr_key = "k1" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// The host NQN.
+    pub nqn: String,
+    /// The key the host authenticates with.
+    pub dhchap_key: Option<String>,
+    /// The key the controller authenticates with.
+    pub dhchap_ctrlr_key: Option<String>,
+}
+
+impl HostEntry {
+    fn deserialize_any<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HostEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a host NQN, or a table { nqn, dhchap_key, dhchap_ctrlr_key }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HostEntry, E> {
+                Ok(HostEntry {
+                    nqn: v.to_owned(),
+                    dhchap_key: None,
+                    dhchap_ctrlr_key: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<HostEntry, A::Error> {
+                HostEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn host_entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HostEntry>, D::Error> {
+    struct Entry(HostEntry);
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            HostEntry::deserialize_any(d).map(Entry)
+        }
+    }
+    Ok(Vec::<Entry>::deserialize(d)?
+        .into_iter()
+        .map(|e| e.0)
+        .collect())
 }
 
 /// The whole file.
@@ -264,9 +318,9 @@ pub struct SubsystemEntry {
     /// Listen addresses.
     #[serde(default)]
     pub listeners: Vec<SocketAddr>,
-    /// Allowed host NQNs.
-    #[serde(default)]
-    pub hosts: Vec<String>,
+    /// Allowed hosts: NQNs, or tables with DH-HMAC-CHAP keys.
+    #[serde(default, deserialize_with = "host_entries")]
+    pub hosts: Vec<HostEntry>,
     /// `[[subsystem.namespace]]` entries.
     #[serde(default, rename = "namespace")]
     pub namespaces: Vec<NamespaceEntry>,
@@ -379,7 +433,8 @@ thin = true
 [[subsystem]]
 nqn = "nqn.2026-11.io.lamina:vol0"
 listeners = ["0.0.0.0:4420", "[::]:4420"]
-hosts = ["nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"]
+hosts = ["nqn.2014-08.org.nvmexpress:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+    { nqn = "nqn.2014-08.org.nvmexpress:uuid:0c1d2e3f-0000-4000-8000-000000000001", dhchap_key = "h0", dhchap_ctrlr_key = "c0" }]
 
 [[subsystem.namespace]]
 bdev = "lvs0/vol0"
@@ -397,6 +452,15 @@ nsid = 1
         assert_eq!(c.lvstores[0].cluster_size, Some(Size(4 << 20)));
         assert!(c.lvols[0].thin);
         assert_eq!(c.subsystems[0].listeners.len(), 2);
+        let hosts = &c.subsystems[0].hosts;
+        assert_eq!(hosts[0].dhchap_key, None);
+        assert_eq!(hosts[1].dhchap_key.as_deref(), Some("h0"));
+        assert_eq!(hosts[1].dhchap_ctrlr_key.as_deref(), Some("c0"));
+        let e = LaminaConfig::parse(
+            "[[subsystem]]\nnqn = \"n\"\nhosts = [{ nqn = \"h\", psk = \"k\" }]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("psk"), "{e}");
         assert_eq!(c.subsystems[0].namespaces[0].nsid, Some(1));
         assert!(LaminaConfig::parse("").unwrap().bdevs.is_empty());
     }

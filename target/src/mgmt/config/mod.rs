@@ -165,10 +165,13 @@ fn bdev_config(t: &Target) -> Vec<Value> {
 fn nvmf_config(t: &Target) -> Vec<Value> {
     let settings = &t.subsystems.settings;
     let [crdt1, crdt2, crdt3] = settings.crdt();
+    let auth = settings.auth_policy();
     let mut out = vec![
         json!({"method": "nvmf_set_config",
             "params": {"discovery_filter": settings.discovery_filter().name(),
-                "dup_host_policy": settings.dup_host_policy().name()}}),
+                "dup_host_policy": settings.dup_host_policy().name(),
+                "dhchap_digests": auth.digests.iter().map(|h| h.name()).collect::<Vec<_>>(),
+                "dhchap_dhgroups": auth.groups.iter().map(|g| g.name()).collect::<Vec<_>>()}}),
         json!({"method": "nvmf_set_max_subsystems",
             "params": {"max_subsystems": settings.max_subsystems()}}),
         json!({"method": "nvmf_set_crdt",
@@ -193,9 +196,16 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
             out.push(json!({"method": "nvmf_subsystem_add_listener", "params": {
                 "nqn": nqn, "listen_address": ListenAddress::from_socket_addr(addr)}}));
         }
-        for host in s.hosts() {
-            out.push(json!({"method": "nvmf_subsystem_add_host",
-                "params": {"nqn": nqn, "host": host}}));
+        for (host, keys) in s.host_entries() {
+            // Key names, never secrets: the keyring section before this one adds the files.
+            let mut params = json!({"nqn": nqn, "host": host});
+            if let Some(k) = &keys.dhchap {
+                params["dhchap_key"] = json!(k.name());
+            }
+            if let Some(k) = &keys.dhchap_ctrlr {
+                params["dhchap_ctrlr_key"] = json!(k.name());
+            }
+            out.push(json!({"method": "nvmf_subsystem_add_host", "params": params}));
         }
         for ns in s.namespaces() {
             let nguid = crate::mgmt::rpc::nvmf::hex_upper(&ns.nguid());

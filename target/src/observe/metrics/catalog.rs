@@ -132,6 +132,9 @@ metrics! {
     /// Digest errors.
     DIGEST_ERRORS: Counter "lamina_digest_errors_total" ["type"]
         "PDUs received with a wrong CRC32C digest, by digest (header, data)";
+    /// DH-HMAC-CHAP transactions.
+    AUTHENTICATIONS: Counter "lamina_authentications_total" ["result"]
+        "DH-HMAC-CHAP transactions finished on a queue, by result (success, or why it failed: bad_response, host_refused, unusable, protocol, timeout, keys)";
     /// PDUs received.
     PDUS_RECEIVED: Counter "lamina_pdus_received_total" ["type"]
         "NVMe/TCP PDUs received, by PDU type";

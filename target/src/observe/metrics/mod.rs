@@ -61,6 +61,8 @@
 //!   (`invalid_header_field`, `pdu_sequence_error`, `header_digest_error`,
 //!   `data_out_of_range`, `data_limit_exceeded`, `unsupported_parameter`, `other`).
 //! - `lamina_digest_errors_total{type}` counter: `header` or `data` CRC32C mismatches.
+//! - `lamina_authentications_total{result}` counter: DH-HMAC-CHAP transactions, `success` or
+//!   the reason one failed.
 //! - `lamina_pdus_received_total{type}` counter (`ic_req`, `h2c_term_req`, `capsule_cmd`,
 //!   `h2c_data`, `other`) and `lamina_pdus_sent_total{type}` counter (`ic_resp`,
 //!   `c2h_term_req`, `capsule_resp`, `c2h_data`, `r2t`, `other`).

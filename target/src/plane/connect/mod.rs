@@ -132,6 +132,16 @@ pub fn connect(
         tracing::info!(qid = cmd.qid, subnqn = %data.subnqn,
             "Connect with an empty host NQN: accepted, the subsystem allows any host");
     }
+    // A host with a DH-HMAC-CHAP key authenticates on every queue (SPDK asks on each; the
+    // Linux host authenticates each queue whose Connect response asks).
+    let authreq = if subsystem
+        .host_keys(data.hostnqn.as_str())
+        .is_some_and(|k| k.dhchap.is_some())
+    {
+        ConnectSuccess::AUTHREQ_ATR
+    } else {
+        0
+    };
     if cmd.is_admin() {
         if data.cntlid != ConnectData::DYNAMIC_CNTLID {
             return Err(invalid(
@@ -186,7 +196,7 @@ pub fn connect(
         let mut cqe = Cqe::new(cid, Status::SUCCESS);
         cqe.dw0 = ConnectSuccess {
             cntlid: ctrl.cntlid(),
-            authreq: 0,
+            authreq,
         }
         .dw0();
         return Ok((Joined::Admin { ctrl, oob, hold }, cqe));
@@ -222,7 +232,7 @@ pub fn connect(
     let mut cqe = Cqe::new(cid, Status::SUCCESS);
     cqe.dw0 = ConnectSuccess {
         cntlid: ctrl.cntlid(),
-        authreq: 0,
+        authreq,
     }
     .dw0();
     Ok((

@@ -3,7 +3,8 @@
 //! queues has finished its commands (the fence `connect` relies on).
 //!
 //! KATO (NVMe Base 2.0 §3.9): a controller whose host sent nothing for KATO is torn down; every
-//! command on any queue of the controller counts as activity. A torn-down controller's queues
+//! command on any queue of the controller counts as activity. While the admin queue has yet
+//! to authenticate (DH-HMAC-CHAP), the authentication's step timeout stands in for KATO. A torn-down controller's queues
 //! close (their connections end), and the host may connect again with the same host NQN.
 
 use std::sync::Arc;
@@ -36,6 +37,12 @@ pub async fn supervise(ctrl: Arc<Controller>, target: Arc<DataPlane>) {
             // Set Features KATO: the new deadline (or none) applies at once.
             () = ctrl.kato_changed() => {}
             () = sleep => {
+                // While the admin queue authenticates, its own step timeout applies (see
+                // `auth::watchdog`): a host computing a large DH exchange sends nothing.
+                if ctrl.queue_auth(0).is_some_and(|a| !a.admits()) {
+                    ctrl.touch();
+                    continue;
+                }
                 if ctrl.keep_alive_deadline().is_some_and(|d| d <= std::time::Instant::now()) {
                     tracing::warn!(
                         cntlid = ctrl.cntlid(),

@@ -124,6 +124,8 @@ pub struct Controller {
     /// namespaces the host set one for.
     error_recovery: Mutex<(u32, BTreeMap<u32, u32>)>,
     io_queues: Mutex<BTreeMap<u16, (u64, CancellationToken)>>,
+    /// Each bound queue's authentication state, by QID (for `nvmf_subsystem_get_qpairs`).
+    queue_auth: Mutex<BTreeMap<u16, std::sync::Weak<crate::plane::auth::QueueAuth>>>,
     next_queue_id: std::sync::atomic::AtomicU64,
     max_io_queues: u16,
     aer: Mutex<AerState>,
@@ -166,6 +168,21 @@ pub struct NewController {
 }
 
 impl Controller {
+    /// Records the authentication state of the queue just bound as `qid`.
+    pub fn set_queue_auth(&self, qid: u16, auth: &Arc<crate::plane::auth::QueueAuth>) {
+        let mut m = self.queue_auth.lock();
+        m.retain(|_, a| a.strong_count() > 0);
+        m.insert(qid, Arc::downgrade(auth));
+    }
+
+    /// The authentication state of queue `qid`, while it is bound.
+    pub fn queue_auth(&self, qid: u16) -> Option<Arc<crate::plane::auth::QueueAuth>> {
+        self.queue_auth
+            .lock()
+            .get(&qid)
+            .and_then(std::sync::Weak::upgrade)
+    }
+
     /// Creates the controller and the receiver of its out-of-band completions.
     pub fn new(args: NewController) -> (Arc<Self>, OobReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -185,6 +202,7 @@ impl Controller {
             ),
             error_recovery: Mutex::new((0, BTreeMap::new())),
             io_queues: Mutex::new(BTreeMap::new()),
+            queue_auth: Mutex::new(BTreeMap::new()),
             next_queue_id: std::sync::atomic::AtomicU64::new(1),
             max_io_queues: args.max_io_queues,
             aer: Mutex::new(AerState::default()),

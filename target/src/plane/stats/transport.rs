@@ -85,8 +85,22 @@ pub struct TransportStats {
     /// without scatter-gather).
     pub zero_copy_copied: AtomicU64,
     term_reqs: [AtomicU64; FES_SLOTS],
+    /// DH-HMAC-CHAP results: success, then each failure reason of [`AUTH_RESULTS`].
+    auth: [AtomicU64; AUTH_RESULTS.len()],
     pdus: Sharded<PduCounts>,
 }
+
+/// The `result` labels of DH-HMAC-CHAP transactions: `success` first, then the failure
+/// reasons.
+pub const AUTH_RESULTS: [&str; 7] = [
+    "success",
+    "bad_response",
+    "host_refused",
+    "unusable",
+    "protocol",
+    "timeout",
+    "keys",
+];
 
 fn slot<T: PartialEq>(table: &[(T, &str)], value: &T) -> usize {
     table
@@ -119,6 +133,23 @@ fn summed<'a>(shards: impl Iterator<Item = &'a [AtomicU64; PDU_TYPES]>) -> [u64;
 }
 
 impl TransportStats {
+    /// Counts a DH-HMAC-CHAP transaction by result (a label of [`AUTH_RESULTS`]).
+    pub fn on_authentication(&self, result: &str) {
+        let i = AUTH_RESULTS.iter().position(|r| *r == result).unwrap_or(0);
+        if let Some(c) = self.auth.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// DH-HMAC-CHAP results by label.
+    pub fn authentications(&self) -> Vec<(&'static str, u64)> {
+        AUTH_RESULTS
+            .iter()
+            .zip(&self.auth)
+            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Counts a C2HTermReq sent with `fes`.
     pub fn on_term_req(&self, fes: u16) {
         if let Some(c) = self.term_reqs.get(slot(&FES_LABELS, &Fes(fes))) {

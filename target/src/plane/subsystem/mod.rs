@@ -24,6 +24,8 @@ use lamina_lvol::lifecycle::Illegal;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
+use crate::plane::keyring::Key;
+
 pub use namespace::{Backend, Namespace, NamespaceEvent, NamespaceState};
 pub use registry::Subsystems;
 
@@ -107,6 +109,15 @@ pub struct SubsystemConfig {
     pub cntlids: RangeInclusive<u16>,
 }
 
+/// The DH-HMAC-CHAP keys of a host on a subsystem's allow-list (keyring keys, by handle).
+#[derive(Debug, Clone, Default)]
+pub struct HostKeys {
+    /// The host's secret: with it, the host must authenticate.
+    pub dhchap: Option<Arc<Key>>,
+    /// The controller's secret, for bidirectional authentication.
+    pub dhchap_ctrlr: Option<Arc<Key>>,
+}
+
 /// One subsystem.
 #[derive(Debug)]
 pub struct Subsystem {
@@ -117,7 +128,7 @@ pub struct Subsystem {
     max_namespaces: u32,
     cntlids: RangeInclusive<u16>,
     allow_any_host: AtomicBool,
-    hosts: RwLock<BTreeSet<String>>,
+    hosts: RwLock<BTreeMap<String, HostKeys>>,
     listeners: RwLock<BTreeSet<SocketAddr>>,
     /// Read lock-free by every command; replaced whole, under `ns_edit`, by a change.
     namespaces: ArcSwap<BTreeMap<u32, Arc<Namespace>>>,
@@ -145,7 +156,7 @@ impl Subsystem {
             max_namespaces: config.max_namespaces,
             cntlids: config.cntlids,
             allow_any_host: AtomicBool::new(config.allow_any_host),
-            hosts: RwLock::new(BTreeSet::new()),
+            hosts: RwLock::new(BTreeMap::new()),
             listeners: RwLock::new(BTreeSet::new()),
             namespaces: ArcSwap::from_pointee(BTreeMap::new()),
             ns_edit: parking_lot::Mutex::new(()),
@@ -197,22 +208,54 @@ impl Subsystem {
 
     /// Whether `hostnqn` may connect.
     pub fn host_allowed(&self, hostnqn: &str) -> bool {
-        self.allow_any_host() || self.hosts.read().contains(hostnqn)
+        self.allow_any_host() || self.hosts.read().contains_key(hostnqn)
     }
 
     /// The allow-list.
     pub fn hosts(&self) -> Vec<String> {
-        self.hosts.read().iter().cloned().collect()
+        self.hosts.read().keys().cloned().collect()
     }
 
-    /// Adds a host NQN; false if it was there.
-    pub fn add_host(&self, hostnqn: &str) -> bool {
-        self.hosts.write().insert(hostnqn.to_owned())
+    /// Adds a host NQN with its keys; false (and nothing changed) if it was there.
+    pub fn add_host(&self, hostnqn: &str, keys: HostKeys) -> bool {
+        match self.hosts.write().entry(hostnqn.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(keys);
+                true
+            }
+        }
     }
 
     /// Removes a host NQN; false if it was not there.
     pub fn remove_host(&self, hostnqn: &str) -> bool {
-        self.hosts.write().remove(hostnqn)
+        self.hosts.write().remove(hostnqn).is_some()
+    }
+
+    /// The allow-list with each host's keys.
+    pub fn host_entries(&self) -> Vec<(String, HostKeys)> {
+        self.hosts
+            .read()
+            .iter()
+            .map(|(h, k)| (h.clone(), k.clone()))
+            .collect()
+    }
+
+    /// The keys of a listed host (`None` for a host not on the list).
+    pub fn host_keys(&self, hostnqn: &str) -> Option<HostKeys> {
+        self.hosts.read().get(hostnqn).cloned()
+    }
+
+    /// Replaces a listed host's keys (`nvmf_subsystem_set_keys`); false if the host is not
+    /// on the list. Queues already authenticated stay so; the next authentication uses these.
+    pub fn set_host_keys(&self, hostnqn: &str, keys: HostKeys) -> bool {
+        match self.hosts.write().get_mut(hostnqn) {
+            Some(k) => {
+                *k = keys;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The addresses this subsystem is reachable on.
@@ -400,8 +443,8 @@ mod tests {
     fn allow_list() {
         let s = subsystem();
         assert!(!s.host_allowed("nqn.h1"));
-        assert!(s.add_host("nqn.h1"));
-        assert!(!s.add_host("nqn.h1"));
+        assert!(s.add_host("nqn.h1", HostKeys::default()));
+        assert!(!s.add_host("nqn.h1", HostKeys::default()));
         assert!(s.host_allowed("nqn.h1"));
         s.set_allow_any_host(true);
         assert!(s.host_allowed("nqn.other"));

@@ -98,6 +98,7 @@ pub struct NvmfSettings {
     crdt: [AtomicU16; 3],
     referrals: RwLock<Vec<Referral>>,
     dup_host_policy: AtomicU8,
+    auth_policy: RwLock<crate::plane::auth::Policy>,
 }
 
 /// SPDK's `dup_host_policy` (`nvmf_set_config`): a fence against a reconnecting host racing
@@ -148,6 +149,7 @@ impl Default for NvmfSettings {
             crdt: Default::default(),
             referrals: RwLock::new(Vec::new()),
             dup_host_policy: AtomicU8::new(DupHostPolicy::RestrictPerListener as u8),
+            auth_policy: RwLock::new(crate::plane::auth::Policy::default()),
         }
     }
 }
@@ -160,6 +162,17 @@ impl NvmfSettings {
         } else {
             DupHostPolicy::RestrictPerListener
         }
+    }
+
+    /// The hash functions and DH groups DH-HMAC-CHAP may negotiate (`dhchap_digests`,
+    /// `dhchap_dhgroups`).
+    pub fn auth_policy(&self) -> crate::plane::auth::Policy {
+        self.auth_policy.read().clone()
+    }
+
+    /// Sets what DH-HMAC-CHAP may negotiate.
+    pub fn set_auth_policy(&self, p: crate::plane::auth::Policy) {
+        *self.auth_policy.write() = p;
     }
 
     /// Sets the duplicate host policy.

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use lamina_protocol::fabrics::{ConnectCommand, ConnectData};
+use lamina_protocol::fabrics::{ConnectCommand, ConnectData, ConnectSuccess};
 use lamina_protocol::nvme::{Status, StatusCode};
 use lamina_protocol::target::{Binding, Command};
 
@@ -33,7 +33,9 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         };
         match connect(&self.plane, &cmd, &data, self.site) {
             Ok((joined, cqe)) => {
-                self.bind(joined, cmd.sqsize.saturating_add(1));
+                let auth_required =
+                    ConnectSuccess::from_cqe(&cqe).authreq & ConnectSuccess::AUTHREQ_ATR != 0;
+                self.bind(joined, cmd.sqsize.saturating_add(1), auth_required);
                 Completion {
                     dw0: cqe.dw0,
                     ..Completion::ok(cid)
@@ -50,7 +52,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         }
     }
 
-    pub(super) fn bind(&mut self, joined: Joined, sqsize: u16) {
+    pub(super) fn bind(&mut self, joined: Joined, sqsize: u16, auth_required: bool) {
         let span = tracing::Span::current();
         let ctrl = joined.controller().clone();
         span.record("cntlid", ctrl.cntlid());
@@ -86,11 +88,26 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         } else {
             tracing::debug!("I/O queue connected");
         }
+        let auth = std::sync::Arc::new(crate::plane::auth::QueueAuth::new(
+            auth_required,
+            crate::plane::auth::step_timeout(ctrl.kato_ms()),
+        ));
+        ctrl.set_queue_auth(qid, &auth);
+        if auth_required {
+            self.plane.tracker.spawn(crate::plane::auth::watchdog(
+                std::sync::Arc::downgrade(&auth),
+                std::sync::Arc::downgrade(&ctrl),
+                ctrl.cancel_token().clone(),
+                std::sync::Arc::downgrade(&self.plane),
+                qid,
+            ));
+        }
         let ctx = QueueCtx {
             plane: self.plane.clone(),
             ctrl,
             qid,
             max_io_size: self.max_io_size,
+            auth,
         };
         self.bound = Some(Bound {
             ctx,

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::super::dispatch::RpcResult;
 use super::super::error::{ENOSPC, RpcError};
-use super::super::fields::{Described, Field, Lit, Ty, applied, object, only, same};
+use super::super::fields::{Described, Field, Lit, applied, object, only};
 use crate::mgmt::context::Target;
 use crate::plane::subsystem::settings::{DiscoveryFilter, DupHostPolicy};
 
@@ -52,6 +52,8 @@ pub(super) struct SetConfig {
     discovery_filter: Option<String>,
     discovery_filters: Option<Vec<String>>,
     dup_host_policy: Option<String>,
+    dhchap_digests: Option<Vec<String>>,
+    dhchap_dhgroups: Option<Vec<String>>,
 }
 
 impl Described for SetConfig {
@@ -64,18 +66,8 @@ impl Described for SetConfig {
         ),
         applied("discovery_filter"),
         applied("discovery_filters"),
-        same(
-            "dhchap_digests",
-            Ty::StrList,
-            "DH-HMAC-CHAP is not implemented yet: no host can authenticate, so the digests \
-             allowed constrain nothing",
-        ),
-        same(
-            "dhchap_dhgroups",
-            Ty::StrList,
-            "DH-HMAC-CHAP is not implemented yet: no host can authenticate, so the groups \
-             allowed constrain nothing",
-        ),
+        applied("dhchap_digests"),
+        applied("dhchap_dhgroups"),
         applied("dup_host_policy"),
     ];
 }
@@ -103,10 +95,72 @@ pub(super) async fn set_config(t: Arc<Target>, p: SetConfig) -> RpcResult {
         t.subsystems.settings.set_discovery_filter(f);
         t.subsystems.bump_generation();
     }
+    let auth = auth_policy(
+        &t,
+        p.dhchap_digests.as_deref(),
+        p.dhchap_dhgroups.as_deref(),
+    )?;
     if let Some(policy) = policy {
         t.subsystems.settings.set_dup_host_policy(policy);
     }
+    if let Some(auth) = auth {
+        t.subsystems.settings.set_auth_policy(auth);
+    }
     Ok(json!(true))
+}
+
+/// The DH-HMAC-CHAP policy with the lists given replaced (each checked whole first).
+fn auth_policy(
+    t: &Target,
+    digests: Option<&[String]>,
+    groups: Option<&[String]>,
+) -> Result<Option<crate::plane::auth::Policy>, RpcError> {
+    use crate::plane::auth::{DhGroup, HashFn};
+    if digests.is_none() && groups.is_none() {
+        return Ok(None);
+    }
+    let mut p = t.subsystems.settings.auth_policy();
+    if let Some(list) = digests {
+        p.digests = names(
+            list,
+            "dhchap_digests",
+            HashFn::from_name,
+            "sha256, sha384, sha512",
+        )?;
+    }
+    if let Some(list) = groups {
+        p.groups = names(
+            list,
+            "dhchap_dhgroups",
+            DhGroup::from_name,
+            "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192",
+        )?;
+    }
+    Ok(Some(p))
+}
+
+fn names<T: Ord>(
+    list: &[String],
+    field: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    known: &str,
+) -> Result<Vec<T>, RpcError> {
+    if list.is_empty() {
+        return Err(RpcError::invalid_params(format!(
+            "{field} is empty: no host could authenticate"
+        )));
+    }
+    let mut out = list
+        .iter()
+        .map(|n| {
+            parse(n).ok_or_else(|| {
+                RpcError::invalid_params(format!("{field}: unknown {n:?} (known: {known})"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// `nvmf_set_max_subsystems`' parameters.

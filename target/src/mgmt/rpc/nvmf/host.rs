@@ -2,8 +2,12 @@
 //!
 //! Taking a host off the list (or turning `allow_any_host` off) tears down the controllers it
 //! no longer may hold, as SPDK does, and `nvmf_subsystem_remove_host` answers once they are gone
-//! (their commands finished), or with `-ETIMEDOUT` after `timeout_ms`. TLS PSKs and
-//! DH-HMAC-CHAP keys are not implemented yet and are accepted only absent.
+//! (their commands finished), or with `-ETIMEDOUT` after `timeout_ms`.
+//!
+//! A host's DH-HMAC-CHAP keys (`dhchap_key`, `dhchap_ctrlr_key`: names of `DHHC-1` keys in the
+//! keyring) are given when it is added and replaced by `nvmf_subsystem_set_keys`; a host with a
+//! key must authenticate on every queue it connects. TLS PSKs are not implemented yet and are
+//! accepted only absent.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,7 +21,9 @@ use super::super::fields::{Described, Field, TGT_NAME, applied, only};
 use super::nvm_subsystem;
 use crate::mgmt::context::Target;
 use crate::plane::controller::Controller;
-use crate::plane::subsystem::Subsystem;
+use crate::plane::keyring::Key;
+use crate::plane::keyring::interchange::KeyKind;
+use crate::plane::subsystem::{HostKeys, Subsystem};
 
 /// `nvmf_subsystem_add_host`'s parameters Lamina applies.
 #[derive(Deserialize)]
@@ -25,32 +31,111 @@ use crate::plane::subsystem::Subsystem;
 pub(super) struct AddHost {
     nqn: String,
     host: String,
+    dhchap_key: Option<String>,
+    dhchap_ctrlr_key: Option<String>,
 }
 
-/// Why keys are refused.
-const NO_KEYS: &str = "TLS PSKs and DH-HMAC-CHAP keys are not implemented yet";
+/// Why TLS PSKs are refused.
+const NO_PSK: &str = "TLS PSKs are not implemented yet";
 
 impl Described for AddHost {
     const FIELDS: &'static [Field] = &[
         applied("nqn"),
         applied("host"),
         TGT_NAME,
-        only("psk", &[], NO_KEYS),
-        only("dhchap_key", &[], NO_KEYS),
-        only("dhchap_ctrlr_key", &[], NO_KEYS),
+        only("psk", &[], NO_PSK),
+        applied("dhchap_key"),
+        applied("dhchap_ctrlr_key"),
     ];
+}
+
+/// The keyring key `name` for `field`, which must be a DH-HMAC-CHAP secret.
+fn chap_key(t: &Target, field: &str, name: &str) -> Result<Arc<Key>, RpcError> {
+    let key = t.keyring.get(name).map_err(|e| {
+        RpcError::new(
+            -e.errno(),
+            format!("{field}: {e} (add it with keyring_file_add_key first)"),
+        )
+    })?;
+    match key.kind() {
+        KeyKind::Dhchap { .. } => Ok(key),
+        other @ KeyKind::TlsPsk { .. } => Err(RpcError::invalid_params(format!(
+            "{field}: key {name} is a {other}, not a DH-HMAC-CHAP secret (DHHC-1)"
+        ))),
+    }
+}
+
+/// The keys named by `dhchap_key` and `dhchap_ctrlr_key` (SPDK: the second needs the first).
+fn host_keys(
+    t: &Target,
+    dhchap_key: Option<&str>,
+    dhchap_ctrlr_key: Option<&str>,
+) -> Result<HostKeys, RpcError> {
+    if dhchap_ctrlr_key.is_some() && dhchap_key.is_none() {
+        return Err(RpcError::invalid_params(
+            "dhchap_ctrlr_key needs dhchap_key: the controller authenticates to a host only \
+             after the host has authenticated",
+        ));
+    }
+    Ok(HostKeys {
+        dhchap: dhchap_key
+            .map(|k| chap_key(t, "dhchap_key", k))
+            .transpose()?,
+        dhchap_ctrlr: dhchap_ctrlr_key
+            .map(|k| chap_key(t, "dhchap_ctrlr_key", k))
+            .transpose()?,
+    })
 }
 
 pub(super) async fn add_host(t: Arc<Target>, p: AddHost) -> RpcResult {
     lamina_protocol::nvme::Nqn::new(&p.host)
         .map_err(|e| RpcError::invalid_params(format!("host: {e}")))?;
     let sub = nvm_subsystem(&t, &p.nqn)?;
-    if !sub.add_host(&p.host) {
+    let keys = host_keys(&t, p.dhchap_key.as_deref(), p.dhchap_ctrlr_key.as_deref())?;
+    if !sub.add_host(&p.host, keys) {
         return Err(RpcError::exists(format!(
             "host {} is already allowed on {}",
             p.host, p.nqn
         )));
     }
+    t.subsystems.bump_generation();
+    Ok(json!(true))
+}
+
+/// `nvmf_subsystem_set_keys`' parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetKeys {
+    nqn: String,
+    host: String,
+    dhchap_key: Option<String>,
+    dhchap_ctrlr_key: Option<String>,
+}
+
+impl Described for SetKeys {
+    const FIELDS: &'static [Field] = &[
+        applied("nqn"),
+        applied("host"),
+        TGT_NAME,
+        applied("dhchap_key"),
+        applied("dhchap_ctrlr_key"),
+    ];
+}
+
+/// Replaces a host's keys, as SPDK does: neither key clears them (the host then connects
+/// without authenticating). Connected controllers stay; each queue uses the new keys when
+/// the host next authenticates (Linux: writing the controller's `dhchap_secret` in sysfs).
+pub(super) async fn set_keys(t: Arc<Target>, p: SetKeys) -> RpcResult {
+    let sub = nvm_subsystem(&t, &p.nqn)?;
+    let keys = host_keys(&t, p.dhchap_key.as_deref(), p.dhchap_ctrlr_key.as_deref())?;
+    if !sub.set_host_keys(&p.host, keys) {
+        return Err(RpcError::not_found(format!(
+            "host {} is not on {}'s allow-list",
+            p.host, p.nqn
+        )));
+    }
+    tracing::info!(subnqn = %p.nqn, hostnqn = %p.host, dhchap_key = ?p.dhchap_key,
+        dhchap_ctrlr_key = ?p.dhchap_ctrlr_key, "host keys replaced");
     t.subsystems.bump_generation();
     Ok(json!(true))
 }

@@ -84,6 +84,7 @@ pub fn register(m: &mut Methods, t: &Arc<Target>) {
     super::reg(m, t, "nvmf_ns_remove_host", ns_host::remove_host);
     super::reg(m, t, "nvmf_subsystem_add_host", host::add_host);
     super::reg(m, t, "nvmf_subsystem_remove_host", host::remove_host);
+    super::reg(m, t, "nvmf_subsystem_set_keys", host::set_keys);
     super::reg(
         m,
         t,

@@ -47,8 +47,24 @@ pub(super) async fn get_qpairs(t: Arc<Target>, p: NqnOnly) -> RpcResult {
         let peer = ListenAddress::from_socket_addr(c.host().peer);
         let qids = std::iter::once(0).chain(c.io_queue_ids());
         for qid in qids {
-            out.push(json!({"cntlid": c.cntlid(), "qid": qid, "state": "active",
-                "thread": "lamina", "listen_address": addr, "peer_address": peer}));
+            let auth = c.queue_auth(qid);
+            let described = auth.as_ref().and_then(|a| a.describe());
+            // SPDK's qpair states: a queue still authenticating takes no other command.
+            let state = match &auth {
+                Some(a) if !a.admits() => "authenticating",
+                _ => "active",
+            };
+            let mut q = json!({"cntlid": c.cntlid(), "qid": qid, "state": state,
+                "thread": "lamina", "hostnqn": c.host().hostnqn,
+                "listen_address": addr, "peer_address": peer});
+            if let Some((step, negotiated)) = described {
+                q["auth"] = json!({
+                    "state": step.name(),
+                    "digest": negotiated.map_or("unknown", |(h, _)| h.name()),
+                    "dhgroup": negotiated.map_or("unknown", |(_, g)| g.name()),
+                });
+            }
+            out.push(q);
         }
     }
     Ok(Value::Array(out))

@@ -204,7 +204,7 @@ pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
         "subtype": if discovery { "Discovery" } else { "NVMe" },
         "listen_addresses": listeners,
         "allow_any_host": s.allow_any_host(),
-        "hosts": s.hosts().into_iter().map(|h| json!({"nqn": h})).collect::<Vec<_>>(),
+        "hosts": s.host_entries().into_iter().map(|(h, k)| host_json(&h, &k)).collect::<Vec<_>>(),
     });
     if !discovery {
         v["serial_number"] = json!(s.serial_number());
@@ -216,6 +216,18 @@ pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
             Value::Array(s.namespaces().iter().map(|ns| namespace_json(ns)).collect());
     }
     v
+}
+
+/// A host entry as SPDK lists it: the NQN, and the names of its keys when it has them.
+fn host_json(nqn: &str, keys: &crate::plane::subsystem::HostKeys) -> Value {
+    let mut j = json!({"nqn": nqn});
+    if let Some(k) = &keys.dhchap {
+        j["dhchap_key"] = json!(k.name());
+    }
+    if let Some(k) = &keys.dhchap_ctrlr {
+        j["dhchap_ctrlr_key"] = json!(k.name());
+    }
+    j
 }
 
 fn namespace_json(ns: &Namespace) -> Value {
