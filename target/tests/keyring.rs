@@ -278,6 +278,19 @@ async fn dhchap_keys_go_on_hosts_by_name() {
     assert_eq!(hosts(listed), json!([{"nqn": host, "dhchap_key": "chap1"}]));
     let ring = ok(&mut c, "keyring_get_keys", Value::Null).await;
     assert_eq!(refcnt(&ring, "chap0"), 1, "released: {ring}");
+    // Removed while the host entry holds it: listed as removed until it is let go.
+    ok(&mut c, "keyring_file_remove_key", json!({"name": "chap1"})).await;
+    let ring = ok(&mut c, "keyring_get_keys", Value::Null).await;
+    let held = ring
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "chap1")
+        .unwrap();
+    assert_eq!(
+        (&held["removed"], &held["refcnt"]),
+        (&json!(true), &json!(1))
+    );
     let other = json!({"nqn": nqn, "host": "nqn.2014-08.org.nvmexpress:uuid:other"});
     err(&mut c, "nvmf_subsystem_set_keys", other, ENODEV).await;
 
@@ -290,4 +303,12 @@ async fn dhchap_keys_go_on_hosts_by_name() {
     ok(&mut c, "nvmf_subsystem_set_keys", add(json!({}))).await;
     let listed = ok(&mut c, "nvmf_get_subsystems", json!({"nqn": nqn})).await;
     assert_eq!(hosts(listed), json!([{"nqn": host}]));
+    let ring = ok(&mut c, "keyring_get_keys", Value::Null).await;
+    assert!(
+        ring.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["name"] != "chap1"),
+        "let go: {ring}"
+    );
 }

@@ -16,7 +16,7 @@ use super::dispatch::{Methods, RpcResult};
 use super::error::RpcError;
 use super::fields::{Described, Field, NoParams, applied};
 use crate::mgmt::context::Target;
-use crate::plane::keyring::KeyError;
+use crate::plane::keyring::{Key, KeyError};
 
 /// Registers the methods.
 pub fn register(m: &mut Methods, t: &Arc<Target>) {
@@ -69,16 +69,19 @@ async fn remove_key(t: Arc<Target>, p: RemoveKey) -> RpcResult {
 }
 
 async fn get_keys(t: Arc<Target>, _p: NoParams) -> RpcResult {
-    let keys: Vec<_> = t
+    // As SPDK counts: the keyring's own reference (while listed) and each user's, not this
+    // listing's. A removed key still in use is listed, `removed`, until its last user goes.
+    let describe = |k: &Arc<Key>, removed: bool| {
+        let refcnt = Arc::strong_count(k).saturating_sub(1);
+        json!({"name": k.name(), "module": "keyring_file", "removed": removed,
+            "probed": false, "refcnt": refcnt, "path": k.path().display().to_string()})
+    };
+    let mut keys: Vec<_> = t
         .keyring
         .list()
         .iter()
-        .map(|k| {
-            // As SPDK counts: the keyring's own reference and each user's (not this listing's).
-            let refcnt = Arc::strong_count(k).saturating_sub(1);
-            json!({"name": k.name(), "module": "keyring_file", "removed": false,
-                "probed": false, "refcnt": refcnt, "path": k.path().display().to_string()})
-        })
+        .map(|k| describe(k, false))
         .collect();
+    keys.extend(t.keyring.removed_in_use().iter().map(|k| describe(k, true)));
     Ok(json!(keys))
 }

@@ -145,6 +145,9 @@ fn read_key(path: &Path) -> Result<Secret, KeyError> {
 #[derive(Debug, Default)]
 pub struct Keyring {
     keys: RwLock<BTreeMap<String, Arc<Key>>>,
+    /// Keys removed while users held them, until the last one lets go (SPDK lists them with
+    /// `removed: true`).
+    removed: parking_lot::Mutex<Vec<std::sync::Weak<Key>>>,
 }
 
 impl Keyring {
@@ -169,11 +172,25 @@ impl Keyring {
 
     /// Removes key `name`; users holding it keep it until they let go.
     pub fn remove(&self, name: &str) -> Result<(), KeyError> {
-        self.keys
+        let key = self
+            .keys
             .write()
             .remove(name)
-            .map(drop)
-            .ok_or_else(|| KeyError::NotFound(name.to_owned()))
+            .ok_or_else(|| KeyError::NotFound(name.to_owned()))?;
+        let mut removed = self.removed.lock();
+        removed.retain(|k| k.strong_count() > 0);
+        removed.push(Arc::downgrade(&key));
+        Ok(())
+    }
+
+    /// Keys removed from the keyring that users still hold.
+    pub fn removed_in_use(&self) -> Vec<Arc<Key>> {
+        let mut removed = self.removed.lock();
+        removed.retain(|k| k.strong_count() > 0);
+        removed
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
     }
 
     /// Key `name`, for a new user.
@@ -244,5 +261,8 @@ mod tests {
         assert_eq!(ring.remove("k0").unwrap_err().errno(), libc::ENOENT);
         assert!(ring.get("k0").is_err());
         assert_eq!(k.name(), "k0", "a holder keeps its key after removal");
+        assert_eq!(ring.removed_in_use()[0].name(), "k0");
+        drop(k);
+        assert!(ring.removed_in_use().is_empty(), "gone with its last user");
     }
 }
