@@ -116,20 +116,33 @@ check_resize() {
     same_controller "$cntlid"
 }
 
+# wait_ns_dev NSID present|gone WHY: waits up to 30 s for namespace NSID of TARGET_NQN to get
+# its block device (present: NS_DEV is set to it) or to lose it (gone: NS_DEV, the device seen
+# before, must be gone too); WHY ends the failure message.
+wait_ns_dev() {
+    i=0
+    while :; do
+        now=$(ns_dev "$1")
+        case "$2" in
+        present) [ -n "$now" ] && break ;;
+        gone) [ -z "$now" ] && ! [ -b "${NS_DEV:-}" ] && break ;;
+        esac
+        [ "$i" -lt 30 ] || fail "namespace $1 not $2 30s after $3"
+        sleep 1
+        i=$((i + 1))
+    done
+    [ "$2" = present ] && NS_DEV=$now
+    echo "ok: namespace $1 $2 after ${i}s${now:+ ($now)}"
+}
+
 check_hot_namespace() {
     step "namespace 2 added over RPC while connected"
     cntlid=$(cat "/sys/class/nvme/$CTRL/cntlid")
     lamina_rpc bdev_lvol_create '{"lvs_name":"lvs0","lvol_name":"hot","size_in_mib":64,"thin_provision":true}'
     lamina_rpc nvmf_subsystem_add_ns "{\"nqn\":\"$TARGET_NQN\",\"namespace\":{\"bdev_name\":\"lvs0/hot\",\"nsid\":2}}"
-    i=0
-    until [ -n "$(ns_dev 2)" ]; do
-        [ "$i" -lt 30 ] || fail "no block device for namespace 2 30s after adding it"
-        sleep 1
-        i=$((i + 1))
-    done
+    wait_ns_dev 2 present "adding it"
     dev1=$DEV
-    DEV=$(ns_dev 2)
-    echo "ok: namespace 2 is $DEV after ${i}s"
+    DEV=$NS_DEV
     expect "size of $DEV" "$(blockdev --getsize64 "$DEV")" $((64 * MIB))
     write_check "namespace-2" 4 0 "$MIB" oflag=direct iflag=direct
     hot=$DEV
@@ -138,13 +151,8 @@ check_hot_namespace() {
 
     step "namespace 2 removed over RPC while connected"
     lamina_rpc nvmf_subsystem_remove_ns "{\"nqn\":\"$TARGET_NQN\",\"nsid\":2}"
-    i=0
-    while [ -n "$(ns_dev 2)" ] || [ -b "$hot" ]; do
-        [ "$i" -lt 30 ] || fail "$hot still present 30s after removing namespace 2"
-        sleep 1
-        i=$((i + 1))
-    done
-    echo "ok: $hot is gone after ${i}s"
+    NS_DEV=$hot
+    wait_ns_dev 2 gone "removing it"
     write_check "namespace-1-after-removal" 1 790 "$MIB" oflag=direct iflag=direct
     same_controller "$cntlid"
 }
@@ -165,15 +173,9 @@ check_masked_namespace() {
     case "$OUT" in *0x3*) fail "namespace 3 is in the active list before it was listed: $OUT" ;; esac
     echo "ok: namespace 3 is inactive for this host"
     lamina_rpc nvmf_ns_add_host "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3,\"host\":\"$hostnqn\"}"
-    i=0
-    until [ -n "$(ns_dev 3)" ]; do
-        [ "$i" -lt 30 ] || fail "no block device for namespace 3 30s after listing $hostnqn"
-        sleep 1
-        i=$((i + 1))
-    done
+    wait_ns_dev 3 present "listing $hostnqn"
     dev1=$DEV
-    DEV=$(ns_dev 3)
-    echo "ok: namespace 3 is $DEV after ${i}s"
+    DEV=$NS_DEV
     expect "size of $DEV" "$(blockdev --getsize64 "$DEV")" $((32 * MIB))
     write_check "namespace-3" 2 0 "$MIB" oflag=direct iflag=direct
     masked=$DEV
@@ -181,13 +183,8 @@ check_masked_namespace() {
 
     step "namespace 3 goes once this host is taken off its list"
     lamina_rpc nvmf_ns_remove_host "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3,\"host\":\"$hostnqn\"}"
-    i=0
-    while [ -n "$(ns_dev 3)" ] || [ -b "$masked" ]; do
-        [ "$i" -lt 30 ] || fail "$masked still present 30s after nvmf_ns_remove_host"
-        sleep 1
-        i=$((i + 1))
-    done
-    echo "ok: $masked is gone after ${i}s"
+    NS_DEV=$masked
+    wait_ns_dev 3 gone "nvmf_ns_remove_host"
     lamina_rpc nvmf_subsystem_remove_ns "{\"nqn\":\"$TARGET_NQN\",\"nsid\":3}"
     same_controller "$cntlid"
 }
