@@ -46,6 +46,11 @@ proptest! {
     }
 
     #[test]
+    fn dhchap_messages(kind in 0usize..7, data in vec(any::<u8>(), 0..1300)) {
+        harness::decode_dhchap(kind, &data);
+    }
+
+    #[test]
     fn structures(which in any::<u8>(), data in vec(any::<u8>(), 0..4200)) {
         let mut input = vec![which];
         input.extend_from_slice(&data);
