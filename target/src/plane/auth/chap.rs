@@ -210,6 +210,35 @@ mod tests {
         assert_eq!(HashFn::Sha512.digest(b"").len(), 64);
     }
 
+    /// Known answers from another implementation: nvme-cli 2.3 with libnvme 1.3 (Debian 12),
+    /// `nvme gen-dhchap-key --secret=00010203... --hmac=H --nqn=NQN`, which prints the secret
+    /// transformed exactly as a controller transforms it (HMAC of the NQN and
+    /// "NVMe-over-Fabrics"), CRC appended.
+    #[test]
+    fn transforms_match_nvme_cli() {
+        use base64::Engine as _;
+        let nqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001";
+        for (hash, printed) in [
+            (1u8, "bHuByyp0b3RFSx1xQPMVO1HKmUWfzveoahfydpW4fNgSLMVm"),
+            (
+                2,
+                "yRbznXvUOKyUzpjxLyIgLGvEOxsb9/CBo2/XbRG0sXMHJv918yV2tXSc+gbRp7T1eXmwtA==",
+            ),
+            (
+                3,
+                "XaedOIjF3axQewl4QMTIr4xwmePzL78hYgnSQQP1S88iKE5wNLtXmomXR19QrsC/88ytGEVjd56B9IxAUHG5cMGgMCQ=",
+            ),
+        ] {
+            let len = HashFn::from_id(hash).unwrap().output_len();
+            let secret: Vec<u8> = (0..u8::try_from(len).unwrap()).collect();
+            let want = base64::engine::general_purpose::STANDARD
+                .decode(printed)
+                .unwrap();
+            let got = transform_secret(&secret, hash, nqn).unwrap();
+            assert_eq!(*got, want[..len], "hash {hash}");
+        }
+    }
+
     #[test]
     fn transforms_and_responses_depend_on_every_input() {
         let secret = [7u8; 32];
