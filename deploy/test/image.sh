@@ -7,7 +7,8 @@
 # locally and tags them with exactly those names:
 #   - docker.io/library/debian:bookworm-slim: a `debootstrap --variant=minbase` rootfs from the
 #     Debian mirror this machine's apt uses, trimmed the way the official slim image is;
-#   - docker.io/library/rust:X.Y-bookworm: that rootfs plus gcc/libc6-dev/ca-certificates and the
+#   - docker.io/library/rust:X.Y-bookworm: that rootfs plus gcc/libc6-dev/libssl-dev/pkg-config/
+#     ca-certificates (the official image has them from buildpack-deps) and the
 #     host's Rust X.Y toolchain (rustup layout, same ENV as the official image), since no
 #     toolchain can be downloaded here. The host's extra CA certificates go in too, so cargo in the
 #     builder trusts what cargo on the host trusts (a TLS-inspecting egress proxy, for instance).
@@ -49,7 +50,7 @@ readonly IMAGE_MAX_MB=${LAMINA_IMAGE_MAX_MB:-200}
 readonly SUITE=bookworm
 # Bump when the way base images are made changes: cached base images with another recipe are
 # rebuilt.
-readonly RECIPE=1
+readonly RECIPE=2
 # buildah's run state (locks, mount bookkeeping) belongs on tmpfs; its image store in the cache.
 readonly RUNROOT=/run/lamina-image-buildah
 readonly STORAGE=$CACHE/storage

@@ -254,11 +254,12 @@ make_builder() {
         log "$RUST_IMAGE: cached ($key)"
         return 0
     fi
-    log "$RUST_IMAGE: $RUNTIME_IMAGE + gcc, libc6-dev, ca-certificates + host Rust toolchain"
+    log "$RUST_IMAGE: $RUNTIME_IMAGE + gcc, libc6-dev, libssl-dev, pkg-config, ca-certificates + host Rust toolchain"
     ctr=$(bah from --pull=never "$RUNTIME_IMAGE")
     bah_run --isolation chroot "$ctr" -- sh -c \
         'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
-         apt-get install -y -qq --no-install-recommends gcc libc6-dev ca-certificates >/dev/null &&
+         apt-get install -y -qq --no-install-recommends gcc libc6-dev libssl-dev pkg-config \
+             ca-certificates >/dev/null &&
          rm -rf /var/lib/apt/lists/*'
     mnt=$(bah mount "$ctr")
     while read -r ca; do

@@ -101,7 +101,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     // picks one) and a replayed listener on the same address reuses the port.
     let mut ports = Vec::new();
     for addr in args.listen_addrs() {
-        let port = crate::transport::listen_port(&target.net, addr)
+        let port = crate::transport::listen_port(&target.net, addr, false)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         ports.push(port.addr);

@@ -239,11 +239,14 @@ async fn dhchap_keys_go_on_hosts_by_name() {
     let msg = err(
         &mut c,
         "nvmf_subsystem_add_host",
-        add(json!({"psk": "tls0"})),
+        add(json!({"psk": "chap0"})),
         INVALID_PARAMS,
     )
     .await;
-    assert!(msg.contains("psk"), "{msg}");
+    assert!(
+        msg.contains("psk") && msg.contains("not a TLS PSK"),
+        "{msg}"
+    );
 
     ok(
         &mut c,

@@ -74,6 +74,7 @@ pub(crate) async fn connect_queue(
             hpda: opts.hpda,
             max_c2h_data: setup.max_transfer,
             timeout: opts.connect_timeout,
+            tls: opts.tls.clone(),
         },
     )
     .await?;

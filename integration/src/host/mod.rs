@@ -56,6 +56,7 @@ pub mod error;
 mod fabrics;
 mod io;
 mod keepalive;
+mod link;
 mod options;
 mod owned;
 mod queue;
@@ -70,6 +71,7 @@ pub use core::{Command, Completion, MAX_SLOTS, QueueCore, QueueParams, Transfer}
 pub use error::{CommandStatus, HostError, Violation};
 pub use fabrics::{ADMIN_IN_CAPSULE_BYTES, disconnect, property_get, property_set};
 pub use io::Namespace;
+pub use link::{Link, TlsPsk};
 pub use options::ConnectOptions;
 pub use owned::OwnedQueue;
 pub use queue::{CommandFuture, Queue};

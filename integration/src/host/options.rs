@@ -44,6 +44,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Limit for each command issued by the typed API.
     pub command_timeout: Duration,
+    /// A secure channel: TLS 1.3 with this PSK on every queue, before its ICReq.
+    pub tls: Option<crate::host::TlsPsk>,
 }
 
 impl ConnectOptions {
@@ -66,6 +68,7 @@ impl ConnectOptions {
             max_transfer_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
+            tls: None,
         })
     }
 

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::host::link::Link;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
 use crate::host::core::{Command, Completion, QueueCore, QueueParams};
 use crate::host::error::HostError;
@@ -17,7 +17,7 @@ use crate::host::transport::{Connection, Negotiated};
 /// A queue driven by its owner.
 #[derive(Debug)]
 pub struct OwnedQueue {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Link,
     pub(crate) reader: PduReader,
     pub(crate) core: QueueCore,
     negotiated: Negotiated,
@@ -27,7 +27,7 @@ pub struct OwnedQueue {
 impl OwnedQueue {
     pub(crate) fn new(conn: Connection, params: QueueParams, peer: SocketAddr) -> Self {
         Self {
-            stream: conn.stream,
+            stream: conn.link,
             reader: conn.reader,
             core: QueueCore::new(params),
             negotiated: conn.negotiated,
@@ -58,8 +58,9 @@ impl OwnedQueue {
     /// Sends what is queued without blocking; `Ok(false)` when the socket is full.
     pub fn flush(&mut self) -> Result<bool, HostError> {
         let stream = &self.stream;
-        match self.core.tx().flush_with(|s| stream.try_write_vectored(s)) {
-            Ok(done) => Ok(done),
+        let staged = stream.flush_staged();
+        match staged.and_then(|_| self.core.tx().flush_with(|s| stream.try_write_vectored(s))) {
+            Ok(done) => Ok(done && !stream.has_staged()),
             Err(e) => {
                 let err = HostError::io("send", e);
                 self.core.fail(err.clone(), &[]);
@@ -98,6 +99,10 @@ impl OwnedQueue {
             return Err(e.clone());
         }
         let flushed = self.flush()?;
+        if self.stream.has_pending_input() {
+            self.receive()?;
+            return Ok(());
+        }
         let interest = if flushed {
             Interest::READABLE
         } else {

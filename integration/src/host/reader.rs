@@ -8,9 +8,9 @@
 
 use std::io;
 
+use crate::host::link::Link;
 use bytes::BytesMut;
 use lamina_protocol::{DecodeError, Framer, Pdu};
-use tokio::net::TcpStream;
 
 use crate::host::core::{PduHead, QueueCore};
 use crate::host::error::{HostError, Violation};
@@ -44,7 +44,7 @@ impl PduReader {
 
     /// Reads what `stream` has without blocking (at most a few reads, so that one busy
     /// connection cannot starve the others sharing a thread).
-    pub fn fill(&mut self, stream: &TcpStream) -> io::Result<Filled> {
+    pub fn fill(&mut self, stream: &Link) -> io::Result<Filled> {
         let mut total = 0;
         for _ in 0..4 {
             self.rx.reserve(READ_CHUNK);

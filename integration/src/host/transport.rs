@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use lamina_protocol::tcp::{Digests, IcReq, IcResp, Pda, TxParams};
 use lamina_protocol::{Framer, FramerConfig, Pdu};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::host::error::{HostError, Violation};
+use crate::host::link::{Link, TlsPsk};
 use crate::host::reader::{Filled, PduReader};
 
 /// What the IC exchange settled for a connection.
@@ -36,19 +36,21 @@ impl Negotiated {
 }
 
 /// What a connection asks for in its ICReq.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct IcParams {
     pub(crate) digests: Digests,
     pub(crate) hpda: Pda,
     /// Largest C2HData this host accepts in one PDU (the framer's limit).
     pub(crate) max_c2h_data: u32,
     pub(crate) timeout: Duration,
+    /// A secure channel: TLS 1.3 with this PSK before the ICReq.
+    pub(crate) tls: Option<TlsPsk>,
 }
 
 /// A connection whose IC exchange is done.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
+    pub(crate) link: Link,
     pub(crate) reader: PduReader,
     pub(crate) negotiated: Negotiated,
 }
@@ -56,21 +58,23 @@ pub(crate) struct Connection {
 /// Connects to `addr` and runs the IC exchange, all within `params.timeout`.
 pub(crate) async fn establish(addr: SocketAddr, params: IcParams) -> Result<Connection, HostError> {
     let op = "connect and ICReq/ICResp";
-    tokio::time::timeout(params.timeout, establish_inner(addr, params))
+    let timeout = params.timeout;
+    tokio::time::timeout(timeout, establish_inner(addr, params))
         .await
-        .map_err(|_| HostError::Timeout {
-            op,
-            after: params.timeout,
-        })?
+        .map_err(|_| HostError::Timeout { op, after: timeout })?
 }
 
 async fn establish_inner(addr: SocketAddr, params: IcParams) -> Result<Connection, HostError> {
-    let mut stream = TcpStream::connect(addr)
+    let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| HostError::io("TCP connect", e))?;
     stream
         .set_nodelay(true)
         .map_err(|e| HostError::io("set TCP_NODELAY", e))?;
+    let link = match params.tls.clone() {
+        Some(psk) => Link::tls_connect(stream, psk).await?,
+        None => Link::Plain(stream),
+    };
     let req = IcReq {
         pfv: 0,
         hpda: params.hpda,
@@ -80,8 +84,7 @@ async fn establish_inner(addr: SocketAddr, params: IcParams) -> Result<Connectio
     };
     let mut out = BytesMut::with_capacity(req.encoded_len());
     req.encode(&mut out);
-    stream
-        .write_all(&out)
+    link.write_all(&out)
         .await
         .map_err(|e| HostError::io("send ICReq", e))?;
     let mut config = FramerConfig::host();
@@ -89,11 +92,11 @@ async fn establish_inner(addr: SocketAddr, params: IcParams) -> Result<Connectio
     config.max_data_len = params.max_c2h_data;
     config.max_plen = config.plen_for_limits();
     let mut reader = PduReader::new(Framer::new(config), BytesMut::with_capacity(4096));
-    let resp = receive_icresp(&stream, &mut reader).await?;
+    let resp = receive_icresp(&link, &mut reader).await?;
     check_icresp(&req, &resp)?;
     reader.framer_mut().set_digests(resp.digests);
     Ok(Connection {
-        stream,
+        link,
         reader,
         negotiated: Negotiated {
             digests: resp.digests,
@@ -103,7 +106,7 @@ async fn establish_inner(addr: SocketAddr, params: IcParams) -> Result<Connectio
     })
 }
 
-async fn receive_icresp(stream: &TcpStream, reader: &mut PduReader) -> Result<IcResp, HostError> {
+async fn receive_icresp(link: &Link, reader: &mut PduReader) -> Result<IcResp, HostError> {
     loop {
         match reader.next_pdu() {
             Ok(Some(Pdu::IcResp(resp))) => return Ok(resp),
@@ -119,11 +122,13 @@ async fn receive_icresp(stream: &TcpStream, reader: &mut PduReader) -> Result<Ic
             Ok(None) => {}
             Err(e) => return Err(HostError::Protocol(Violation::Decode(e))),
         }
-        stream
-            .readable()
-            .await
-            .map_err(|e| HostError::io("receive ICResp", e))?;
-        match reader.fill(stream) {
+        if !link.has_pending_input() {
+            link.tcp()
+                .readable()
+                .await
+                .map_err(|e| HostError::io("receive ICResp", e))?;
+        }
+        match reader.fill(link) {
             Ok(Filled::Eof) => return Err(HostError::ConnectionClosed),
             Ok(_) => {}
             Err(e) => return Err(HostError::io("receive ICResp", e)),

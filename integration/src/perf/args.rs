@@ -95,6 +95,17 @@ pub struct PerfArgs {
     /// Entries per I/O queue (default: queue depth + 1; `spdk_nvme_perf` asks for 128).
     #[arg(long, value_name = "N")]
     pub io_queue_size: Option<u16>,
+    /// Host NQN (default: a random `nqn.2014-08.org.nvmexpress:uuid:...`).
+    #[arg(long, value_name = "NQN")]
+    pub hostnqn: Option<String>,
+    /// Connect over TLS 1.3 with the PSK derived from this configured key (a file holding an
+    /// `NVMeTLSkey-1:...` key) for --hostnqn and the subsystem.
+    #[arg(long, value_name = "FILE", requires = "hostnqn")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PSK identity version with --tls-key: 0 (`NVMe0R0h <host> <subsystem>`) or 1 (with the
+    /// PSK digest).
+    #[arg(long, value_name = "0|1", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub tls_identity: u8,
 }
 
 /// A validated run configuration.
@@ -136,6 +147,12 @@ pub struct PerfConfig {
     pub sq_flow_control: bool,
     /// Entries per I/O queue asked for in the Connect.
     pub io_queue_size: u16,
+    /// Host NQN, if given.
+    pub hostnqn: Option<String>,
+    /// The configured TLS key file, if any.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The PSK identity version with a TLS key.
+    pub tls_identity: u8,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -220,6 +237,9 @@ impl PerfArgs {
             json: self.json,
             sq_flow_control: self.sq_flow_control,
             io_queue_size,
+            hostnqn: self.hostnqn,
+            tls_key: self.tls_key,
+            tls_identity: self.tls_identity,
         })
     }
 }

@@ -188,6 +188,13 @@ impl Engine {
             } else {
                 Interest::READABLE | Interest::WRITABLE
             };
+            // Input TLS decrypted but not taken yet: the socket will not signal it.
+            if self.q.stream.has_pending_input() {
+                self.q.receive()?;
+                now = Instant::now();
+                self.collect(now, timing.end)?;
+                continue;
+            }
             tokio::select! {
                 biased;
                 ready = self.q.stream.ready(interest) => {

@@ -74,6 +74,22 @@ pub async fn run(cfg: PerfConfig) -> Result<PerfReport, PerfError> {
     opts.max_transfer_bytes = cfg.io_size.max(64 * 1024);
     opts.kato_ms = 30_000;
     opts.io_queue_size = cfg.io_queue_size;
+    if let Some(h) = &cfg.hostnqn {
+        opts.hostnqn = lamina_protocol::nvme::Nqn::new(h)
+            .map_err(|e| PerfError::Config(format!("--hostnqn: {e}")))?;
+    }
+    if let Some(path) = &cfg.tls_key {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PerfError::Config(format!("--tls-key {}: {e}", path.display())))?;
+        let psk = crate::host::TlsPsk::from_configured(
+            &text,
+            opts.hostnqn.as_str(),
+            &cfg.subnqn,
+            cfg.tls_identity,
+        )
+        .map_err(|e| PerfError::Config(format!("--tls-key {}: {e}", path.display())))?;
+        opts.tls = Some(psk);
+    }
     let ctrl = Controller::connect(cfg.addr, opts).await?;
     let result = run_on(&ctrl, cfg).await;
     // A failed run still leaves the controller cleanly.

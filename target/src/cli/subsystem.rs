@@ -123,6 +123,9 @@ enum SubsystemAction {
         nqn: String,
         /// ADDR:PORT, e.g. 0.0.0.0:4420 or [::1]:4420.
         address: SocketAddr,
+        /// A secure channel: TLS 1.3 with the hosts' PSKs (add-host --psk), nothing in clear.
+        #[arg(long)]
+        secure_channel: bool,
     },
     /// Stop offering the subsystem on an address.
     RemoveListener {
@@ -137,6 +140,9 @@ enum SubsystemAction {
         nqn: String,
         /// The host NQN (see /etc/nvme/hostnqn on the host).
         host: String,
+        /// Keyring key (NVMeTLSkey-1) the host's TLS PSK derives from, for secure channels.
+        #[arg(long)]
+        psk: Option<String>,
         #[command(flatten)]
         keys: ChapKeys,
     },
@@ -227,19 +233,39 @@ async fn exec(args: &SubsystemArgs) -> Result<(), CliError> {
             json!({"nqn": nqn, "nsid": nsid, "host": host}),
             format!("Host {host} no longer sees namespace {nsid} of {nqn}"),
         ),
-        SubsystemAction::AddListener { nqn, address } => (
+        SubsystemAction::AddListener {
+            nqn,
+            address,
+            secure_channel,
+        } => (
             "nvmf_subsystem_add_listener",
-            json!({"nqn": nqn, "listen_address": listen_address(*address)}),
-            format!("{nqn} now listens on {address}"),
+            json!({"nqn": nqn, "listen_address": listen_address(*address),
+                "secure_channel": secure_channel}),
+            if *secure_channel {
+                format!("{nqn} now listens on {address} (TLS)")
+            } else {
+                format!("{nqn} now listens on {address}")
+            },
         ),
         SubsystemAction::RemoveListener { nqn, address } => (
             "nvmf_subsystem_remove_listener",
             json!({"nqn": nqn, "listen_address": listen_address(*address)}),
             format!("{nqn} no longer listens on {address}"),
         ),
-        SubsystemAction::AddHost { nqn, host, keys } => (
+        SubsystemAction::AddHost {
+            nqn,
+            host,
+            psk,
+            keys,
+        } => (
             "nvmf_subsystem_add_host",
-            keys.with(json!({"nqn": nqn, "host": host})),
+            {
+                let mut p = keys.with(json!({"nqn": nqn, "host": host}));
+                if let Some(k) = psk {
+                    p["psk"] = json!(k);
+                }
+                p
+            },
             if keys.dhchap_key.is_some() {
                 format!("Host {host} may now connect to {nqn}, authenticating (DH-HMAC-CHAP)")
             } else {

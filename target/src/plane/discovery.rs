@@ -53,13 +53,14 @@ pub fn log_page(target: &DataPlane, ctrl: &Controller) -> Bytes {
             } else {
                 addr
             };
-            entries.push(entry(
-                SubType::NVME,
-                nqn.clone(),
-                reported,
-                portid_of(addr),
-                asqsz,
-            ));
+            let mut e = entry(SubType::NVME, nqn.clone(), reported, portid_of(addr), asqsz);
+            // A secure-channel port: TLS 1.3 required (Linux's `nvme connect-all` turns TLS on
+            // from these fields).
+            if target.ports.arrived_on(addr).is_some_and(|p| p.secure) {
+                e.treq = Treq(Treq::REQUIRED.0 | Treq::DISABLE_SQFLOW);
+                e.sectype = SecType::TLS13;
+            }
+            entries.push(e);
         }
     }
     entries.extend(

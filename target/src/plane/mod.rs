@@ -21,6 +21,7 @@ pub mod keyring;
 pub mod ports;
 pub mod stats;
 pub mod subsystem;
+pub mod tls;
 
 use std::sync::Arc;
 

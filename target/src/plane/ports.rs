@@ -25,6 +25,8 @@ pub struct Port {
     pub id: u16,
     /// The bound address (with the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// A secure channel: every connection must do TLS 1.3 with a PSK before its ICReq.
+    pub secure: bool,
 }
 
 /// Every port.
@@ -62,13 +64,17 @@ impl Ports {
     }
 
     /// Records a port bound at `bound`; `None` when one is already recorded there.
-    pub fn insert(&self, bound: SocketAddr) -> Option<Port> {
+    pub fn insert(&self, bound: SocketAddr, secure: bool) -> Option<Port> {
         let mut ports = self.ports.lock();
         if ports.contains_key(&bound) {
             return None;
         }
         let id = u16::try_from(ports.len() + 1).unwrap_or(u16::MAX);
-        let port = Port { id, addr: bound };
+        let port = Port {
+            id,
+            addr: bound,
+            secure,
+        };
         ports.insert(bound, port);
         Some(port)
     }

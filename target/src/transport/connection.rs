@@ -34,8 +34,10 @@ use super::admission::Ticket;
 use super::busy_poll::BusyPoll;
 use super::pool::ReadBuffer;
 use super::queue::{Core, Queue, QueueEvent, new_queue};
+use super::tls::{self, TlsLink};
 use super::zero_copy;
 use crate::plane::command::Completion;
+use crate::plane::connect::ConnectSite;
 use crate::plane::stats::TransportStats;
 
 /// How long in-flight commands may take to finish at shutdown.
@@ -96,7 +98,9 @@ pub enum QueueExit {
 /// The socket and its read buffer.
 #[derive(Debug)]
 struct Socket {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
+    /// On a secure-channel port: the TLS connection all input and output goes through.
+    tls: Option<Box<TlsLink>>,
     /// How writes go out (zero-copy or not).
     tx: Tx,
     rbuf: ReadBuffer,
@@ -128,7 +132,20 @@ struct Tx {
 
 /// Writes what `core` has queued, as much as the socket takes without blocking; `Ok(true)`
 /// when all of it was sent.
-fn write_out(stream: &TcpStream, tx: &Tx, core: &mut Core) -> io::Result<bool> {
+fn write_out(
+    stream: &TcpStream,
+    tx: &Tx,
+    tls: Option<&mut TlsLink>,
+    core: &mut Core,
+) -> io::Result<bool> {
+    if let Some(tls) = tls {
+        match tls.flush_staged() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        let done = core.poll_transmit(|iov| tls.write_vectored(iov))?;
+        return Ok(done && !tls.has_staged());
+    }
     if tx.zero_copy_min == 0 {
         return core.poll_transmit(|iov| stream.try_write_vectored(iov));
     }
@@ -192,7 +209,11 @@ impl Socket {
             if self.rbuf.buf.capacity() == self.rbuf.buf.len() {
                 return Ok(total);
             }
-            match self.stream.try_read_buf(&mut self.rbuf.buf) {
+            let read = match self.tls.as_deref_mut() {
+                Some(tls) => tls.read_into(&mut self.rbuf.buf),
+                None => self.stream.try_read_buf(&mut self.rbuf.buf),
+            };
+            match read {
                 Ok(0) => return Ok(total),
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -206,7 +227,7 @@ impl Socket {
     /// Writes until the output is all sent or `deadline` passes.
     async fn flush_all(&mut self, core: &mut Core, deadline: Duration) -> io::Result<()> {
         let flush = async {
-            while !write_out(&self.stream, &self.tx, core)? {
+            while !write_out(&self.stream, &self.tx, self.tls.as_deref_mut(), core)? {
                 let ready = self.stream.ready(Interest::WRITABLE).await?;
                 self.after_write_wait(ready, core)?;
             }
@@ -230,7 +251,7 @@ impl Socket {
         let fresh = TcpStream::from_std(std::net::TcpStream::from(fresh))?;
         // Dropping the old handle deregisters and closes its descriptor; the socket stays
         // open through the new one.
-        drop(std::mem::replace(&mut self.stream, fresh));
+        drop(std::mem::replace(&mut self.stream, Arc::new(fresh)));
         Ok(())
     }
 
@@ -271,17 +292,18 @@ impl Socket {
                 sends = core.zero_copy_outstanding(),
                 "zero-copy sends still pending at close: resetting the connection"
             );
-            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&*self.stream).set_linger(Some(Duration::ZERO));
         }
     }
 
     /// Polls the commands that were woken and writes the completions they produced.
-    fn answer_woken<F>(&self, q: &mut Queue<F>)
+    fn answer_woken<F>(&mut self, q: &mut Queue<F>)
     where
         F: Future<Output = Completion> + Send + 'static,
     {
+        let (stream, tx, mut tls) = (&self.stream, &self.tx, self.tls.as_deref_mut());
         q.run_woken(|core| {
-            let _ = write_out(&self.stream, &self.tx, core);
+            let _ = write_out(stream, tx, tls.as_deref_mut(), core);
         });
     }
 
@@ -312,7 +334,7 @@ impl Socket {
         self.input_paused = false;
         loop {
             if backlogged(&q.core) {
-                write_out(&self.stream, &self.tx, &mut q.core)?;
+                write_out(&self.stream, &self.tx, self.tls.as_deref_mut(), &mut q.core)?;
                 if backlogged(&q.core) {
                     self.input_paused = true;
                     return Ok(());
@@ -331,7 +353,7 @@ impl Socket {
             // reads have queued enough.
             if q.on_input(input) || since_flush >= ANSWER_EVERY {
                 since_flush = 0;
-                write_out(&self.stream, &self.tx, &mut q.core)?;
+                write_out(&self.stream, &self.tx, self.tls.as_deref_mut(), &mut q.core)?;
             }
         }
     }
@@ -378,7 +400,7 @@ impl Socket {
             if q.is_bound() {
                 ticket.connected();
             }
-            write_out(&self.stream, &self.tx, &mut q.core)?;
+            write_out(&self.stream, &self.tx, self.tls.as_deref_mut(), &mut q.core)?;
             let closing = q.core.is_closing();
             if closing && !q.is_running() {
                 self.flush_all(&mut q.core, DRAIN_TIMEOUT).await?;
@@ -397,7 +419,8 @@ impl Socket {
                 q.core.poll_timeout(std::time::Instant::now())?
             };
             let sleep = deadline.map(tokio::time::Instant::from_std);
-            let has_output = q.core.has_output();
+            let has_output =
+                q.core.has_output() || self.tls.as_ref().is_some_and(|t| t.has_staged());
             let lent = q.core.zero_copy_outstanding() > 0;
             // Everything answered on an I/O queue (and what runs, if anything, waits for its
             // device): poll for the host's next command, or the device's completion, a little
@@ -420,6 +443,14 @@ impl Socket {
                     },
                     None => parked_at = Some(Instant::now()),
                 }
+            }
+            // Input decrypted but not yet taken: the socket may never signal it.
+            if want_read && !token.is_cancelled() && self.tls.as_ref().is_some_and(|t| t.pending())
+            {
+                if let Read::Closed = self.read_and_dispatch(q)? {
+                    return Ok(QueueExit::HostClosed);
+                }
+                continue;
             }
             tokio::select! {
                 biased;
@@ -490,9 +521,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// (`lamina_connection_panics_total`), and every other connection and the management plane go
 /// on. Sizes a peer controls are checked before anything is allocated for them, so a panic
 /// here is a bug, not an input the target failed to check.
-pub async fn serve_guarded(stream: TcpStream, target: Arc<Network>, ticket: Ticket) {
+pub async fn serve_guarded(stream: TcpStream, target: Arc<Network>, ticket: Ticket, secure: bool) {
     let stats = target.transport_stats.clone();
-    contain_panic(serve(stream, target, ticket), &stats).await;
+    contain_panic(serve(stream, target, ticket, secure), &stats).await;
 }
 
 /// Runs `work`; a panic in it is logged and counted instead of unwinding further.
@@ -512,8 +543,9 @@ async fn contain_panic(work: impl std::future::Future<Output = ()>, stats: &Tran
 }
 
 /// Serves one accepted connection to its end. It must complete the ICReq and a Fabrics Connect
-/// within the ticket's connect timeout, and ends early if the ticket is evicted.
-pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) {
+/// (and on a `secure` port the TLS handshake first) within the ticket's connect timeout, and
+/// ends early if the ticket is evicted.
+pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket, secure: bool) {
     let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
@@ -526,16 +558,52 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         .connections_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let run = async move {
-        let mut queue = new_queue(target.plane.clone(), local, peer, ticket.connect_timeout());
+        let stream = Arc::new(stream);
+        let (tls, tls_peer) = if secure {
+            let handshake = tls::accept(&target.plane, stream.clone(), ticket.connect_timeout());
+            let done = tokio::select! {
+                () = ticket.token.cancelled() => return,
+                r = handshake => r,
+            };
+            match done {
+                Ok((link, who)) => {
+                    target.transport_stats.on_tls_handshake("success");
+                    tracing::debug!(hostnqn = %who.hostnqn, subnqn = %who.subnqn,
+                        cipher = link.cipher(), identity_version = who.version, key = %who.key,
+                        derivation = who.derivation.name(),
+                        "TLS handshake done");
+                    (Some(Box::new(link)), Some(Arc::new(who)))
+                }
+                Err(e) => {
+                    target.transport_stats.on_tls_handshake(e.label());
+                    tracing::warn!(reason = e.label(), error = %e, "TLS handshake refused: closing");
+                    if matches!(e, tls::HandshakeError::Timeout(_)) {
+                        ticket.on_connect_timeout();
+                    }
+                    return;
+                }
+            }
+        } else {
+            (None, None)
+        };
+        let site = ConnectSite {
+            local,
+            peer,
+            tls: tls_peer,
+        };
+        let mut queue = new_queue(target.plane.clone(), site, ticket.connect_timeout());
         let max_pdu = usize::try_from(queue.max_pdu()).unwrap_or(READ_CHUNK);
         let chunk = READ_CHUNK.max(max_pdu.saturating_mul(4));
+        // TLS encrypts into its own buffers: nothing is sent from the payload's memory.
         let zero_copy_min = match target.settings.zero_copy_min {
+            _ if tls.is_some() => 0,
             0 => 0,
             min if zero_copy::enable(stream.as_fd()).is_ok() => min,
             _ => 0,
         };
         let mut socket = Socket {
             stream,
+            tls,
             tx: Tx {
                 zero_copy_min,
                 stats: target.transport_stats.clone(),
@@ -548,7 +616,12 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         let result = socket.drive(&mut queue, &root, &mut ticket).await;
         if result.is_err() {
             // The TermReq the core queued, if it did.
-            let _ = write_out(&socket.stream, &socket.tx, &mut queue.core);
+            let _ = write_out(
+                &socket.stream,
+                &socket.tx,
+                socket.tls.as_deref_mut(),
+                &mut queue.core,
+            );
         }
         // Commands still running are not dropped: they run to completion first (their
         // completions go nowhere), and the controller is released only once nothing the
@@ -556,6 +629,9 @@ pub async fn serve(stream: TcpStream, target: Arc<Network>, mut ticket: Ticket) 
         queue.finish_in_flight().await;
         queue.unbind();
         socket.settle_lent(&mut queue.core).await;
+        if let Some(t) = socket.tls.as_deref_mut() {
+            t.close();
+        }
         match result {
             Ok(exit) => tracing::debug!(?exit, "connection closed"),
             Err(e) => {

@@ -24,6 +24,7 @@ pub mod connection;
 pub mod pool;
 pub mod queue;
 pub mod slots;
+pub mod tls;
 pub mod zero_copy;
 
 use std::net::SocketAddr;
@@ -72,22 +73,50 @@ impl std::ops::Deref for Network {
 }
 
 /// Listens on `addr` unless a port is already there, and runs its accept loop; returns the
-/// port.
-pub async fn listen_port(net: &Arc<Network>, addr: SocketAddr) -> std::io::Result<Port> {
+/// port. A `secure` port serves TLS connections only, a clear one clear-text only: asking for
+/// the other kind on an address already listening is an error.
+pub async fn listen_port(
+    net: &Arc<Network>,
+    addr: SocketAddr,
+    secure: bool,
+) -> std::io::Result<Port> {
+    let kind = |secure| {
+        if secure {
+            "a secure channel (TLS)"
+        } else {
+            "clear text"
+        }
+    };
+    let same_kind = |p: Port| {
+        if p.secure == secure {
+            Ok(p)
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "{} already listens with {}, not {} (secure_channel)",
+                    p.addr,
+                    kind(p.secure),
+                    kind(secure)
+                ),
+            ))
+        }
+    };
     if let Some(p) = net.ports.get(addr) {
-        return Ok(p);
+        return same_kind(p);
     }
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let Some(port) = net.ports.insert(bound) else {
+    let Some(port) = net.ports.insert(bound, secure) else {
         return net
             .ports
             .get(bound)
-            .ok_or_else(|| std::io::ErrorKind::AddrInUse.into());
+            .ok_or_else(|| std::io::ErrorKind::AddrInUse.into())
+            .and_then(same_kind);
     };
-    tracing::info!(addr = %bound, portid = port.id, "NVMe/TCP listener up");
+    tracing::info!(addr = %bound, portid = port.id, secure, "NVMe/TCP listener up");
     let (n, c) = (net.clone(), net.cancel.child_token());
-    net.tracker.spawn(accept_loop(listener, n, c));
+    net.tracker.spawn(accept_loop(listener, n, c, secure));
     Ok(port)
 }
 
@@ -149,7 +178,13 @@ fn start_per_core() -> Option<Vec<Handle>> {
 }
 
 /// Runs one connection's task: on the accepting runtime, or moved to a per-core runtime.
-fn spawn_connection(stream: TcpStream, target: &Arc<Network>, ticket: Ticket, next: &mut usize) {
+fn spawn_connection(
+    stream: TcpStream,
+    target: &Arc<Network>,
+    ticket: Ticket,
+    next: &mut usize,
+    secure: bool,
+) {
     set_socket_options(
         &stream,
         target.options().sock_priority,
@@ -159,7 +194,7 @@ fn spawn_connection(stream: TcpStream, target: &Arc<Network>, ticket: Ticket, ne
     let Some(rts) = per_core_runtimes(target.settings.conn_runtime) else {
         target
             .tracker
-            .spawn(connection::serve_guarded(stream, t, ticket));
+            .spawn(connection::serve_guarded(stream, t, ticket, secure));
         return;
     };
     // A socket belongs to the reactor that registered it: hand it over as a std socket.
@@ -172,7 +207,7 @@ fn spawn_connection(stream: TcpStream, target: &Arc<Network>, ticket: Ticket, ne
     *next = next.wrapping_add(1);
     rt.spawn(target.tracker.track_future(async move {
         if let Ok(stream) = TcpStream::from_std(std_stream) {
-            connection::serve_guarded(stream, t, ticket).await;
+            connection::serve_guarded(stream, t, ticket, secure).await;
         }
     }));
 }
@@ -209,7 +244,12 @@ fn set_socket_options(stream: &TcpStream, priority: u32, sock: SockOptions) {
 }
 
 /// Accepts connections until `cancel` fires; each is admitted or closed at once.
-pub async fn accept_loop(listener: TcpListener, target: Arc<Network>, cancel: CancellationToken) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    target: Arc<Network>,
+    cancel: CancellationToken,
+    secure: bool,
+) {
     let mut next = 0usize;
     // Not before start-up ends (see `crate::plane::ports`): connections wait in the accept queue.
     tokio::select! {
@@ -222,7 +262,7 @@ pub async fn accept_loop(listener: TcpListener, target: Arc<Network>, cancel: Ca
         Duration::from_millis(100),
         || listener.accept(),
         |(stream, peer)| match target.admission.admit(peer.ip(), &cancel) {
-            Ok(ticket) => spawn_connection(stream, &target, ticket, &mut next),
+            Ok(ticket) => spawn_connection(stream, &target, ticket, &mut next, secure),
             Err(why) => {
                 tracing::debug!(%peer, reason = why.label(), "connection refused: limit reached");
                 drop(stream);

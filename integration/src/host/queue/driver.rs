@@ -26,7 +26,18 @@ pub(super) async fn run(shared: Arc<Shared>, mut reader: PduReader) {
         if let Some(e) = shared.lock().dead().cloned() {
             break e;
         }
-        let want_write = shared.lock().has_output();
+        // Input TLS decrypted but the socket will not signal: take it now.
+        if shared.stream.has_pending_input() {
+            let step = receive(&shared, &mut reader, &mut wakers);
+            for w in wakers.drain(..) {
+                w.wake();
+            }
+            if let Err(e) = step {
+                break e;
+            }
+            continue;
+        }
+        let want_write = shared.lock().has_output() || shared.stream.has_staged();
         let interest = if want_write {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -106,5 +117,5 @@ fn stop(shared: &Shared, end: HostError, wakers: &mut Vec<Waker>) {
         w.wake();
     }
     // Both directions: the target sees the connection go even while handles remain.
-    let _ = rustix::net::shutdown(&shared.stream, Shutdown::Both);
+    let _ = rustix::net::shutdown(shared.stream.tcp(), Shutdown::Both);
 }

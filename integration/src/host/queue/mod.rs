@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use crate::host::link::Link;
 use tokio::sync::{Notify, Semaphore, watch};
 
 pub use future::CommandFuture;
@@ -31,7 +31,7 @@ use crate::host::transport::Negotiated;
 /// State shared by the queue handles, the driver task and the command futures.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    stream: TcpStream,
+    stream: Link,
     core: Mutex<QueueCore>,
     /// One permit per free command slot.
     slots: Semaphore,
@@ -66,9 +66,10 @@ impl Shared {
     /// Sends what the core has queued, without blocking. Leftovers go to the driver.
     fn flush_locked(&self, core: &mut QueueCore) {
         let stream = &self.stream;
-        match core.tx().flush_with(|s| stream.try_write_vectored(s)) {
-            Ok(true) => {}
-            Ok(false) => self.wake_driver.notify_one(),
+        let staged = stream.flush_staged();
+        match staged.and_then(|_| core.tx().flush_with(|s| stream.try_write_vectored(s))) {
+            Ok(true) if !stream.has_staged() => {}
+            Ok(_) => self.wake_driver.notify_one(),
             Err(e) => {
                 core.fail(HostError::io("send", e), &[]);
                 self.wake_driver.notify_one();

@@ -384,6 +384,9 @@ async fn apply_subsystem(
             Ok(false)
         } else {
             let mut p = json!({"nqn": s.nqn, "host": host.nqn});
+            if let Some(k) = &host.psk {
+                p["psk"] = json!(k);
+            }
             if let Some(k) = &host.dhchap_key {
                 p["dhchap_key"] = json!(k);
             }

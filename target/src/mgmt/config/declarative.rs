@@ -125,12 +125,16 @@ impl<'de> Deserialize<'de> for Size {
 }
 
 /// An allowed host: its NQN alone (`"nqn..."`), or a table with the keyring names of its
-/// DH-HMAC-CHAP keys (`{ nqn = "...", dhchap_key = "k0", dhchap_ctrlr_key = "k1" }`).
+/// TLS PSK and DH-HMAC-CHAP keys (`{ nqn = "...", psk = "tls0", dhchap_key = "k0",
+/// dhchap_ctrlr_key = "k1" }`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostEntry {
     /// The host NQN.
     pub nqn: String,
+    /// The host's TLS PSK.
+    #[serde(default)]
+    pub psk: Option<String>,
     /// The key the host authenticates with.
     pub dhchap_key: Option<String>,
     /// The key the controller authenticates with.
@@ -143,11 +147,12 @@ impl HostEntry {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = HostEntry;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a host NQN, or a table { nqn, dhchap_key, dhchap_ctrlr_key }")
+                f.write_str("a host NQN, or a table { nqn, psk, dhchap_key, dhchap_ctrlr_key }")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HostEntry, E> {
                 Ok(HostEntry {
                     nqn: v.to_owned(),
+                    psk: None,
                     dhchap_key: None,
                     dhchap_ctrlr_key: None,
                 })
@@ -456,11 +461,16 @@ nsid = 1
         assert_eq!(hosts[0].dhchap_key, None);
         assert_eq!(hosts[1].dhchap_key.as_deref(), Some("h0"));
         assert_eq!(hosts[1].dhchap_ctrlr_key.as_deref(), Some("c0"));
-        let e = LaminaConfig::parse(
+        let p = LaminaConfig::parse(
             "[[subsystem]]\nnqn = \"n\"\nhosts = [{ nqn = \"h\", psk = \"k\" }]\n",
         )
+        .unwrap();
+        assert_eq!(p.subsystems[0].hosts[0].psk.as_deref(), Some("k"));
+        let e = LaminaConfig::parse(
+            "[[subsystem]]\nnqn = \"n\"\nhosts = [{ nqn = \"h\", pks = \"k\" }]\n",
+        )
         .unwrap_err();
-        assert!(e.contains("psk"), "{e}");
+        assert!(e.contains("pks"), "{e}");
         assert_eq!(c.subsystems[0].namespaces[0].nsid, Some(1));
         assert!(LaminaConfig::parse("").unwrap().bdevs.is_empty());
     }

@@ -193,12 +193,19 @@ fn nvmf_config(t: &Target) -> Vec<Value> {
             "allow_any_host": s.allow_any_host(), "max_namespaces": s.max_namespaces(),
             "min_cntlid": s.cntlids().start(), "max_cntlid": s.cntlids().end()}}));
         for addr in s.listeners() {
-            out.push(json!({"method": "nvmf_subsystem_add_listener", "params": {
-                "nqn": nqn, "listen_address": ListenAddress::from_socket_addr(addr)}}));
+            let mut params =
+                json!({"nqn": nqn, "listen_address": ListenAddress::from_socket_addr(addr)});
+            if t.ports.get(addr).is_some_and(|p| p.secure) {
+                params["secure_channel"] = json!(true);
+            }
+            out.push(json!({"method": "nvmf_subsystem_add_listener", "params": params}));
         }
         for (host, keys) in s.host_entries() {
             // Key names, never secrets: the keyring section before this one adds the files.
             let mut params = json!({"nqn": nqn, "host": host});
+            if let Some(k) = &keys.psk {
+                params["psk"] = json!(k.name());
+            }
             if let Some(k) = &keys.dhchap {
                 params["dhchap_key"] = json!(k.name());
             }

@@ -135,6 +135,9 @@ metrics! {
     /// DH-HMAC-CHAP transactions.
     AUTHENTICATIONS: Counter "lamina_authentications_total" ["result"]
         "DH-HMAC-CHAP transactions finished on a queue, by result (success, or why it failed: bad_response, host_refused, unusable, protocol, timeout, keys)";
+    /// TLS handshakes.
+    TLS_HANDSHAKES: Counter "lamina_tls_handshakes_total" ["result"]
+        "TLS handshakes on secure-channel ports, by result (success, or why one failed: not_tls, bad_identity, generated_psk, unknown_identity, wrong_psk, keys, handshake, timeout)";
     /// PDUs received.
     PDUS_RECEIVED: Counter "lamina_pdus_received_total" ["type"]
         "NVMe/TCP PDUs received, by PDU type";

@@ -63,6 +63,8 @@
 //! - `lamina_digest_errors_total{type}` counter: `header` or `data` CRC32C mismatches.
 //! - `lamina_authentications_total{result}` counter: DH-HMAC-CHAP transactions, `success` or
 //!   the reason one failed.
+//! - `lamina_tls_handshakes_total{result}` counter: TLS handshakes on secure-channel ports,
+//!   `success` or the reason one failed.
 //! - `lamina_pdus_received_total{type}` counter (`ic_req`, `h2c_term_req`, `capsule_cmd`,
 //!   `h2c_data`, `other`) and `lamina_pdus_sent_total{type}` counter (`ic_resp`,
 //!   `c2h_term_req`, `capsule_resp`, `c2h_data`, `r2t`, `other`).

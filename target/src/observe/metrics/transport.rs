@@ -50,6 +50,7 @@ pub fn collect(s: &TransportStats, admission: &Admission, out: &mut Vec<MetricFa
         digests.finish(),
         labelled(catalog::TERM_REQS_SENT, &s.term_reqs()),
         labelled(catalog::AUTHENTICATIONS, &s.authentications()),
+        labelled(catalog::TLS_HANDSHAKES, &s.tls_handshakes()),
         labelled(catalog::PDUS_RECEIVED, &s.pdus_received()),
         labelled(catalog::PDUS_SENT, &s.pdus_sent()),
     ]);

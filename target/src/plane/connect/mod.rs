@@ -66,12 +66,14 @@ impl Joined {
 }
 
 /// Where the Connect arrived.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectSite {
     /// Our address on the connection.
     pub local: SocketAddr,
     /// The host's address.
     pub peer: SocketAddr,
+    /// On a secure channel: who the TLS handshake proved the host to be.
+    pub tls: Option<Arc<crate::plane::tls::TlsPeer>>,
 }
 
 /// A refused Connect: the completion to send.
@@ -103,7 +105,7 @@ pub fn connect(
     target: &Arc<DataPlane>,
     cmd: &ConnectCommand,
     data: &ConnectData,
-    site: ConnectSite,
+    site: &ConnectSite,
 ) -> Result<(Joined, Cqe), Cqe> {
     let cid = cmd.cid;
     let opts = target.options();
@@ -124,6 +126,16 @@ pub fn connect(
                 ConnectInvalidParameter::data(offset(connect_data_offsets::SUBNQN)),
             )
         })?;
+    // On a secure channel the Connect must be the host and subsystem the PSK identity named:
+    // one host's PSK does not open another host's (or subsystem's) controllers.
+    if let Some(tls) = &site.tls
+        && (tls.hostnqn != data.hostnqn.as_str() || tls.subnqn != data.subnqn.as_str())
+    {
+        tracing::warn!(identity_hostnqn = %tls.hostnqn, identity_subnqn = %tls.subnqn,
+            hostnqn = %data.hostnqn, subnqn = %data.subnqn,
+            "Connect refused: not the host and subsystem of the TLS PSK identity");
+        return Err(refuse(cid, StatusCode::CONNECT_INVALID_HOST, None));
+    }
     // An empty HOSTNQN (SPDK's spdk_nvme_perf by default) passes only where any host may.
     if !subsystem.host_allowed(data.hostnqn.as_str()) {
         return Err(refuse(cid, StatusCode::CONNECT_INVALID_HOST, None));

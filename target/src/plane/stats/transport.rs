@@ -87,6 +87,8 @@ pub struct TransportStats {
     term_reqs: [AtomicU64; FES_SLOTS],
     /// DH-HMAC-CHAP results: success, then each failure reason of [`AUTH_RESULTS`].
     auth: [AtomicU64; AUTH_RESULTS.len()],
+    /// TLS handshakes: success, then each failure reason of [`TLS_RESULTS`].
+    tls: [AtomicU64; TLS_RESULTS.len()],
     pdus: Sharded<PduCounts>,
 }
 
@@ -100,6 +102,22 @@ pub const AUTH_RESULTS: [&str; 7] = [
     "protocol",
     "timeout",
     "keys",
+];
+
+/// The `result` labels of TLS handshakes: `success` first, then why one failed (`not_tls`: a
+/// clear-text connection on a TLS port; the PSK identity's problems, as
+/// `crate::plane::tls::Refusal` labels them; `handshake`: anything else TLS refused,
+/// such as a wrong key; `timeout`).
+pub const TLS_RESULTS: [&str; 9] = [
+    "success",
+    "not_tls",
+    "bad_identity",
+    "generated_psk",
+    "unknown_identity",
+    "wrong_psk",
+    "keys",
+    "handshake",
+    "timeout",
 ];
 
 fn slot<T: PartialEq>(table: &[(T, &str)], value: &T) -> usize {
@@ -146,6 +164,23 @@ impl TransportStats {
         AUTH_RESULTS
             .iter()
             .zip(&self.auth)
+            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Counts a TLS handshake by result (a label of [`TLS_RESULTS`]).
+    pub fn on_tls_handshake(&self, result: &str) {
+        let i = TLS_RESULTS.iter().position(|r| *r == result).unwrap_or(0);
+        if let Some(c) = self.tls.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// TLS handshake results by label.
+    pub fn tls_handshakes(&self) -> Vec<(&'static str, u64)> {
+        TLS_RESULTS
+            .iter()
+            .zip(&self.tls)
             .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
             .collect()
     }

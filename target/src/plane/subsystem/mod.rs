@@ -109,9 +109,12 @@ pub struct SubsystemConfig {
     pub cntlids: RangeInclusive<u16>,
 }
 
-/// The DH-HMAC-CHAP keys of a host on a subsystem's allow-list (keyring keys, by handle).
+/// The keys of a host on a subsystem's allow-list (keyring keys, by handle).
 #[derive(Debug, Clone, Default)]
 pub struct HostKeys {
+    /// The host's TLS PSK (a configured `NVMeTLSkey-1` key): the host may connect over a
+    /// secure channel with an identity derived from it.
+    pub psk: Option<Arc<Key>>,
     /// The host's secret: with it, the host must authenticate.
     pub dhchap: Option<Arc<Key>>,
     /// The controller's secret, for bidirectional authentication.
@@ -246,12 +249,14 @@ impl Subsystem {
         self.hosts.read().get(hostnqn).cloned()
     }
 
-    /// Replaces a listed host's keys (`nvmf_subsystem_set_keys`); false if the host is not
-    /// on the list. Queues already authenticated stay so; the next authentication uses these.
+    /// Replaces a listed host's DH-HMAC-CHAP keys (`nvmf_subsystem_set_keys`; its PSK stays);
+    /// false if the host is not on the list. Queues already authenticated stay so; the next
+    /// authentication uses these.
     pub fn set_host_keys(&self, hostnqn: &str, keys: HostKeys) -> bool {
         match self.hosts.write().get_mut(hostnqn) {
             Some(k) => {
-                *k = keys;
+                k.dhchap = keys.dhchap;
+                k.dhchap_ctrlr = keys.dhchap_ctrlr;
                 true
             }
             None => false,

@@ -31,7 +31,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                 return c;
             }
         };
-        match connect(&self.plane, &cmd, &data, self.site) {
+        match connect(&self.plane, &cmd, &data, &self.site) {
             Ok((joined, cqe)) => {
                 let auth_required =
                     ConnectSuccess::from_cqe(&cqe).authreq & ConnectSuccess::AUTHREQ_ATR != 0;

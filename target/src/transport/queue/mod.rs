@@ -10,7 +10,6 @@
 //! [`DataPool`], which come back for reuse once the socket has taken them.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -90,14 +89,12 @@ pub struct Queue<F> {
 /// time to its ICReq and Connect.
 pub fn new_queue(
     plane: Arc<DataPlane>,
-    local: SocketAddr,
-    peer: SocketAddr,
+    site: ConnectSite,
     connect_timeout: std::time::Duration,
 ) -> Queue<impl Future<Output = Completion> + Send + 'static + use<>> {
     Queue::with_exec(
         plane,
-        local,
-        peer,
+        site,
         connect_timeout,
         crate::plane::dispatch::execute,
     )
@@ -131,8 +128,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
     /// A new, unbound queue starting its commands with `exec`.
     pub fn with_exec(
         plane: Arc<DataPlane>,
-        local: SocketAddr,
-        peer: SocketAddr,
+        site: ConnectSite,
         connect_timeout: std::time::Duration,
         exec: Exec<F>,
     ) -> Self {
@@ -145,7 +141,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
             std::time::Instant::now(),
         );
         Self {
-            site: ConnectSite { local, peer },
+            site,
             core,
             bound: None,
             exec,

@@ -6,8 +6,9 @@
 //!
 //! A host's DH-HMAC-CHAP keys (`dhchap_key`, `dhchap_ctrlr_key`: names of `DHHC-1` keys in the
 //! keyring) are given when it is added and replaced by `nvmf_subsystem_set_keys`; a host with a
-//! key must authenticate on every queue it connects. TLS PSKs are not implemented yet and are
-//! accepted only absent.
+//! key must authenticate on every queue it connects. A host's TLS PSK (`psk`: the name of an
+//! `NVMeTLSkey-1` key in the keyring) lets it connect over a secure channel (a listener added
+//! with `secure_channel`); `nvmf_subsystem_set_keys` leaves it as it is.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use serde_json::json;
 
 use super::super::dispatch::RpcResult;
 use super::super::error::{ETIMEDOUT, RpcError};
-use super::super::fields::{Described, Field, TGT_NAME, applied, only};
+use super::super::fields::{Described, Field, TGT_NAME, applied};
 use super::nvm_subsystem;
 use crate::mgmt::context::Target;
 use crate::plane::controller::Controller;
@@ -31,32 +32,46 @@ use crate::plane::subsystem::{HostKeys, Subsystem};
 pub(super) struct AddHost {
     nqn: String,
     host: String,
+    psk: Option<String>,
     dhchap_key: Option<String>,
     dhchap_ctrlr_key: Option<String>,
 }
-
-/// Why TLS PSKs are refused.
-const NO_PSK: &str = "TLS PSKs are not implemented yet";
 
 impl Described for AddHost {
     const FIELDS: &'static [Field] = &[
         applied("nqn"),
         applied("host"),
         TGT_NAME,
-        only("psk", &[], NO_PSK),
+        applied("psk"),
         applied("dhchap_key"),
         applied("dhchap_ctrlr_key"),
     ];
 }
 
-/// The keyring key `name` for `field`, which must be a DH-HMAC-CHAP secret.
-fn chap_key(t: &Target, field: &str, name: &str) -> Result<Arc<Key>, RpcError> {
-    let key = t.keyring.get(name).map_err(|e| {
+/// The keyring key `name` for `field`.
+fn keyring_key(t: &Target, field: &str, name: &str) -> Result<Arc<Key>, RpcError> {
+    t.keyring.get(name).map_err(|e| {
         RpcError::new(
             -e.errno(),
             format!("{field}: {e} (add it with keyring_file_add_key first)"),
         )
-    })?;
+    })
+}
+
+/// The keyring key `name` for `psk`, which must be a TLS PSK.
+fn psk_key(t: &Target, name: &str) -> Result<Arc<Key>, RpcError> {
+    let key = keyring_key(t, "psk", name)?;
+    match key.kind() {
+        KeyKind::TlsPsk { .. } => Ok(key),
+        other @ KeyKind::Dhchap { .. } => Err(RpcError::invalid_params(format!(
+            "psk: key {name} is a {other}, not a TLS PSK (NVMeTLSkey-1)"
+        ))),
+    }
+}
+
+/// The keyring key `name` for `field`, which must be a DH-HMAC-CHAP secret.
+fn chap_key(t: &Target, field: &str, name: &str) -> Result<Arc<Key>, RpcError> {
+    let key = keyring_key(t, field, name)?;
     match key.kind() {
         KeyKind::Dhchap { .. } => Ok(key),
         other @ KeyKind::TlsPsk { .. } => Err(RpcError::invalid_params(format!(
@@ -78,6 +93,7 @@ fn host_keys(
         ));
     }
     Ok(HostKeys {
+        psk: None,
         dhchap: dhchap_key
             .map(|k| chap_key(t, "dhchap_key", k))
             .transpose()?,
@@ -91,7 +107,8 @@ pub(super) async fn add_host(t: Arc<Target>, p: AddHost) -> RpcResult {
     lamina_protocol::nvme::Nqn::new(&p.host)
         .map_err(|e| RpcError::invalid_params(format!("host: {e}")))?;
     let sub = nvm_subsystem(&t, &p.nqn)?;
-    let keys = host_keys(&t, p.dhchap_key.as_deref(), p.dhchap_ctrlr_key.as_deref())?;
+    let mut keys = host_keys(&t, p.dhchap_key.as_deref(), p.dhchap_ctrlr_key.as_deref())?;
+    keys.psk = p.psk.as_deref().map(|k| psk_key(&t, k)).transpose()?;
     if !sub.add_host(&p.host, keys) {
         return Err(RpcError::exists(format!(
             "host {} is already allowed on {}",

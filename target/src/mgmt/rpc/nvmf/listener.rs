@@ -2,8 +2,10 @@
 //! `nvmf_subsystem_get_listeners`, with SPDK's listen address object.
 //!
 //! A listener added to the discovery subsystem (SPDK's `discovery` shortcut names it) opens the
-//! port for discovery only. Secure channels (TLS) and ANA states are not implemented and are
-//! accepted only at the values that describe a clear-text, optimized path.
+//! port for discovery only. `secure_channel` makes the port a TLS one (TLS 1.3 with the hosts'
+//! PSKs, see `crate::transport::tls`): an address serves TLS or clear text, not both, as a
+//! port's kind is fixed when it is first opened. ANA states are not implemented and are
+//! accepted only at the value that describes an optimized path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -90,6 +92,9 @@ impl ListenAddress {
 pub(super) struct AddListener {
     nqn: String,
     listen_address: ListenAddress,
+    #[serde(default)]
+    secure_channel: bool,
+    sock_impl: Option<String>,
 }
 
 impl Described for AddListener {
@@ -97,21 +102,13 @@ impl Described for AddListener {
         applied("nqn"),
         TGT_NAME,
         object::<ListenAddress>("listen_address"),
-        only(
-            "secure_channel",
-            &[Lit::Bool(false)],
-            "secure channels (NVMe/TCP TLS) are not implemented yet",
-        ),
+        applied("secure_channel"),
         only(
             "ana_state",
             &[Lit::Str("optimized")],
             "ANA is not implemented: every path is optimized",
         ),
-        only(
-            "sock_impl",
-            &[Lit::Str("posix")],
-            "Lamina's sockets are the kernel's TCP sockets, SPDK's posix implementation",
-        ),
+        applied("sock_impl"),
         same(
             "numa_id",
             Ty::Int,
@@ -123,7 +120,29 @@ impl Described for AddListener {
 pub(super) async fn add_listener(t: Arc<Target>, p: AddListener) -> RpcResult {
     let sub = subsystem(&t, &p.nqn)?;
     let addr = p.listen_address.to_socket_addr()?;
-    let port = crate::transport::listen_port(&t.net, addr)
+    // Lamina's sockets are the kernel's TCP sockets (SPDK's posix), with TLS on them for a
+    // secure channel (SPDK's ssl, its TLS implementation): ssl only with secure_channel.
+    match p.sock_impl.as_deref() {
+        None | Some("posix") => {}
+        Some("ssl") if p.secure_channel => {}
+        Some("ssl") => {
+            return Err(RpcError::invalid_params(
+                "sock_impl 'ssl' is TLS: it needs secure_channel true",
+            ));
+        }
+        Some(other) => {
+            return Err(RpcError::invalid_params(format!(
+                "sock_impl '{other}': Lamina has posix (and ssl for secure_channel)"
+            )));
+        }
+    }
+    if p.secure_channel && sub.kind() == SubsystemKind::Discovery {
+        return Err(RpcError::invalid_params(
+            "secure_channel: discovery over TLS is not supported (NVM subsystems' TLS ports \
+             are reported, with TLS required, in the discovery log of a clear-text port)",
+        ));
+    }
+    let port = crate::transport::listen_port(&t.net, addr, p.secure_channel)
         .await
         .map_err(|e| RpcError::new(EINVAL, format!("cannot listen on {addr}: {e}")))?;
     if sub.kind() == SubsystemKind::Nvme && !sub.add_listener(port.addr) {
@@ -175,7 +194,11 @@ pub(super) async fn get_listeners(t: Arc<Target>, p: NqnOnly) -> RpcResult {
     Ok(Value::Array(
         addrs
             .into_iter()
-            .map(|a| json!({"address": ListenAddress::from_socket_addr(a), "ana_state": "optimized"}))
+            .map(|a| {
+                let secure = t.ports.get(a).is_some_and(|p| p.secure);
+                json!({"address": ListenAddress::from_socket_addr(a), "ana_state": "optimized",
+                    "secure_channel": secure})
+            })
             .collect(),
     ))
 }

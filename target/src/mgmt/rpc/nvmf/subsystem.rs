@@ -221,6 +221,9 @@ pub fn subsystem_json(t: &Target, s: &Subsystem) -> Value {
 /// A host entry as SPDK lists it: the NQN, and the names of its keys when it has them.
 fn host_json(nqn: &str, keys: &crate::plane::subsystem::HostKeys) -> Value {
     let mut j = json!({"nqn": nqn});
+    if let Some(k) = &keys.psk {
+        j["psk"] = json!(k.name());
+    }
     if let Some(k) = &keys.dhchap {
         j["dhchap_key"] = json!(k.name());
     }
