@@ -15,31 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SPDK_DIR=${SPDK_DIR:-/tmp/spdk26}
-PERF=$SPDK_DIR/build/bin/spdk_nvme_perf
-LAMINA=${LAMINA_BIN:-build/release/lamina}
-[ -x "$PERF" ] || { echo "no $PERF: build SPDK 26.05 first (../shared/spdk/README.md)"; exit 2; }
-[ -x "$LAMINA" ] || cargo build --release --locked -p lamina-target --bins
-export LD_LIBRARY_PATH=$SPDK_DIR/build/lib
-
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
+# shellcheck source=spdk-host-lib.sh
+. integration/clients/spdk-host-lib.sh
 nqn=nqn.2026-11.io.lamina:default
 host=nqn.2014-08.org.nvmexpress:uuid:6a1f0c2e-5b3d-4c7e-9f80-1a2b3c4d5e6f
-"$LAMINA" serve --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/lamina.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-    grep -q "nvme connect" "$work/lamina.log" && break
-    sleep 0.2
-done
-rpc() { "$LAMINA" rpc --socket "$work/data/lamina.sock" "$@" >/dev/null; }
-
-# A DH-HMAC-CHAP secret in its interchange format: random bytes, their CRC-32, base64.
-key() {
-    python3 -c 'import base64, os, sys, zlib
-k = os.urandom(int(sys.argv[2]))
-print("DHHC-1:%s:%s:" % (sys.argv[1], base64.b64encode(k + zlib.crc32(k).to_bytes(4, "little")).decode()))' "$1" "$2"
-}
+start_lamina
+key() { interchange_key DHHC-1 "$1" "$2"; }
 umask 077
 key 01 32 >"$work/host.key"
 key 02 48 >"$work/ctrl.key"

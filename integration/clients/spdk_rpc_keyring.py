@@ -104,6 +104,46 @@ class DhchapKeyTests(LaminaTest):
         t.stop()
 
 
+class TlsTests(LaminaTest):
+    def test_secure_channel_and_psk_with_spdk_rpc(self):
+        """A TLS listener (`--secure-channel`) and a host's PSK (`--psk`) as SPDK's client
+        sends them; listed, saved by name, and refused where they do not fit."""
+        t = self.start("--no-default")
+        nqn = "nqn.2016-06.io.spdk:tls"
+        host = "nqn.2014-08.org.nvmexpress:uuid:3d4c5b6a-7f8e-4a9b-8c7d-6e5f4a3b2c1d"
+        keys = os.path.join(t.tmp, "keys")
+        os.mkdir(keys)
+        t.cli("keyring_file_add_key", "tls0", key_file(keys, "tls0", TLS_KEY, 0o600))
+        t.cli("keyring_file_add_key", "chap0", key_file(keys, "chap0", dhchap_key(3), 0o600))
+        t.cli("nvmf_create_subsystem", nqn)
+        t.cli("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", "0",
+              "--secure-channel")
+        listeners = json.loads(t.cli("nvmf_subsystem_get_listeners", nqn).stdout)
+        self.assertEqual([ln["secure_channel"] for ln in listeners], [True])
+        port = listeners[0]["address"]["trsvcid"]
+        # The port is a TLS one: the same address cannot also serve clear text.
+        r = t.cli("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s",
+                  port, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("secure_channel", r.stdout + r.stderr)
+        # A DH-HMAC-CHAP secret is not a PSK.
+        r = t.cli("nvmf_subsystem_add_host", nqn, host, "--psk", "chap0", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("psk", r.stdout + r.stderr)
+        t.cli("nvmf_subsystem_add_host", nqn, host, "--psk", "tls0")
+        subs = json.loads(t.cli("nvmf_get_subsystems").stdout)
+        entry = [s for s in subs if s["nqn"] == nqn][0]["hosts"]
+        self.assertEqual(entry, [{"nqn": host, "psk": "tls0"}])
+        saved = json.loads(t.cli("save_config").stdout)
+        calls = [c for s in saved["subsystems"] if s["subsystem"] == "nvmf" for c in s["config"]]
+        adds = [c["params"] for c in calls if c["method"] == "nvmf_subsystem_add_listener"]
+        self.assertEqual([a.get("secure_channel") for a in adds], [True])
+        hosts = [c["params"] for c in calls if c["method"] == "nvmf_subsystem_add_host"]
+        self.assertEqual(hosts, [{"nqn": nqn, "host": host, "psk": "tls0"}])
+        self.assertNotIn("NVMeTLSkey", json.dumps(saved))
+        t.stop()
+
+
 class MaskingTests(LaminaTest):
     def test_namespace_masking_with_spdk_rpc(self):
         """`nvmf_subsystem_add_ns -i` (no_auto_visible), `nvmf_ns_add_host` and

@@ -21,7 +21,7 @@ import unittest
 import harness
 from spdk_rpc_config import ConfigTests  # noqa: F401
 from spdk_rpc_daily import DailyTests  # noqa: F401
-from spdk_rpc_keyring import DhchapKeyTests, KeyringTests, MaskingTests  # noqa: F401
+from spdk_rpc_keyring import DhchapKeyTests, KeyringTests, MaskingTests, TlsTests  # noqa: F401
 from spdk_rpc_provisioning import ProvisioningTests  # noqa: F401
 from spdk_rpc_race import RaceTests  # noqa: F401
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the cached base of the Lamina test VM for one Debian suite: the suite's kernel and a
 # base initramfs (busybox, the NVMe/TCP host and target modules, nvme-cli, fio, e2fsprogs and
-# their libraries, and guest/init; trixie adds Python with libnvme's bindings and tcpdump).
+# their libraries, and guest/init; trixie adds Python with libnvme's bindings, tcpdump, and
+# tlshd and keyctl for NVMe/TCP TLS).
 # Everything comes from Debian's package registry through `apt-get download` and `dpkg -x`,
 # resolved with a private apt configuration per suite (apt.sh), into a cache outside the
 # repository:
@@ -33,6 +34,8 @@ BOOT_MODULES=(configfs crc32c_generic '?crc32c-intel' nvme-tcp ext4)
 # Folders copied whole (Python's standard library, libnvme's bindings); the shared objects in
 # them get their libraries like GUEST_BINS do.
 GUEST_TREES=()
+# Files written into the guest: path=content.
+GUEST_FILES=()
 
 FORCE=0
 SUITE="${LAMINA_VM_SUITE:-bookworm}"
@@ -60,6 +63,27 @@ if [[ $SUITE == trixie ]]; then
     # by name at run time (the DH groups, HMAC and the SHA-2 hashes), which no module
     # dependency pulls in. Debian 12's 6.1 has no NVMe authentication at all.
     MODULES+=(nvme-auth dh_generic hmac sha256_generic sha512_generic)
+    # NVMe/TCP over TLS 1.3 with a PSK (6.12 has CONFIG_NVME_TCP_TLS and
+    # CONFIG_NVME_TARGET_TCP_TLS): the kernel asks user space for the handshake over the
+    # netlink "handshake" family, served by tlshd (ktls-utils), then runs the record layer
+    # itself (kTLS: the tls module and the AEADs it asks for by name: AES-GCM, and
+    # ChaCha20-Poly1305, which gnutls picks for a SHA-384 PSK between two tlshd). keyctl shows
+    # and removes the PSKs nvme-cli puts in the kernel's .nvme keyring (nvme-keyring, pulled in
+    # by nvme-tcp). Debian 12's 6.1 has no NVMe/TCP TLS.
+    USER_PKGS+=(ktls-utils keyutils)
+    GUEST_BINS+=(usr/sbin/tlshd usr/bin/keyctl)
+    MODULES+=(tls gcm ghash-generic ghash-clmulni-intel aesni-intel
+        chacha20poly1305 chacha_generic chacha-x86_64 poly1305_generic poly1305-x86_64)
+    # tlshd exits at once without its config; it always links the .nvme keyring into its
+    # session keyring, the line below only says so. Debug level 1 logs the PSK identity.
+    GUEST_FILES+=("etc/tlshd.conf=[debug]
+loglevel=1
+tls=0
+nl=0
+
+[authenticate]
+keyrings=.nvme
+")
 fi
 # virtio-blk carries files back to the host (run.sh --export).
 MODULES+=(virtio_pci virtio_blk)
@@ -76,7 +100,7 @@ stamp() {
         cat "$LAMINA_VM_DIR/build-base.sh" "$LAMINA_VM_DIR/common.sh" "$LAMINA_VM_DIR/apt.sh" \
             "$LAMINA_VM_DIR/guest/init"
         printf '%s\n' "$SUITE" "${USER_PKGS[@]}" "${GUEST_BINS[@]}" "${MODULES[@]}" \
-            "${BOOT_MODULES[@]}" "${GUEST_TREES[@]}"
+            "${BOOT_MODULES[@]}" "${GUEST_TREES[@]}" "${GUEST_FILES[@]}"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -202,6 +226,11 @@ make_skeleton() {
     printf 'root:x:0:\n' >"$ROOT/etc/group"
     install -m 0755 "$LAMINA_VM_DIR/guest/init" "$ROOT/init"
     printf '%s\n' "${BOOT_MODULES[@]}" >"$ROOT/etc/lamina-vm/boot-modules"
+    local f
+    for f in "${GUEST_FILES[@]}"; do
+        mkdir -p "$(dirname "$ROOT/${f%%=*}")"
+        printf '%s' "${f#*=}" >"$ROOT/${f%%=*}"
+    done
 }
 
 # Bookworm's packages install into /bin, /sbin and /lib, trixie's into /usr: the unpacked tree

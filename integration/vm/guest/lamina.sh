@@ -8,7 +8,8 @@
 # connection, restarts by SIGTERM and SIGKILL with the host reconnecting by itself, a resize
 # a namespace hot add and remove over RPC, and a masked namespace shown to and hidden from
 # this host (lamina-live.sh); then DH-HMAC-CHAP on a second subsystem (lamina-auth.sh, where
-# the kernel has in-band authentication).
+# the kernel has in-band authentication) and TLS 1.3 with PSKs on a third, reachable only on a
+# secure-channel port (lamina-tls.sh, where the kernel has NVMe/TCP TLS).
 # Run from the host with:
 #   integration/vm/run.sh [--suite trixie] --binary build/release/lamina \
 #       --script integration/vm/guest/lamina.sh
@@ -22,6 +23,8 @@
 . /test/lamina-live.sh
 # shellcheck source=lamina-auth.sh
 . /test/lamina-auth.sh
+# shellcheck source=lamina-tls.sh
+. /test/lamina-tls.sh
 
 TARGET_NQN=nqn.2026-11.io.lamina:default
 # Lamina advertises Compare on top of Write Zeroes and Dataset Management (issue 4, section 4),
@@ -105,5 +108,6 @@ check_hot_namespace
 check_masked_namespace
 check_referral
 check_dhchap
+check_tls
 disconnect_target
 stop_lamina TERM 0
