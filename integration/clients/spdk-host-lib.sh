@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by the scripts that run SPDK's NVMe host (spdk_nvme_perf) against a release build of
 # lamina: spdk-host-auth.sh, spdk-host-tls.sh and integration/bench/tls-cost.sh. Sourced from
-# the repository root with SPDK_DIR set; defines PERF, LAMINA, and:
+# the repository root with SPDK_DIR set (PERF_OPTIONAL=1: spdk_nvme_perf may be missing);
+# defines PERF, LAMINA, and:
 #   start_lamina [serve options...]  starts lamina (under $LAMINA_PREFIX, if set) on a fresh
 #                                    data dir in $work, listening on 127.0.0.1:$port; kills it
 #                                    and removes $work on exit
@@ -10,7 +11,8 @@
 #                                    NVMeTLSkey-1 or DHHC-1), without a newline
 PERF=$SPDK_DIR/build/bin/spdk_nvme_perf
 LAMINA=${LAMINA_BIN:-build/release/lamina}
-[ -x "$PERF" ] || { echo "no $PERF: build SPDK first (../shared/spdk/README.md)"; exit 2; }
+[ -x "$PERF" ] || [ -n "${PERF_OPTIONAL:-}" ] ||
+    { echo "no $PERF: build SPDK first (../shared/spdk/README.md)"; exit 2; }
 [ -x "$LAMINA" ] || cargo build --release --locked -p lamina-target --bins
 export LD_LIBRARY_PATH=$SPDK_DIR/build/lib
 

@@ -250,3 +250,95 @@ async fn a_listed_host_authenticates_before_anything_else() {
     );
     t.stop().await;
 }
+
+/// Lamina's own initiator authenticates every queue (admin and two I/O queues), one way and
+/// both ways, with a DH group and with none, then moves data; a wrong key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_initiator_authenticates_every_queue() {
+    use lamina_integration::host::{ConnectOptions, Controller, Dhchap};
+    let t = Metered::start().await;
+    let mut rpc = t.rpc().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (host_key, ctrl_key) = ([7u8; 32], [8u8; 64]);
+    for (name, text) in [
+        ("h", dhchap_text(&host_key, 1)),
+        ("c", dhchap_text(&ctrl_key, 3)),
+    ] {
+        let p = keys.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        call(
+            &mut rpc,
+            "keyring_file_add_key",
+            json!({"name": name, "path": p}),
+        )
+        .await;
+    }
+    call(
+        &mut rpc,
+        "nvmf_subsystem_add_host",
+        json!({"nqn": NQN, "host": HOST, "dhchap_key": "h", "dhchap_ctrlr_key": "c"}),
+    )
+    .await;
+    let connect = |dhchap: Option<Dhchap>| {
+        let mut opts = ConnectOptions::new(NQN).unwrap();
+        opts.hostnqn = lamina_protocol::nvme::Nqn::new(HOST).unwrap();
+        opts.io_queues = 2;
+        opts.dhchap = dhchap;
+        Controller::connect(t.nvme_addr(), opts)
+    };
+    for (ctrl, hash, group) in [
+        (true, HashFn::Sha512, DhGroup::Ffdhe2048),
+        (false, HashFn::Sha256, DhGroup::Null),
+        (true, HashFn::Sha384, DhGroup::Ffdhe3072),
+    ] {
+        let cfg = Dhchap {
+            secret: dhchap_text(&host_key, 1),
+            ctrl_secret: ctrl.then(|| dhchap_text(&ctrl_key, 3)),
+            hash,
+            group,
+        };
+        let c = connect(Some(cfg)).await.unwrap();
+        assert_eq!(c.io_queues().len(), 2);
+        let ns = c.namespace(1).await.unwrap();
+        let data = Bytes::from(vec![0x5a; 8192]);
+        c.io_queue(1)
+            .unwrap()
+            .write(&ns, 64, data.clone(), false)
+            .await
+            .unwrap();
+        let back = c
+            .io_queue(0)
+            .unwrap()
+            .read(&ns, 64, 2, BytesMut::with_capacity(8192))
+            .await
+            .unwrap();
+        assert_eq!(&back[..], &data[..]);
+        c.shutdown().await.unwrap();
+    }
+    // No keys, a wrong host key, a wrong controller key: no controller.
+    assert!(connect(None).await.is_err());
+    let wrong = Dhchap {
+        secret: dhchap_text(&[9u8; 32], 1),
+        ctrl_secret: None,
+        hash: HashFn::Sha256,
+        group: DhGroup::Ffdhe2048,
+    };
+    assert!(connect(Some(wrong)).await.is_err());
+    let wrong_ctrl = Dhchap {
+        secret: dhchap_text(&host_key, 1),
+        ctrl_secret: Some(dhchap_text(&[9u8; 64], 3)),
+        hash: HashFn::Sha256,
+        group: DhGroup::Null,
+    };
+    let e = connect(Some(wrong_ctrl)).await.unwrap_err();
+    assert!(e.to_string().contains("R2"), "{e}");
+    let m = t.scrape().await;
+    // Three controllers of three queues each. (The wrong-controller-key run never sends
+    // Success2, so the target never counts that queue as authenticated.)
+    assert_eq!(
+        m.value("lamina_authentications_total", &[("result", "success")]),
+        9.0
+    );
+    t.stop().await;
+}

@@ -93,13 +93,29 @@ pub(crate) async fn connect_queue(
         .await?
         .into_result()?;
     let success = ConnectSuccess::from_cqe(&done.cqe);
-    //~ NVMe-oF 1.1, Connect response AUTHREQ: non-zero asks for in-band authentication,
-    //~ which this host does not implement.
+    //~ NVMe Base 2.x, Connect response AUTHREQ: ATR asks for in-band authentication
+    //~ (DH-HMAC-CHAP) before any other command; ASCR (secure channel concatenation) is not
+    //~ implemented here.
     if success.authreq != 0 {
-        return Err(HostError::InvalidRequest(format!(
-            "controller requires authentication (AUTHREQ {:#x})",
-            success.authreq
-        )));
+        match &opts.dhchap {
+            Some(cfg) if success.authreq == ConnectSuccess::AUTHREQ_ATR => {
+                crate::host::auth::authenticate(
+                    &mut queue,
+                    cfg,
+                    opts.hostnqn.as_str(),
+                    opts.subnqn.as_str(),
+                    opts.command_timeout,
+                )
+                .await?;
+            }
+            _ => {
+                return Err(HostError::InvalidRequest(format!(
+                    "controller requires authentication (AUTHREQ {:#x}) this host was not \
+                     given keys for",
+                    success.authreq
+                )));
+            }
+        }
     }
     Ok((queue, success))
 }

@@ -50,6 +50,7 @@
 //! ```
 
 mod admin;
+mod auth;
 mod controller;
 mod core;
 pub mod error;
@@ -65,6 +66,7 @@ mod reader;
 mod transport;
 mod tx;
 
+pub use auth::Dhchap;
 pub use controller::{Controller, IoConnector};
 pub use core::identify_command;
 pub use core::{Command, Completion, MAX_SLOTS, QueueCore, QueueParams, Transfer};

@@ -46,6 +46,8 @@ pub struct ConnectOptions {
     pub command_timeout: Duration,
     /// A secure channel: TLS 1.3 with this PSK on every queue, before its ICReq.
     pub tls: Option<crate::host::TlsPsk>,
+    /// DH-HMAC-CHAP on every queue whose Connect response asks for it.
+    pub dhchap: Option<crate::host::Dhchap>,
 }
 
 impl ConnectOptions {
@@ -69,6 +71,7 @@ impl ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
             tls: None,
+            dhchap: None,
         })
     }
 

@@ -106,6 +106,18 @@ pub struct PerfArgs {
     /// PSK digest).
     #[arg(long, value_name = "0|1", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub tls_identity: u8,
+    /// Authenticate every queue with DH-HMAC-CHAP with the secret in this file (`DHHC-1:...`).
+    #[arg(long, value_name = "FILE", requires = "hostnqn")]
+    pub dhchap_key: Option<std::path::PathBuf>,
+    /// Check the controller too, against the secret in this file (`DHHC-1:...`).
+    #[arg(long, value_name = "FILE", requires = "dhchap_key")]
+    pub dhchap_ctrl_key: Option<std::path::PathBuf>,
+    /// The hash DH-HMAC-CHAP offers: sha256, sha384 or sha512.
+    #[arg(long, value_name = "HASH", default_value = "sha512")]
+    pub dhchap_hash: String,
+    /// The DH group DH-HMAC-CHAP offers: null, ffdhe2048 ... ffdhe8192.
+    #[arg(long, value_name = "GROUP", default_value = "ffdhe2048")]
+    pub dhchap_group: String,
 }
 
 /// A validated run configuration.
@@ -153,6 +165,21 @@ pub struct PerfConfig {
     pub tls_key: Option<std::path::PathBuf>,
     /// The PSK identity version with a TLS key.
     pub tls_identity: u8,
+    /// DH-HMAC-CHAP: the host's and the controller's secret files, hash and group names.
+    pub dhchap: Option<DhchapFiles>,
+}
+
+/// DH-HMAC-CHAP as `lamina-perf` was asked for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DhchapFiles {
+    /// The host's secret.
+    pub key: std::path::PathBuf,
+    /// The controller's secret.
+    pub ctrl_key: Option<std::path::PathBuf>,
+    /// The hash.
+    pub hash: String,
+    /// The DH group.
+    pub group: String,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -240,6 +267,12 @@ impl PerfArgs {
             hostnqn: self.hostnqn,
             tls_key: self.tls_key,
             tls_identity: self.tls_identity,
+            dhchap: self.dhchap_key.map(|key| DhchapFiles {
+                key,
+                ctrl_key: self.dhchap_ctrl_key,
+                hash: self.dhchap_hash,
+                group: self.dhchap_group,
+            }),
         })
     }
 }
@@ -306,5 +339,35 @@ mod tests {
         assert!(parse(&["-t", "0"]).is_err());
         assert!(parse(&["--digest", "none,hdr"]).is_err());
         assert!(parse(&["-w", "trim"]).is_err());
+    }
+
+    #[test]
+    fn security_options_need_a_host_nqn() {
+        assert!(
+            parse(&["--tls-key", "/k"]).is_err(),
+            "a PSK is bound to a host NQN"
+        );
+        assert!(parse(&["--dhchap-key", "/k"]).is_err());
+        assert!(parse(&["--hostnqn", "h", "--dhchap-ctrl-key", "/c"]).is_err());
+        assert!(parse(&["--hostnqn", "h", "--tls-key", "/k", "--tls-identity", "2"]).is_err());
+        let c = parse(&[
+            "--hostnqn",
+            "h",
+            "--tls-key",
+            "/k",
+            "--tls-identity",
+            "1",
+            "--dhchap-key",
+            "/d",
+            "--dhchap-ctrl-key",
+            "/c",
+            "--dhchap-group",
+            "null",
+        ])
+        .unwrap();
+        assert_eq!(c.tls_identity, 1);
+        let d = c.dhchap.unwrap();
+        assert_eq!((d.hash.as_str(), d.group.as_str()), ("sha512", "null"));
+        assert_eq!(d.ctrl_key.as_deref(), Some(std::path::Path::new("/c")));
     }
 }

@@ -90,11 +90,33 @@ pub async fn run(cfg: PerfConfig) -> Result<PerfReport, PerfError> {
         .map_err(|e| PerfError::Config(format!("--tls-key {}: {e}", path.display())))?;
         opts.tls = Some(psk);
     }
+    if let Some(d) = &cfg.dhchap {
+        opts.dhchap = Some(dhchap(d)?);
+    }
     let ctrl = Controller::connect(cfg.addr, opts).await?;
     let result = run_on(&ctrl, cfg).await;
     // A failed run still leaves the controller cleanly.
     let _ = ctrl.shutdown().await;
     result
+}
+
+/// The DH-HMAC-CHAP settings of `d`: the secrets read, the names checked.
+fn dhchap(d: &args::DhchapFiles) -> Result<crate::host::Dhchap, PerfError> {
+    use lamina_target::plane::auth::{chap::HashFn, dh::DhGroup};
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| PerfError::Config(format!("{}: {e}", p.display())))
+    };
+    Ok(crate::host::Dhchap {
+        secret: read(&d.key)?,
+        ctrl_secret: d.ctrl_key.as_deref().map(read).transpose()?,
+        hash: HashFn::from_name(&d.hash)
+            .ok_or_else(|| PerfError::Config(format!("--dhchap-hash {}: not a hash", d.hash)))?,
+        group: DhGroup::from_name(&d.group).ok_or_else(|| {
+            PerfError::Config(format!("--dhchap-group {}: not a DH group", d.group))
+        })?,
+    })
 }
 
 /// Checks what the controller allows against `cfg`; returns the I/O queue size to use.
