@@ -9,8 +9,6 @@
 
 mod metrics_support;
 
-use std::os::unix::fs::PermissionsExt as _;
-
 use bytes::{Bytes, BytesMut};
 use lamina_integration::host::RawHost;
 use lamina_protocol::Pdu;
@@ -25,7 +23,7 @@ use lamina_protocol::nvme::{Cqe, SglDescriptor, Status, StatusCode};
 use lamina_protocol::tcp::{CapsuleCmd, IcReq};
 use lamina_target::plane::auth::chap::{self, HashFn, Transcript};
 use lamina_target::plane::auth::dh::{DhGroup, KeyPair};
-use metrics_support::{Metered, NQN, call};
+use metrics_support::{Metered, NQN, add_keys, call};
 use serde_json::json;
 
 const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:9f0e1d2c-3b4a-4596-8778-695a4b3c2d1e";
@@ -174,20 +172,15 @@ async fn a_listed_host_authenticates_before_anything_else() {
     let mut rpc = t.rpc().await;
     let keys = tempfile::tempdir().unwrap();
     let (host_key, ctrl_key) = ([5u8; 32], [6u8; 48]);
-    for (name, text) in [
-        ("h", dhchap_text(&host_key, 1)),
-        ("c", dhchap_text(&ctrl_key, 0)),
-    ] {
-        let p = keys.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        call(
-            &mut rpc,
-            "keyring_file_add_key",
-            json!({"name": name, "path": p}),
-        )
-        .await;
-    }
+    add_keys(
+        &mut rpc,
+        keys.path(),
+        &[
+            ("h", dhchap_text(&host_key, 1)),
+            ("c", dhchap_text(&ctrl_key, 0)),
+        ],
+    )
+    .await;
     call(
         &mut rpc,
         "nvmf_subsystem_add_host",
@@ -260,20 +253,15 @@ async fn our_initiator_authenticates_every_queue() {
     let mut rpc = t.rpc().await;
     let keys = tempfile::tempdir().unwrap();
     let (host_key, ctrl_key) = ([7u8; 32], [8u8; 64]);
-    for (name, text) in [
-        ("h", dhchap_text(&host_key, 1)),
-        ("c", dhchap_text(&ctrl_key, 3)),
-    ] {
-        let p = keys.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        call(
-            &mut rpc,
-            "keyring_file_add_key",
-            json!({"name": name, "path": p}),
-        )
-        .await;
-    }
+    add_keys(
+        &mut rpc,
+        keys.path(),
+        &[
+            ("h", dhchap_text(&host_key, 1)),
+            ("c", dhchap_text(&ctrl_key, 3)),
+        ],
+    )
+    .await;
     call(
         &mut rpc,
         "nvmf_subsystem_add_host",

@@ -13,7 +13,6 @@ mod metrics_support;
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -26,7 +25,7 @@ use lamina_protocol::tcp::{CapsuleCmd, IcReq, TxParams};
 use lamina_protocol::{Framer, FramerConfig, Pdu};
 use lamina_target::mgmt::rpc::client::ClientError;
 use lamina_target::plane::tls::psk::{self, Derivation, Identity, PskHash};
-use metrics_support::{Metered, NQN, call};
+use metrics_support::{Metered, NQN, add_keys, call};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use serde_json::json;
 
@@ -178,20 +177,15 @@ impl TlsHost {
 async fn secure_target() -> (Metered, SocketAddr) {
     let t = Metered::start().await;
     let mut rpc = t.rpc().await;
-    for (name, text) in [
-        ("tls0", tls_key_text(&KEY, 1)),
-        ("tls1", tls_key_text(&KEY384, 2)),
-    ] {
-        let p = t.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        call(
-            &mut rpc,
-            "keyring_file_add_key",
-            json!({"name": name, "path": p}),
-        )
-        .await;
-    }
+    add_keys(
+        &mut rpc,
+        t.dir.path(),
+        &[
+            ("tls0", tls_key_text(&KEY, 1)),
+            ("tls1", tls_key_text(&KEY384, 2)),
+        ],
+    )
+    .await;
     let listen = json!({"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "0"});
     call(
         &mut rpc,

@@ -127,6 +127,22 @@ pub async fn call(c: &mut RpcClient, method: &str, params: Value) -> Value {
         .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
+/// Writes each `(name, text)` key to a mode-600 file in `dir` and adds it to the keyring.
+pub async fn add_keys(c: &mut RpcClient, dir: &Path, keys: &[(&str, String)]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for (name, text) in keys {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        call(
+            c,
+            "keyring_file_add_key",
+            serde_json::json!({"name": name, "path": p}),
+        )
+        .await;
+    }
+}
+
 /// `GET path` over a fresh connection: status and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     try_http_get(addr, path)
