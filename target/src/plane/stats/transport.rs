@@ -120,6 +120,23 @@ pub const TLS_RESULTS: [&str; 9] = [
     "timeout",
 ];
 
+/// Counts `result` in the counter of its label in `labels` (an unknown label: the first).
+fn count_result(labels: &[&str], counters: &[AtomicU64], result: &str) {
+    let i = labels.iter().position(|r| *r == result).unwrap_or(0);
+    if let Some(c) = counters.get(i) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Each label with its counter's value.
+fn results(labels: &[&'static str], counters: &[AtomicU64]) -> Vec<(&'static str, u64)> {
+    labels
+        .iter()
+        .zip(counters)
+        .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+        .collect()
+}
+
 fn slot<T: PartialEq>(table: &[(T, &str)], value: &T) -> usize {
     table
         .iter()
@@ -153,36 +170,22 @@ fn summed<'a>(shards: impl Iterator<Item = &'a [AtomicU64; PDU_TYPES]>) -> [u64;
 impl TransportStats {
     /// Counts a DH-HMAC-CHAP transaction by result (a label of [`AUTH_RESULTS`]).
     pub fn on_authentication(&self, result: &str) {
-        let i = AUTH_RESULTS.iter().position(|r| *r == result).unwrap_or(0);
-        if let Some(c) = self.auth.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        count_result(&AUTH_RESULTS, &self.auth, result);
     }
 
     /// DH-HMAC-CHAP results by label.
     pub fn authentications(&self) -> Vec<(&'static str, u64)> {
-        AUTH_RESULTS
-            .iter()
-            .zip(&self.auth)
-            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
-            .collect()
+        results(&AUTH_RESULTS, &self.auth)
     }
 
     /// Counts a TLS handshake by result (a label of [`TLS_RESULTS`]).
     pub fn on_tls_handshake(&self, result: &str) {
-        let i = TLS_RESULTS.iter().position(|r| *r == result).unwrap_or(0);
-        if let Some(c) = self.tls.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        count_result(&TLS_RESULTS, &self.tls, result);
     }
 
     /// TLS handshake results by label.
     pub fn tls_handshakes(&self) -> Vec<(&'static str, u64)> {
-        TLS_RESULTS
-            .iter()
-            .zip(&self.tls)
-            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
-            .collect()
+        results(&TLS_RESULTS, &self.tls)
     }
 
     /// Counts a C2HTermReq sent with `fes`.

@@ -5,16 +5,17 @@
 //! SPDK, nvme-cli and libnvme use, it has a long audit history and FIPS-validated builds, and,
 //! unlike rustls today, a TLS 1.3 server with external PSKs. Only TLS 1.3 is offered, with the
 //! two cipher suites NVMe/TCP names (TLS_AES_128_GCM_SHA256 for SHA-256 PSKs,
-//! TLS_AES_256_GCM_SHA384 for SHA-384 ones), no certificates, no session tickets, no
-//! resumption. The PSK for the identity a host offers comes from
+//! TLS_AES_256_GCM_SHA384 for SHA-384 ones) and TLS_CHACHA20_POLY1305_SHA256, which the Linux
+//! host's tlshd offers for a SHA-384 key it uses with SHA-256; no certificates, no session
+//! tickets, no resumption. The PSK for the identity a host offers comes from
 //! [`crate::plane::tls::resolve`]; the identity is then who the connection is, and the Connect
 //! on it must name the same host and subsystem.
 //!
 //! The ClientHello is read ahead of OpenSSL (and handed to it after): its PSK binder tells
 //! which of the two derivations in use the host's PSK came from (see
 //! `crate::plane::tls::psk::Derivation`), and a wrong key is named as such. A connection whose
-//! first record is not a TLS handshake record (a clear-text ICReq) is closed at once, and so is one whose handshake fails or does not finish within the connect
-//! deadline; each is counted in `lamina_tls_handshakes_total{result}` and logged once with the
+//! first record is not a TLS handshake record (a clear-text ICReq) is closed at once, and so
+//! is one whose handshake fails or does not finish within the connect deadline; each is counted in `lamina_tls_handshakes_total{result}` and logged once with the
 //! peer's address, never with key material.
 
 mod ffi;
@@ -162,17 +163,19 @@ async fn handshake(
     let (raw, hello) = read_client_hello(&stream).await?;
     let tls = |e: openssl::error::ErrorStack| HandshakeError::Tls(e.to_string());
     let mut ssl = Ssl::new(context()?).map_err(tls)?;
-    // The PSK of the first offer that names one, found before OpenSSL reads the ClientHello:
-    // the cipher suites are cut to those of the PSK's hash, so OpenSSL picks one it can use
-    // the PSK with.
-    let found = hello.as_ref().and_then(|h| {
-        h.offers.iter().find_map(|o| {
-            resolve(plane, &o.identity, Some(h))
-                .ok()
-                .map(|r| (o.identity.clone(), r))
+    // Every offered identity resolved once, before OpenSSL reads the ClientHello: the cipher
+    // suites are cut to those of the first usable PSK's hash, so OpenSSL picks one it can use
+    // the PSK with, and OpenSSL's lookup below takes the answers from here.
+    let offers: Vec<_> = hello
+        .as_ref()
+        .map(|h| {
+            h.offers
+                .iter()
+                .map(|o| (o.identity.clone(), resolve(plane, &o.identity, Some(h))))
+                .collect()
         })
-    });
-    if let Some((_, (peer, _))) = &found {
+        .unwrap_or_default();
+    if let Some((peer, _)) = offers.iter().find_map(|(_, r)| r.as_ref().ok()) {
         ssl.set_ciphersuites(peer.hash.suites()).map_err(tls)?;
     }
     let outcome: Outcome = Outcome::default();
@@ -180,12 +183,11 @@ async fn handshake(
     ffi::set_lookup(
         &mut ssl,
         Box::new(move |id: &[u8]| {
-            let result = match &found {
-                Some((offered, (peer, psk))) if offered.as_slice() == id => {
-                    Ok((peer.clone(), psk.clone()))
-                }
-                _ => resolve(&p, id, hello.as_ref()),
-            };
+            // (An identity the ClientHello did not show has no binder to check.)
+            let result = offers
+                .iter()
+                .find(|(offered, _)| offered.as_slice() == id)
+                .map_or_else(|| resolve(&p, id, None), |(_, r)| r.clone());
             match result {
                 Ok((peer, psk)) => {
                     let hash = peer.hash;
