@@ -57,6 +57,15 @@ fn refused(cqe: &Cqe, code: StatusCode) {
     assert!(cqe.status.dnr, "Connect refusals carry DNR");
 }
 
+/// A refusal the host may retry on a new association: no DNR, or Linux stops reconnecting.
+fn refused_retryable(cqe: &Cqe, code: StatusCode) {
+    assert_eq!(cqe.status.code, code, "{cqe:?}");
+    assert!(
+        !cqe.status.dnr,
+        "a controller that went away is no reason to give up"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_connect_refusals() {
     let t = TestTarget::start().await;
@@ -173,14 +182,16 @@ async fn io_connect_refusals() {
     let ctrl = Controller::connect(t.addr(), opts.clone()).await.unwrap();
     let cntlid = ctrl.cntlid();
 
-    // Unknown CNTLID, and another host's controller.
+    // Unknown CNTLID, and another host's controller: Invalid Parameters naming CNTLID, without
+    // DNR (the host's own controller may have gone away with a restart; a new association
+    // gets in, as with SPDK).
     let cqe = connect_raw(&mut raw(&t).await, &opts, 1, 31, cntlid.wrapping_add(100)).await;
-    refused(&cqe, StatusCode::CONNECT_INVALID_PARAMETERS);
+    refused_retryable(&cqe, StatusCode::CONNECT_INVALID_PARAMETERS);
     assert_eq!(cqe.dw0, IATTR_DATA | 16);
     let mut other = opts.clone();
     other.hostnqn = Nqn::new("nqn.2014-08.org.nvmexpress:uuid:someone-else").unwrap();
     let cqe = connect_raw(&mut raw(&t).await, &other, 1, 31, cntlid).await;
-    refused(&cqe, StatusCode::CONNECT_INVALID_PARAMETERS);
+    refused_retryable(&cqe, StatusCode::CONNECT_INVALID_PARAMETERS);
     assert_eq!(cqe.dw0, IATTR_DATA | 16);
 
     // QID 1 is taken by the controller's own queue; QID 2 was not granted.

@@ -222,10 +222,13 @@ pub fn connect(
                 && c.host().hostnqn == data.hostnqn.as_str()
         })
         .ok_or_else(|| {
-            invalid(
-                cid,
-                ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)),
-            )
+            // No live controller of this host behind the CNTLID: it went away (a restart, a
+            // teardown, a reset) between the host's admin Connect and this one. Without DNR,
+            // as SPDK answers: the host starts a new association and gets in, where a DNR
+            // refusal would end its reconnecting for good (Linux from 6.10).
+            let mut cqe = Cqe::new(cid, Status::new(StatusCode::CONNECT_INVALID_PARAMETERS));
+            cqe.dw0 = ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)).dw0();
+            cqe
         })?;
     let (registration, token) = ctrl.add_io_queue(cmd.qid).map_err(|r| match r {
         IoQueueRefusal::OutOfRange { .. } => invalid(
