@@ -4,11 +4,13 @@
 //! caller-provided `BytesMut` (the target pools its buffers); writes take `Bytes` (zero-copy
 //! slices of the socket buffer).
 //!
-//! Backends: [`FileDevice`] (regular files and block devices: positioned I/O on tokio's blocking
-//! pool, `O_DIRECT` when the filesystem supports it), [`RamDevice`] (lazily allocated memory, the
-//! target's `bdev_malloc_create`), [`NullDevice`] (reads zeros, discards writes) and, behind the
-//! `test-utils` feature, `FaultDevice`. An io_uring file backend slots in as one more variant
-//! of [`Device`] (and of the match arms below) without touching any caller.
+//! Backends: [`FileDevice`] (regular files and block devices: io_uring, or positioned I/O on
+//! tokio's blocking pool where io_uring is missing; `O_DIRECT` when the filesystem supports
+//! it), [`RamDevice`] (the target's `bdev_malloc_create`), [`NullDevice`] (reads zeros,
+//! discards writes) and, behind the `test-utils` feature, `FaultDevice`.
+//!
+//! [`batch_submissions`] lets a caller that starts many I/Os in one go (a connection decoding
+//! a burst of commands) submit the io_uring ones with one system call.
 
 mod file;
 mod file_lock;
@@ -30,6 +32,13 @@ pub use fault::{CrashMode, FaultDevice, FaultMode};
 pub use file::{FileDevice, FileOptions};
 pub use null::NullDevice;
 pub use ram::RamDevice;
+
+/// Defers this thread's io_uring submissions until the returned guard drops, then submits
+/// them together (at most [`lamina_uring::MAX_DEFERRED`] wait); other backends are
+/// unaffected. Hold it only in code that does not `await`: it must drop on its own thread.
+pub fn batch_submissions() -> lamina_uring::Plug {
+    lamina_uring::plug()
+}
 
 /// An asynchronous block device. Offsets and lengths are in bytes and must be multiples of
 /// [`BlockDevice::block_size`]; implementations check and return typed errors, never panic.

@@ -17,12 +17,12 @@
 //!
 //! # Threading
 //!
-//! Futures submit their request themselves (one `io_uring_enter` per request, from the task
-//! that polls them), so submission never hops threads. Completions are reaped by
-//! `reaper`: created on a tokio runtime (the target's case), a task on that runtime, woken
-//! through an eventfd the ring signals and the runtime's reactor watches, so a completion
-//! wakes the runtime's own thread once and no other thread runs; without a runtime, a
-//! completion thread blocked in `io_uring_enter`. Either records each result in its slot and
+//! Futures submit their request themselves, from the task that polls them, so submission
+//! never hops threads: one `io_uring_enter` per request, or one per burst under a [`Plug`].
+//! Completions are reaped by `reaper`: created on a tokio runtime (the target's case), a task
+//! on that runtime, woken through an eventfd the ring signals and the runtime's reactor
+//! watches, so a completion wakes the runtime's own thread once and no other thread runs;
+//! without a runtime, a completion thread blocked in `io_uring_enter`. Either records each result in its slot and
 //! wakes the waiting task. Operations live in a fixed slab of slots sized at creation (a
 //! request that finds no free slot waits for one), so steady-state I/O allocates nothing. No
 //! busy polling: an idle ring costs nothing. The slab and the submission queue are guarded by
@@ -45,7 +45,10 @@ use bytes::{Bytes, BytesMut};
 use io_uring::{IoUring, opcode, types};
 use parking_lot::Mutex;
 
+mod plug;
 mod reaper;
+
+pub use plug::{MAX_DEFERRED, Plug, plug};
 
 /// `user_data` of the no-op that wakes the reaper to stop.
 const EXIT: u64 = u64::MAX;
@@ -423,10 +426,7 @@ impl<'a> OpFuture<'a> {
         st.in_flight += 1;
         self.slot = Some(index);
         drop(st);
-        // On failure the entry stays queued and the reaper submits it.
-        if shared.ring.submitter().submit().is_err() {
-            reaper::kick(shared);
-        }
+        plug::submit_or_defer(shared);
         Poll::Pending
     }
 }

@@ -330,6 +330,9 @@ impl Socket {
     where
         F: Future<Output = Completion> + Send + 'static,
     {
+        // The file reads and writes these commands start go to the kernel together, with one
+        // system call, when this returns (or every few dozen).
+        let _batch = lamina_lvol::device::batch_submissions();
         let mut since_flush = 0usize;
         self.input_paused = false;
         loop {
