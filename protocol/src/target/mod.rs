@@ -237,6 +237,12 @@ impl<O: Observer> TargetQueue<O> {
         self.out.queued_bytes()
     }
 
+    /// Segments waiting for the socket (a PDU's header, its payload and its digest are one
+    /// each), that is about how many `iovec`s writing them takes.
+    pub fn pending_segments(&self) -> usize {
+        self.out.segments()
+    }
+
     /// Whether output is waiting for the socket.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()

@@ -76,6 +76,11 @@ impl Output {
         self.queued_bytes
     }
 
+    /// Segments waiting to be sent.
+    pub(crate) fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
     fn push(&mut self, b: Bytes) {
         if !b.is_empty() {
             self.queued_bytes += b.len();

@@ -34,12 +34,26 @@ pub use observer::ConnObserver;
 /// The queue core with this target's observer.
 pub type Core = TargetQueue<ConnObserver>;
 
-/// Output queued past which a batch of completions starts being written before it ends.
-/// Large enough that a burst of large reads goes out in few `writev`s (QD8 of 128 KiB reads:
-/// one, where 64 KiB made it one per read and cost a third of the row's IOPS in
-/// `spdk_nvme_perf`'s same-run measurements; SPDK sends what one poller pass completed in one
-/// `sendmsg`), small enough that a deep queue of them does not wait for all to be copied.
-pub const EAGER_FLUSH_BYTES: usize = 1024 * 1024;
+/// When a batch of completions starts being written before it ends: once this much output
+/// is queued in at least [`EAGER_FLUSH_SEGMENTS`] segments (16 small reads: the host gets its
+/// first completions, and refills its queue, while the rest of a burst runs), or once
+/// [`EAGER_FLUSH_MAX`] is queued whatever its shape. Large reads wait for the second: 128 KiB
+/// reads written one `writev` each (when 64 KiB alone started a write) cost a third of the
+/// QD8 row's IOPS in `spdk_nvme_perf`'s same-run measurements, and SPDK sends what one poller
+/// pass completed in one `sendmsg`.
+pub const EAGER_FLUSH_BYTES: usize = 64 * 1024;
+/// See [`EAGER_FLUSH_BYTES`].
+pub const EAGER_FLUSH_SEGMENTS: usize = 32;
+/// See [`EAGER_FLUSH_BYTES`].
+pub const EAGER_FLUSH_MAX: usize = 1024 * 1024;
+
+/// Whether enough output is queued to start writing it before the batch ends (see
+/// [`EAGER_FLUSH_BYTES`]).
+fn flush_now(core: &Core) -> bool {
+    let bytes = core.pending_output();
+    bytes >= EAGER_FLUSH_MAX
+        || (bytes >= EAGER_FLUSH_BYTES && core.pending_segments() >= EAGER_FLUSH_SEGMENTS)
+}
 
 /// A queue bound to a controller by Connect.
 #[derive(Debug)]
@@ -246,7 +260,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
                 self.start(command);
             }
         }
-        self.core.pending_output() >= EAGER_FLUSH_BYTES
+        flush_now(&self.core)
     }
 
     fn touch(&self) {
@@ -303,7 +317,7 @@ impl<F: Future<Output = Completion> + Send + 'static> Queue<F> {
         self.slots.poll_woken(&mut done);
         for c in done.drain(..) {
             self.core.complete(c);
-            if self.core.pending_output() >= EAGER_FLUSH_BYTES {
+            if flush_now(&self.core) {
                 flush(&mut self.core);
             }
         }
