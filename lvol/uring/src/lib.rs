@@ -22,11 +22,11 @@
 //! Completions are reaped by `reaper`: created on a tokio runtime (the target's case), a task
 //! on that runtime, woken through an eventfd the ring signals and the runtime's reactor
 //! watches, so a completion wakes the runtime's own thread once and no other thread runs;
-//! without a runtime, a completion thread blocked in `io_uring_enter`. Either records each result in its slot and
-//! wakes the waiting task. Operations live in a fixed slab of slots sized at creation (a
-//! request that finds no free slot waits for one), so steady-state I/O allocates nothing. No
-//! busy polling: an idle ring costs nothing. The slab and the submission queue are guarded by
-//! one short mutex (never held across a syscall).
+//! without a runtime, a completion thread blocked in `io_uring_enter`. Either records each
+//! result in its slot and wakes the waiting task. Operations live in a fixed slab of slots
+//! sized at creation (a request that finds no free slot waits for one), so steady-state I/O
+//! allocates nothing. No busy polling: an idle ring costs nothing. The slab and the submission
+//! queue are guarded by one short mutex (never held across a syscall).
 //!
 //! [`UringFile::new`] fails when the kernel has no io_uring (or a sandbox forbids it, as
 //! Docker's default seccomp profile does): callers detect that at run time and keep a

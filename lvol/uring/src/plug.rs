@@ -85,28 +85,42 @@ fn flush() {
 
 /// Submits what `shared` has queued; on failure the entries stay queued and the reaper
 /// submits them.
-pub(super) fn submit_now(shared: &Shared) {
+fn submit_now(shared: &Shared) {
     if shared.ring.submitter().submit().is_err() {
         reaper::kick(shared);
     }
 }
 
+/// What [`submit_or_defer`] found to do.
+enum Then {
+    /// Not plugged: submit now.
+    Submit,
+    /// Deferred under the plug.
+    Wait,
+    /// Deferred, and the bound is reached: submit every ring now.
+    Flush,
+}
+
 /// A request was queued on `shared`: submits it now, or, under a plug, when the plug drops.
 pub(super) fn submit_or_defer(shared: &Arc<Shared>) {
-    let deferred = PLUGGED.with(|p| {
+    let then = PLUGGED.with(|p| {
         let mut p = p.borrow_mut();
         if p.depth == 0 {
-            return false;
+            return Then::Submit;
         }
         if !p.rings.iter().any(|r| Arc::ptr_eq(r, shared)) {
             p.rings.push(shared.clone());
         }
         p.deferred += 1;
-        true
+        if p.deferred >= MAX_DEFERRED {
+            Then::Flush
+        } else {
+            Then::Wait
+        }
     });
-    if !deferred {
-        submit_now(shared);
-    } else if PLUGGED.with(|p| p.borrow().deferred >= MAX_DEFERRED) {
-        flush();
+    match then {
+        Then::Submit => submit_now(shared),
+        Then::Wait => {}
+        Then::Flush => flush(),
     }
 }

@@ -96,6 +96,15 @@ fn invalid(cid: u16, param: ConnectInvalidParameter) -> Cqe {
     refuse(cid, StatusCode::CONNECT_INVALID_PARAMETERS, Some(param))
 }
 
+/// Invalid Parameters without DNR, for a parameter that named something which went away:
+/// the host starts a new association and gets in (SPDK answers so), where a DNR refusal would
+/// end its reconnecting for good (Linux from 6.10).
+fn invalid_retryable(cid: u16, param: ConnectInvalidParameter) -> Cqe {
+    let mut cqe = Cqe::new(cid, Status::new(StatusCode::CONNECT_INVALID_PARAMETERS));
+    cqe.dw0 = param.dw0();
+    cqe
+}
+
 fn offset(o: usize) -> u16 {
     u16::try_from(o).unwrap_or(u16::MAX)
 }
@@ -223,12 +232,11 @@ pub fn connect(
         })
         .ok_or_else(|| {
             // No live controller of this host behind the CNTLID: it went away (a restart, a
-            // teardown, a reset) between the host's admin Connect and this one. Without DNR,
-            // as SPDK answers: the host starts a new association and gets in, where a DNR
-            // refusal would end its reconnecting for good (Linux from 6.10).
-            let mut cqe = Cqe::new(cid, Status::new(StatusCode::CONNECT_INVALID_PARAMETERS));
-            cqe.dw0 = ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)).dw0();
-            cqe
+            // teardown, a reset) between the host's admin Connect and this one.
+            invalid_retryable(
+                cid,
+                ConnectInvalidParameter::data(offset(connect_data_offsets::CNTLID)),
+            )
         })?;
     let (registration, token) = ctrl.add_io_queue(cmd.qid).map_err(|r| match r {
         IoQueueRefusal::OutOfRange { .. } => invalid(
